@@ -1,0 +1,66 @@
+import { isValidType } from "./names.js";
+import { parseMessageId } from "./position.js";
+
+/** What subscribers receive as SSE `data` and plain Redis subscribers receive as the payload. */
+export interface Envelope {
+  id: string;
+  channel: string;
+  pattern?: string;
+  type?: string;
+  data: unknown;
+  ts: number;
+}
+
+/**
+ * Builds envelope JSON from parts, with `data` already serialized. The one writer of the
+ * shape (the publish script builds the same fields in Lua for plain Redis subscribers).
+ */
+export function envelopeJson(id: string, channel: string, pattern: string | undefined, type: string | undefined, dataJson: string, ts: number): string {
+  let s = `{"id":${JSON.stringify(id)},"channel":${JSON.stringify(channel)}`;
+  if (pattern !== undefined) s += `,"pattern":${JSON.stringify(pattern)}`;
+  if (type !== undefined) s += `,"type":${JSON.stringify(type)}`;
+  return `${s},"data":${dataJson},"ts":${ts}}`;
+}
+
+/** A Redis payload recognised as one of ours (published through edge-fanout on `channel`). */
+export interface ParsedEnvelope {
+  id: string;
+  type?: string;
+  dataJson: string;
+  ts: number;
+}
+
+/**
+ * Recognises an envelope written by edge-fanout. Anything else that arrives on a channel
+ * (a plain PUBLISH from another program) is not one, and the caller wraps it instead.
+ * Values a hostile publisher could use to break the stream (a type with a newline) fail the
+ * check, so such a payload is delivered as plain data.
+ */
+export function parseEnvelope(payload: string, channel: string): ParsedEnvelope | undefined {
+  if (payload.length < 20 || payload.charCodeAt(0) !== 0x7b /* { */) return undefined;
+  let v: unknown;
+  try {
+    v = JSON.parse(payload);
+  } catch {
+    return undefined;
+  }
+  if (v === null || typeof v !== "object" || Array.isArray(v)) return undefined;
+  const o = v as Record<string, unknown>;
+  if (typeof o.id !== "string" || o.channel !== channel || typeof o.ts !== "number" || !("data" in o)) return undefined;
+  if (!parseMessageId(o.id)) return undefined;
+  if (o.type !== undefined && !isValidType(o.type)) return undefined;
+  return { id: o.id, type: o.type as string | undefined, dataJson: JSON.stringify(o.data), ts: o.ts };
+}
+
+/** Plain Redis payloads: JSON is delivered parsed, anything else as a string. */
+export function plainDataJson(payload: string): string {
+  const t = payload.trim();
+  if (t.length > 0) {
+    try {
+      return JSON.stringify(JSON.parse(t));
+    } catch {
+      /* not JSON: deliver as a string */
+    }
+  }
+  return JSON.stringify(payload);
+}

@@ -1,0 +1,121 @@
+/**
+ * Redis glob matching, ported byte for byte from `stringmatchlen` in Redis's util.c so the
+ * embedded broker routes exactly as PSUBSCRIBE does: `*`, `?`, `[abc]`, `[^a]`, `[a-z]`
+ * (reversed ranges too), `\` escapes, an unclosed `[` and a trailing `\`.
+ *
+ * Redis compares raw bytes, and in ranges it compares C `char`s, which are signed on the
+ * platforms Redis runs on; so range bounds use signed bytes, as Redis does.
+ * Cost is bounded: the `skipLonger` early exit (Redis ≥ 7.2) keeps `*` runs polynomial, and
+ * nesting past 1000 stars fails as in Redis.
+ */
+const STAR = 0x2a, QMARK = 0x3f, LBRACKET = 0x5b, RBRACKET = 0x5d, BACKSLASH = 0x5c, CARET = 0x5e, DASH = 0x2d;
+
+const encoder = new TextEncoder();
+
+export function toBytes(s: string): Uint8Array {
+  return encoder.encode(s);
+}
+
+const signed = (b: number): number => (b > 127 ? b - 256 : b);
+
+interface State {
+  skipLonger: boolean;
+}
+
+function matchImpl(p: Uint8Array, pi: number, s: Uint8Array, si: number, st: State, nesting: number): boolean {
+  if (nesting > 1000) return false;
+  let plen = p.length - pi;
+  let slen = s.length - si;
+  while (plen > 0 && slen > 0) {
+    const c = p[pi];
+    if (c === STAR) {
+      while (plen > 1 && p[pi + 1] === STAR) {
+        pi++;
+        plen--;
+      }
+      if (plen === 1) return true;
+      while (slen > 0) {
+        if (matchImpl(p, pi + 1, s, si, st, nesting + 1)) return true;
+        if (st.skipLonger) return false;
+        si++;
+        slen--;
+      }
+      st.skipLonger = true;
+      return false;
+    } else if (c === QMARK) {
+      si++;
+      slen--;
+    } else if (c === LBRACKET) {
+      pi++;
+      plen--;
+      const not = plen > 0 && p[pi] === CARET;
+      if (not) {
+        pi++;
+        plen--;
+      }
+      let match = false;
+      for (;;) {
+        if (plen >= 2 && p[pi] === BACKSLASH) {
+          pi++;
+          plen--;
+          if (p[pi] === s[si]) match = true;
+        } else if (plen > 0 && p[pi] === RBRACKET) {
+          break;
+        } else if (plen === 0) {
+          // Unclosed class: step back so the shared `pi++` below lands at the end.
+          pi--;
+          plen++;
+          break;
+        } else if (plen >= 3 && p[pi + 1] === DASH) {
+          let start = signed(p[pi]);
+          let end = signed(p[pi + 2]);
+          const ch = signed(s[si]);
+          if (start > end) [start, end] = [end, start];
+          pi += 2;
+          plen -= 2;
+          if (ch >= start && ch <= end) match = true;
+        } else if (p[pi] === s[si]) {
+          match = true;
+        }
+        pi++;
+        plen--;
+      }
+      if (not) match = !match;
+      if (!match) return false;
+      si++;
+      slen--;
+    } else {
+      if (c === BACKSLASH && plen >= 2) {
+        pi++;
+        plen--;
+      }
+      if (p[pi] !== s[si]) return false;
+      si++;
+      slen--;
+    }
+    pi++;
+    plen--;
+    if (slen === 0) {
+      while (plen > 0 && p[pi] === STAR) {
+        pi++;
+        plen--;
+      }
+      break;
+    }
+  }
+  return plen === 0 && slen === 0;
+}
+
+/** True when `channel` matches the Redis glob `pattern` (both as UTF-8 bytes). */
+export function globMatchBytes(pattern: Uint8Array, channel: Uint8Array): boolean {
+  return matchImpl(pattern, 0, channel, 0, { skipLonger: false }, 0);
+}
+
+export function globMatch(pattern: string, channel: string): boolean {
+  return globMatchBytes(toBytes(pattern), toBytes(channel));
+}
+
+/** A pattern without metacharacters matches only itself. */
+export function isLiteralPattern(pattern: string): boolean {
+  return !/[*?[\\]/.test(pattern);
+}

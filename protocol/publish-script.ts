@@ -1,0 +1,85 @@
+import type { PublishMessage, PublishResult } from "./publish-request.js";
+import { idempotencyKey, partitionOf, streamKey } from "./partition.js";
+
+/**
+ * Appends each message to its partition's stream and publishes it, in one atomic script, so
+ * a message's id and its log position are one value and no reader sees one without the
+ * other. Also the idempotency check. Used by the relay (ioredis EVALSHA) and by the edge
+ * functions (Upstash REST EVAL): one definition of what a publish is.
+ *
+ * KEYS: per message, its stream key and its idempotency key.
+ * ARGV: maxlen, ttl ms (0 = none), dedupe seconds, then per message:
+ *       partition, channel, type ("" = none), data JSON, idempotency id ("" = none).
+ * Returns per message {duplicate 0/1, id, receivers}.
+ *
+ * The PUBLISH payload is the envelope JSON; plain Redis subscribers see exactly that.
+ */
+export const PUBLISH_SCRIPT = `
+local maxlen = ARGV[1]
+local ttl = tonumber(ARGV[2])
+local dedupe = ARGV[3]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local nows = string.format('%.0f', now)
+local out = {}
+local n = (#ARGV - 3) / 5
+for i = 1, n do
+  local a = 3 + (i - 1) * 5
+  local part, ch, ty, data, idem = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]
+  local skey, ikey = KEYS[2 * i - 1], KEYS[2 * i]
+  local prev = false
+  if idem ~= '' then prev = redis.call('GET', ikey) end
+  if prev then
+    local sep = string.find(prev, '|', 1, true)
+    out[i] = {1, string.sub(prev, 1, sep - 1), tonumber(string.sub(prev, sep + 1))}
+  else
+    local sid
+    if ty ~= '' then
+      sid = redis.call('XADD', skey, 'MAXLEN', '~', maxlen, '*', 'c', ch, 'd', data, 'ts', nows, 't', ty)
+    else
+      sid = redis.call('XADD', skey, 'MAXLEN', '~', maxlen, '*', 'c', ch, 'd', data, 'ts', nows)
+    end
+    if ttl > 0 then redis.call('XTRIM', skey, 'MINID', '~', string.format('%.0f', now - ttl)) end
+    local id = part .. '-' .. sid
+    local env = '{"id":"' .. id .. '","channel":' .. cjson.encode(ch)
+    if ty ~= '' then env = env .. ',"type":' .. cjson.encode(ty) end
+    env = env .. ',"data":' .. data .. ',"ts":' .. nows .. '}'
+    local r = redis.call('PUBLISH', ch, env)
+    if idem ~= '' then redis.call('SET', ikey, id .. '|' .. r, 'EX', dedupe) end
+    out[i] = {0, id, r}
+  end
+end
+return out
+`;
+
+export interface LogSettings {
+  prefix: string;
+  partitions: number;
+  /** Entries kept per partition (approximate, as Redis trims whole nodes). */
+  maxLen: number;
+  /** Age limit in ms; 0 keeps entries until maxLen pushes them out. */
+  ttlMs: number;
+  /** How long an idempotency id is remembered, in seconds. */
+  dedupeSeconds: number;
+}
+
+export function publishScriptArgs(messages: PublishMessage[], s: LogSettings): { keys: string[]; args: string[] } {
+  const keys: string[] = [];
+  const args: string[] = [String(s.maxLen), String(s.ttlMs), String(s.dedupeSeconds)];
+  for (const m of messages) {
+    const p = partitionOf(m.channel, s.partitions);
+    keys.push(streamKey(s.prefix, p), idempotencyKey(s.prefix, p, m.channel, m.id ?? ""));
+    args.push(String(p), m.channel, m.type ?? "", m.data, m.id ?? "");
+  }
+  return { keys, args };
+}
+
+export function publishScriptResults(messages: PublishMessage[], reply: unknown): PublishResult[] {
+  if (!Array.isArray(reply) || reply.length !== messages.length) {
+    throw new Error(`unexpected publish script reply: ${JSON.stringify(reply)?.slice(0, 200)}`);
+  }
+  return reply.map((r, i) => {
+    const [dup, id, receivers] = r as [number, string, number];
+    return { id: String(id), channel: messages[i].channel, receivers: Number(receivers), duplicate: Number(dup) === 1 };
+  });
+}

@@ -1,0 +1,8 @@
+import type { Context } from "hono";
+import type { PublishMessage } from "../../protocol/publish-request.js";
+
+/** Who may publish and subscribe to what: the relay's one auth seam. */
+export interface RelayAuth {
+  authorizePublish(c: Context, messages: PublishMessage[]): Promise<void>;
+  authorizeSubscribe(c: Context, channels: string[], patterns: string[]): Promise<void>;
+}

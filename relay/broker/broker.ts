@@ -1,0 +1,68 @@
+import type { Position } from "../../protocol/position.js";
+import type { Publisher } from "../../protocol/publisher.js";
+
+export type SubscriptionKind = "channel" | "pattern";
+
+/**
+ * One message as the broker hands it to the hub: parsed once, whatever the number of
+ * clients. `partition`/`pos` are set when the message is in the durable log (published
+ * through edge-fanout); plain Redis PUBLISHes have neither and are live-only.
+ */
+export interface Delivery {
+  channel: string;
+  /** The subscribed pattern this copy was routed by (Redis `pmessage`). */
+  pattern?: string;
+  id: string;
+  partition?: number;
+  pos?: Position;
+  type?: string;
+  dataJson: string;
+  ts: number;
+}
+
+export interface LogEntry {
+  channel: string;
+  id: string;
+  partition: number;
+  pos: Position;
+  type?: string;
+  dataJson: string;
+  ts: number;
+}
+
+export interface PartitionState {
+  /** Last id ever appended ("0-0" when empty). */
+  last: Position;
+  /** Largest id trimmed away by retention: a cursor below it has a gap. */
+  maxDeleted: Position;
+}
+
+export interface BrokerListener {
+  deliver(d: Delivery): void;
+  /** The subscription link dropped: live messages may be missing until `recovered`. */
+  down(): void;
+  /** Subscriptions are live again after a drop: catch up from the log before going live. */
+  recovered(): void;
+}
+
+/**
+ * Live pub/sub. Subscriptions here are per relay (the hub reference-counts clients onto
+ * them); `subscribe` resolves once the broker confirms, so a message published afterwards
+ * is delivered.
+ */
+export interface Broker extends Publisher {
+  readonly partitions: number;
+  start(listener: BrokerListener): Promise<void>;
+  subscribe(kind: SubscriptionKind, name: string): Promise<void>;
+  unsubscribe(kind: SubscriptionKind, name: string): Promise<void>;
+  /** Whether publish and subscribe can reach the backing store right now. */
+  isReady(): boolean;
+  close(): Promise<void>;
+}
+
+/** The durable history beside the live stream (kept by every broker in this project). */
+export interface MessageLog {
+  /** Entries of one partition strictly after `after`, oldest first. */
+  read(partition: number, after: Position, limit: number): Promise<LogEntry[]>;
+  state(partition: number): Promise<PartitionState>;
+}

@@ -1,0 +1,154 @@
+import { randomUUID } from "node:crypto";
+import type { Cluster, Redis } from "ioredis";
+import { parseEnvelope, plainDataJson } from "../../protocol/envelope.js";
+import { FanoutError, unavailable } from "../../protocol/errors.js";
+import { parseMessageId, parseStreamId, streamId, type Position, ZERO } from "../../protocol/position.js";
+import { PUBLISH_SCRIPT, publishScriptArgs, publishScriptResults, type LogSettings } from "../../protocol/publish-script.js";
+import type { PublishMessage, PublishResult } from "../../protocol/publish-request.js";
+import { partitionOf, streamKey } from "../../protocol/partition.js";
+import type { Broker, BrokerListener, Delivery, LogEntry, MessageLog, PartitionState, SubscriptionKind } from "./broker.js";
+import { connect, type RedisClient } from "./redis-connection.js";
+
+type Scripted = RedisClient & { fanoutPublish(numKeys: number, ...args: string[]): Promise<unknown> };
+
+/**
+ * Redis broker: one connection for commands (publish script, log reads), one for
+ * subscriptions. ioredis re-issues SUBSCRIBE/PSUBSCRIBE after a reconnect; once they are
+ * live again the hub is told to catch up from the log, so the drop costs no message.
+ */
+export class RedisBroker implements Broker, MessageLog {
+  readonly partitions: number;
+  private readonly cmd: Scripted;
+  private readonly sub: RedisClient;
+  private listener?: BrokerListener;
+  private subReadyOnce = false;
+  private plainSeq = 0;
+  private readonly relayId = randomUUID().slice(0, 8);
+  /** A channel of this relay's own: subscribing to it after a reconnect is a barrier behind ioredis's resubscribes. */
+  private readonly marker: string;
+
+  constructor(url: string, private readonly settings: LogSettings) {
+    this.partitions = settings.partitions;
+    this.marker = `${settings.prefix}:relay:${this.relayId}`;
+    const retryStrategy = (times: number) => Math.min(100 * 2 ** Math.min(times, 5), 2000);
+    // Commands fail fast while Redis is down (publish answers 503) instead of queueing.
+    this.cmd = connect(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, retryStrategy, lazyConnect: true }) as Scripted;
+    this.sub = connect(url, { enableOfflineQueue: true, maxRetriesPerRequest: null, retryStrategy, lazyConnect: true });
+    this.cmd.defineCommand("fanoutPublish", { lua: PUBLISH_SCRIPT });
+    for (const c of [this.cmd, this.sub]) c.on("error", () => undefined /* surfaced through status and 503s */);
+  }
+
+  async start(listener: BrokerListener): Promise<void> {
+    this.listener = listener;
+    const sub = this.sub as Redis;
+    sub.on("message", (channel: string, payload: string) => listener.deliver(this.toDelivery(channel, undefined, payload)));
+    sub.on("pmessage", (pattern: string, channel: string, payload: string) => listener.deliver(this.toDelivery(channel, pattern, payload)));
+    sub.on("close", () => listener.down());
+    sub.on("ready", () => {
+      if (!this.subReadyOnce) {
+        this.subReadyOnce = true;
+        return;
+      }
+      // Replies come in order: once the marker is confirmed, every resubscribe before it is live.
+      sub.subscribe(this.marker).then(
+        () => listener.recovered(),
+        () => undefined /* dropped again; the next ready retries */,
+      );
+    });
+    // Start even when Redis is down: the relay serves /healthz and reports 503 until it is up.
+    await Promise.all([this.cmd.connect().catch(() => undefined), sub.connect().catch(() => undefined)]);
+    if (this.sub.status === "ready") await sub.subscribe(this.marker).catch(() => undefined);
+  }
+
+  private toDelivery(channel: string, pattern: string | undefined, payload: string): Delivery {
+    const env = parseEnvelope(payload, channel);
+    if (env) {
+      const mid = parseMessageId(env.id)!;
+      return { channel, pattern, id: env.id, partition: mid.partition, pos: mid.pos, type: env.type, dataJson: env.dataJson, ts: env.ts };
+    }
+    return { channel, pattern, id: `x-${this.relayId}-${(this.plainSeq++).toString(36)}`, dataJson: plainDataJson(payload), ts: Date.now() };
+  }
+
+  isReady(): boolean {
+    return this.cmd.status === "ready" && this.sub.status === "ready";
+  }
+
+  async subscribe(kind: SubscriptionKind, name: string): Promise<void> {
+    if (kind === "channel") await (this.sub as Redis).subscribe(name);
+    else await (this.sub as Redis).psubscribe(name);
+  }
+
+  async unsubscribe(kind: SubscriptionKind, name: string): Promise<void> {
+    if (kind === "channel") await (this.sub as Redis).unsubscribe(name);
+    else await (this.sub as Redis).punsubscribe(name);
+  }
+
+  async publish(messages: PublishMessage[]): Promise<PublishResult[]> {
+    if (this.cmd.status !== "ready") throw unavailable("Redis is unreachable", 2);
+    try {
+      if (!this.isCluster()) return await this.runScript(messages);
+      // On Cluster a script may only touch one slot: one call per partition, in parallel.
+      // Per-channel order is kept (a channel lives in one partition).
+      const groups = new Map<number, number[]>();
+      messages.forEach((m, i) => {
+        const p = partitionOf(m.channel, this.partitions);
+        groups.set(p, [...(groups.get(p) ?? []), i]);
+      });
+      const out: PublishResult[] = new Array(messages.length);
+      await Promise.all(
+        [...groups.values()].map(async (idx) => {
+          const res = await this.runScript(idx.map((i) => messages[i]));
+          idx.forEach((i, k) => (out[i] = res[k]));
+        }),
+      );
+      return out;
+    } catch (err) {
+      if (err instanceof FanoutError) throw err;
+      throw unavailable(`Redis publish failed: ${(err as Error).message}`, 2);
+    }
+  }
+
+  private isCluster(): boolean {
+    return (this.cmd as Cluster).isCluster === true;
+  }
+
+  private async runScript(messages: PublishMessage[]): Promise<PublishResult[]> {
+    const { keys, args } = publishScriptArgs(messages, this.settings);
+    const reply = await this.cmd.fanoutPublish(keys.length, ...keys, ...args);
+    return publishScriptResults(messages, reply);
+  }
+
+  async read(partition: number, after: Position, limit: number): Promise<LogEntry[]> {
+    const rows = (await this.cmd.xrange(streamKey(this.settings.prefix, partition), `(${streamId(after)}`, "+", "COUNT", limit)) as [string, string[]][];
+    const out: LogEntry[] = [];
+    for (const [sid, fields] of rows) {
+      const pos = parseStreamId(sid);
+      if (!pos) continue;
+      const f: Record<string, string> = {};
+      for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]] = fields[i + 1];
+      out.push({ channel: f.c, id: `${partition}-${sid}`, partition, pos, type: f.t, dataJson: f.d, ts: Number(f.ts) });
+    }
+    return out;
+  }
+
+  async state(partition: number): Promise<PartitionState> {
+    let info: unknown[];
+    try {
+      info = (await this.cmd.xinfo("STREAM", streamKey(this.settings.prefix, partition))) as unknown[];
+    } catch (err) {
+      if (/no such key/i.test((err as Error).message)) return { last: ZERO, maxDeleted: ZERO };
+      throw err;
+    }
+    const get = (k: string) => {
+      const i = info.indexOf(k);
+      return i >= 0 ? String(info[i + 1]) : "0-0";
+    };
+    return { last: parseStreamId(get("last-generated-id")) ?? ZERO, maxDeleted: parseStreamId(get("max-deleted-entry-id")) ?? ZERO };
+  }
+
+  async close(): Promise<void> {
+    this.listener = undefined;
+    this.sub.disconnect();
+    this.cmd.disconnect();
+  }
+}

@@ -1,0 +1,49 @@
+import { FanoutError } from "../protocol/errors.js";
+import type { RelayMetrics } from "./metrics.js";
+
+/** Per-relay caps on streams, total and per client IP, answered with 429 before any work. */
+export class ConnectionLimits {
+  private total = 0;
+  private readonly perIp = new Map<string, number>();
+
+  constructor(
+    private readonly maxTotal: number,
+    private readonly maxPerIp: number,
+    private readonly maxPatternStars: number,
+    private readonly metrics: RelayMetrics,
+  ) {}
+
+  /** Reserves a connection slot; the returned function releases it (once). */
+  acquireConnection(ip: string): () => void {
+    const mine = this.perIp.get(ip) ?? 0;
+    if (this.total >= this.maxTotal) this.refuse("too_many_connections", "the relay is at its connection limit");
+    if (mine >= this.maxPerIp) this.refuse("too_many_connections_from_ip", "too many connections from this address");
+    this.total++;
+    this.perIp.set(ip, mine + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.total--;
+      const n = (this.perIp.get(ip) ?? 1) - 1;
+      if (n <= 0) this.perIp.delete(ip);
+      else this.perIp.set(ip, n);
+    };
+  }
+
+  /** Bounds matcher cost per pattern: runs of `*` are what make glob matching expensive. */
+  checkPatterns(patterns: string[]): void {
+    for (const p of patterns) {
+      const stars = p.match(/\*+/g)?.length ?? 0;
+      if (stars > this.maxPatternStars) {
+        this.metrics.rejected.inc({ code: "pattern_too_complex" });
+        throw new FanoutError(400, "pattern_too_complex", `a pattern may hold at most ${this.maxPatternStars} runs of '*'`);
+      }
+    }
+  }
+
+  private refuse(code: string, message: string): never {
+    this.metrics.rejected.inc({ code });
+    throw new FanoutError(429, code, message, { "Retry-After": "5" });
+  }
+}

@@ -1,0 +1,33 @@
+import { ConfigError, loadConfig } from "./config.js";
+import { createRelay } from "./relay.js";
+
+let config;
+try {
+  config = loadConfig();
+} catch (err) {
+  if (err instanceof ConfigError) {
+    console.error(`[fanout] configuration error: ${err.message}`);
+    process.exit(2);
+  }
+  throw err;
+}
+
+const relay = await createRelay(config);
+const port = await relay.listen();
+console.log(`[fanout] relay listening on http://localhost:${port} (${config.redisUrl ? "Redis broker" : "embedded broker"})`);
+
+let stopping = false;
+for (const sig of ["SIGTERM", "SIGINT"] as const) {
+  process.on(sig, () => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    console.log(`[fanout] ${sig}: draining (grace ${config.drainGraceMs} ms)`);
+    relay.drain().then(
+      () => process.exit(0),
+      (err) => {
+        console.error("[fanout] drain failed:", err);
+        process.exit(1);
+      },
+    );
+  });
+}

@@ -1,0 +1,15 @@
+import { envelopeJson } from "../protocol/envelope.js";
+import type { Position } from "../protocol/position.js";
+import type { Delivery } from "./broker/broker.js";
+import { encodeEvent } from "./sse/frame.js";
+
+/** A message encoded once for every client it goes to, with the relay cursor it was sent at. */
+export interface Frame {
+  delivery: Delivery;
+  cursor: Position[];
+  bytes: Buffer;
+}
+
+export function encodeDelivery(d: Delivery, cursor: string): Buffer {
+  return encodeEvent({ id: cursor, event: d.type, data: envelopeJson(d.id, d.channel, d.pattern, d.type, d.dataJson, d.ts) });
+}

@@ -1,0 +1,27 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+/** The relay's Prometheus metrics, on a registry of its own (several relays can share a process in tests). */
+export class RelayMetrics {
+  readonly registry = new Registry();
+  readonly connections = new Gauge({ name: "fanout_connections", help: "Open SSE connections", registers: [this.registry] });
+  readonly subscriptions = new Gauge({ name: "fanout_broker_subscriptions", help: "Broker subscriptions held by this relay", labelNames: ["kind"], registers: [this.registry] });
+  readonly messagesIn = new Counter({ name: "fanout_messages_in_total", help: "Messages received from the broker (per routed copy)", registers: [this.registry] });
+  readonly messagesOut = new Counter({ name: "fanout_messages_out_total", help: "Message frames queued to SSE clients", registers: [this.registry] });
+  readonly published = new Counter({ name: "fanout_published_total", help: "Messages published through this relay's API", labelNames: ["result"], registers: [this.registry] });
+  readonly slowDrops = new Counter({ name: "fanout_slow_consumer_disconnects_total", help: "Clients disconnected because their queue overflowed", registers: [this.registry] });
+  readonly replayed = new Counter({ name: "fanout_replayed_total", help: "Messages replayed from history on resume", registers: [this.registry] });
+  readonly resets = new Counter({ name: "fanout_resets_total", help: "event: reset sent (cursor beyond retention, unknown or malformed)", labelNames: ["reason"], registers: [this.registry] });
+  readonly catchUps = new Counter({ name: "fanout_catchups_total", help: "Catch-ups from the log after the broker link came back", registers: [this.registry] });
+  readonly caughtUp = new Counter({ name: "fanout_caught_up_messages_total", help: "Messages recovered from the log after a broker drop", registers: [this.registry] });
+  readonly rejected = new Counter({ name: "fanout_rejected_total", help: "Requests refused, by code", labelNames: ["code"], registers: [this.registry] });
+  readonly latency = new Histogram({
+    name: "fanout_publish_to_write_seconds",
+    help: "From publish (envelope ts) to frames queued for clients",
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: "fanout_process_" });
+  }
+}

@@ -1,0 +1,23 @@
+import type { RelayConfig } from "./config.js";
+import type { Broker, MessageLog } from "./broker/broker.js";
+import type { Hub } from "./hub.js";
+import type { RelayMetrics } from "./metrics.js";
+import type { FlushScheduler } from "./sse/flush-scheduler.js";
+import type { SseConnection } from "./sse/sse-connection.js";
+import type { RelayAuth } from "./auth/relay-auth.js";
+import type { ConnectionLimits } from "./connection-limits.js";
+
+/** What the relay's routes share: built once in `createRelay`. */
+export interface RelayContext {
+  config: RelayConfig;
+  broker: Broker;
+  log: MessageLog;
+  hub: Hub;
+  metrics: RelayMetrics;
+  scheduler: FlushScheduler;
+  auth: RelayAuth;
+  limits: ConnectionLimits;
+  connections: Set<SseConnection>;
+  draining: boolean;
+  startedAt: number;
+}

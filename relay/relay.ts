@@ -1,0 +1,108 @@
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { Hono } from "hono";
+import { serve } from "@hono/node-server";
+import type { RelayConfig } from "./config.js";
+import type { Broker, MessageLog } from "./broker/broker.js";
+import { MemoryBroker } from "./broker/memory-broker.js";
+import { RedisBroker } from "./broker/redis-broker.js";
+import { Hub } from "./hub.js";
+import { RelayMetrics } from "./metrics.js";
+import { FlushScheduler } from "./sse/flush-scheduler.js";
+import { HEARTBEAT } from "./sse/frame.js";
+import { KeyAuth } from "./auth/key-auth.js";
+import { ConnectionLimits } from "./connection-limits.js";
+import type { RelayContext } from "./relay-context.js";
+import { eventsRoute } from "./routes/events.js";
+import { opsRoute } from "./routes/ops.js";
+import { pageRoute } from "./routes/page.js";
+import { publishRoute } from "../routes/publish.js";
+import { errorResponse } from "../routes/error-response.js";
+import type { RelayAuth } from "./auth/relay-auth.js";
+
+export interface Relay {
+  app: Hono;
+  context: RelayContext;
+  /** Listens on config.port (0: any free port) and resolves with the bound port. */
+  listen(): Promise<number>;
+  /** SIGTERM behaviour: refuse new streams, end open ones so clients resume elsewhere, stop. */
+  drain(graceMs?: number): Promise<void>;
+}
+
+function makeBroker(config: RelayConfig): Broker & MessageLog {
+  const settings = { ...config.log };
+  return config.redisUrl ? new RedisBroker(config.redisUrl, settings) : new MemoryBroker(settings);
+}
+
+export async function createRelay(config: RelayConfig, opts: { auth?: RelayAuth } = {}): Promise<Relay> {
+  const metrics = new RelayMetrics();
+  const broker = makeBroker(config);
+  const hub = new Hub(broker, broker, metrics, config.unsubscribeDelayMs);
+  const rc: RelayContext = {
+    config,
+    broker,
+    log: broker,
+    hub,
+    metrics,
+    scheduler: new FlushScheduler(),
+    auth: opts.auth ?? new KeyAuth(config.publishKeys),
+    limits: new ConnectionLimits(config.maxConnections, config.maxConnectionsPerIp, config.maxPatternStars, metrics),
+    connections: new Set(),
+    draining: false,
+    startedAt: Date.now(),
+  };
+  await broker.start(hub);
+  await hub.init().catch((err) => console.warn("[fanout] could not read the log's end yet:", (err as Error).message));
+
+  const app = new Hono();
+  app.onError((err, c) => {
+    const res = errorResponse(err, c);
+    if (res.status >= 400 && res.status !== 500) metrics.rejected.inc({ code: String(res.status) });
+    return res;
+  });
+  app.route("/", opsRoute(rc));
+  app.route("/", eventsRoute(rc) as unknown as Hono);
+  app.route(
+    "/",
+    publishRoute({
+      publisher: broker,
+      maxBodyBytes: config.maxBodyBytes,
+      maxBatch: config.maxBatch,
+      authorizePublish: (c, messages) => rc.auth.authorizePublish(c, messages),
+      published: (_m, results) => {
+        for (const r of results) metrics.published.inc({ result: r.duplicate ? "duplicate" : "published" });
+      },
+    }),
+  );
+  app.route("/", pageRoute());
+  app.notFound((c) => c.json({ error: { code: "not_found", message: `no route for ${c.req.method} ${c.req.path}` } }, 404));
+
+  const heartbeat = setInterval(() => {
+    for (const conn of rc.connections) conn.send(HEARTBEAT);
+  }, config.heartbeatMs);
+  heartbeat.unref();
+
+  let server: Server | undefined;
+  return {
+    app,
+    context: rc,
+    listen: () =>
+      new Promise((resolve) => {
+        server = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, (info: AddressInfo) => resolve(info.port)) as Server;
+        // SSE streams are long-lived: no request timeout, keep-alive as usual.
+        server.requestTimeout = 0;
+        server.headersTimeout = 30_000;
+      }),
+    drain: async (graceMs = config.drainGraceMs) => {
+      rc.draining = true;
+      clearInterval(heartbeat);
+      const closed = server ? new Promise<void>((r) => server!.close(() => r())) : Promise.resolve();
+      for (const conn of [...rc.connections]) conn.end();
+      server?.closeIdleConnections();
+      const timer = new Promise<void>((r) => setTimeout(r, graceMs).unref());
+      await Promise.race([closed, timer]);
+      server?.closeAllConnections();
+      await broker.close();
+    },
+  };
+}

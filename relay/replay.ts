@@ -1,0 +1,82 @@
+import { comparePositions, type Position } from "../protocol/position.js";
+import { partitionOf } from "../protocol/partition.js";
+import { globMatchBytes, toBytes } from "../protocol/glob.js";
+import type { Delivery, MessageLog } from "./broker/broker.js";
+import type { Client } from "./client.js";
+
+export type ResetReason = "retention" | "unknown" | "malformed" | "limit";
+
+const PAGE = 500;
+
+/**
+ * Which partitions can hold a client's messages: those of its channels, or all of them when
+ * it has a pattern (a pattern can match a channel in any partition).
+ */
+function partitionsFor(c: Client, partitions: number): number[] {
+  if (c.patterns.length > 0) return Array.from({ length: partitions }, (_, i) => i);
+  return [...new Set(c.channels.map((ch) => partitionOf(ch, partitions)))].sort((a, b) => a - b);
+}
+
+/**
+ * Checks the resume cursor against the log: a position below what retention already
+ * trimmed has a gap ("retention"); one beyond the log's end was never issued by this log
+ * ("unknown": Redis lost its data, or another deployment). For an unknown position the
+ * client's cursor is pulled back to the log's end, so it does not skip new messages.
+ */
+export async function checkCursor(log: MessageLog, c: Client, partitions: number): Promise<ResetReason | undefined> {
+  let reason: ResetReason | undefined;
+  for (const p of partitionsFor(c, partitions)) {
+    const st = await log.state(p);
+    const at = c.delivered[p];
+    if (comparePositions(at, st.last) > 0) {
+      c.delivered[p] = st.last;
+      reason = "unknown";
+    } else if (reason === undefined && comparePositions(at, st.maxDeleted) < 0) {
+      reason = "retention";
+    }
+  }
+  return reason;
+}
+
+/**
+ * Sends a resuming client everything after its cursor on its channels and patterns, in
+ * per-partition (hence per-channel) log order, respecting its socket's backpressure.
+ * Live frames meanwhile are held by the client and later skipped when already replayed.
+ * Returns "limit" when more than `limit` messages were due (the rest is skipped).
+ */
+export async function replay(log: MessageLog, c: Client, partitions: number, limit: number, relayCursor: Position[]): Promise<{ sent: number; reset?: ResetReason }> {
+  const exact = new Set(c.channels);
+  const pats = c.patterns.map((p) => [p, toBytes(p)] as const);
+  let sent = 0;
+  for (const p of partitionsFor(c, partitions)) {
+    // Entries of other channels do not move the client's cursor (keeping it at or below the
+    // relay's, so it can share frames); `from` walks past them.
+    let from = c.delivered[p];
+    for (;;) {
+      const page = await log.read(p, from, PAGE);
+      if (page.length > 0) from = page[page.length - 1].pos;
+      for (const e of page) {
+        let d: Delivery | undefined;
+        if (exact.has(e.channel)) d = e;
+        else if (pats.length > 0) {
+          const bytes = toBytes(e.channel);
+          const hit = pats.find(([, pb]) => globMatchBytes(pb, bytes));
+          if (hit) d = { ...e, pattern: hit[0] };
+        }
+        if (d) {
+          if (sent >= limit) {
+            // Too much to replay: jump to the live position instead of flooding the client.
+            for (let i = 0; i < partitions; i++) if (comparePositions(relayCursor[i], c.delivered[i]) > 0) c.delivered[i] = relayCursor[i];
+            return { sent, reset: "limit" };
+          }
+          c.sendOwn(d);
+          sent++;
+        }
+      }
+      if (c.conn.closed) return { sent };
+      await c.conn.drained();
+      if (page.length < PAGE) break;
+    }
+  }
+  return { sent };
+}

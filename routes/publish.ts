@@ -1,0 +1,37 @@
+import { Hono, type Context } from "hono";
+import { parsePublishBody, type PublishMessage, type PublishResult } from "../protocol/publish-request.js";
+import type { Publisher } from "../protocol/publisher.js";
+import { readJson } from "./read-json.js";
+import { errorResponse } from "./error-response.js";
+
+export interface PublishRouteDeps {
+  publisher: Publisher;
+  maxBodyBytes: number;
+  maxBatch: number;
+  /**
+   * Decides whether this request may publish to these channels; throws FanoutError 401/403
+   * (or 429 when rate limited). All channels of a batch are checked before anything is
+   * published, so a forbidden item refuses the whole batch.
+   */
+  authorizePublish(c: Context, messages: PublishMessage[]): Promise<void>;
+  /** Called after a successful publish (metrics). */
+  published?(messages: PublishMessage[], results: PublishResult[]): void;
+}
+
+/**
+ * `POST /v1/publish`, one implementation for the edge functions and the relay: single
+ * `{channel, data, type?, id?}` or batch `{messages: [...]}`.
+ */
+export function publishRoute(deps: PublishRouteDeps): Hono {
+  const app = new Hono();
+  app.onError(errorResponse);
+  app.post("/v1/publish", async (c) => {
+    const { body } = await readJson(c, deps.maxBodyBytes);
+    const { batch, messages } = parsePublishBody(body, { maxBatch: deps.maxBatch });
+    await deps.authorizePublish(c, messages);
+    const results = await deps.publisher.publish(messages);
+    deps.published?.(messages, results);
+    return c.json(batch ? { results } : results[0]);
+  });
+  return app;
+}
