@@ -1,0 +1,166 @@
+import { request, type IncomingMessage, type ClientRequest } from "node:http";
+
+export interface SseEvent {
+  id?: string;
+  event: string;
+  data: string;
+}
+
+/**
+ * A real SSE client over node:http with a spec-conformant parser (fields, multi-line data,
+ * comments). Tests read what a browser's EventSource would see.
+ */
+export class SseClient {
+  readonly events: SseEvent[] = [];
+  comments = 0;
+  retry?: number;
+  status = 0;
+  headers: IncomingMessage["headers"] = {};
+  body = "";
+  closed = false;
+  private buf = "";
+  private req?: ClientRequest;
+  private res?: IncomingMessage;
+  private waiters: Array<() => void> = [];
+  /** Last id seen, as EventSource keeps it for Last-Event-ID. */
+  lastEventId?: string;
+
+  static open(url: string, headers: Record<string, string> = {}): Promise<SseClient> {
+    const c = new SseClient();
+    return c.connect(url, headers).then(() => c);
+  }
+
+  private connect(url: string, headers: Record<string, string>): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.req = request(url, { headers: { Accept: "text/event-stream", ...headers } }, (res) => {
+        this.res = res;
+        this.status = res.statusCode ?? 0;
+        this.headers = res.headers;
+        res.setEncoding("utf8");
+        res.on("data", (chunk: string) => this.feed(chunk));
+        res.on("end", () => this.finish());
+        res.on("close", () => this.finish());
+        res.on("error", () => this.finish());
+        resolve();
+      });
+      this.req.on("error", (e) => {
+        this.finish();
+        reject(e);
+      });
+      this.req.end();
+    });
+  }
+
+  private finish(): void {
+    this.closed = true;
+    this.wake();
+  }
+
+  private feed(chunk: string): void {
+    if (this.status !== 200) {
+      this.body += chunk;
+      return;
+    }
+    this.buf += chunk;
+    let idx: number;
+    while ((idx = this.buf.search(/\r\n\r\n|\n\n|\r\r/)) >= 0) {
+      const block = this.buf.slice(0, idx);
+      this.buf = this.buf.slice(idx + (this.buf.startsWith("\r\n\r\n", idx) ? 4 : 2));
+      this.parseBlock(block);
+    }
+    this.wake();
+  }
+
+  private parseBlock(block: string): void {
+    let event = "message";
+    const data: string[] = [];
+    let id: string | undefined;
+    let any = false;
+    for (const line of block.split(/\r\n|\r|\n/)) {
+      if (line.startsWith(":")) {
+        this.comments++;
+        continue;
+      }
+      const colon = line.indexOf(":");
+      const field = colon < 0 ? line : line.slice(0, colon);
+      let value = colon < 0 ? "" : line.slice(colon + 1);
+      if (value.startsWith(" ")) value = value.slice(1);
+      if (field === "data") {
+        data.push(value);
+        any = true;
+      } else if (field === "event") event = value;
+      else if (field === "id") {
+        id = value;
+        this.lastEventId = value;
+      } else if (field === "retry") this.retry = Number(value);
+    }
+    if (any) this.events.push({ id, event, data: data.join("\n") });
+  }
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  /** Messages that are not control events (ready/reset). */
+  messages(): SseEvent[] {
+    return this.events.filter((e) => e.event !== "ready" && e.event !== "reset");
+  }
+
+  envelopes(): Array<{ id: string; channel: string; pattern?: string; type?: string; data: unknown; ts: number }> {
+    return this.messages().map((e) => JSON.parse(e.data));
+  }
+
+  async waitFor(pred: (c: SseClient) => boolean, timeoutMs = 5000, what = "condition"): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!pred(this)) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; got ${this.events.length} events: ${JSON.stringify(this.events.slice(-5))}`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, Math.max(1, Math.min(100, deadline - Date.now())));
+        this.waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+
+  waitReady(timeoutMs = 5000): Promise<void> {
+    return this.waitFor((c) => c.events.some((e) => e.event === "ready"), timeoutMs, "ready");
+  }
+
+  waitMessages(n: number, timeoutMs = 5000): Promise<void> {
+    return this.waitFor((c) => c.messages().length >= n, timeoutMs, `${n} messages`);
+  }
+
+  waitClosed(timeoutMs = 5000): Promise<void> {
+    return this.waitFor((c) => c.closed, timeoutMs, "close");
+  }
+
+  /** Stops reading without closing: the server sees a stalled consumer. */
+  pause(): void {
+    this.res?.pause();
+  }
+
+  close(): void {
+    this.req?.destroy();
+    this.closed = true;
+  }
+}
+
+export async function publish(base: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: any; headers: Headers }> {
+  const res = await fetch(`${base}/v1/publish`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", ...headers },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = text;
+  }
+  return { status: res.status, json, headers: res.headers };
+}
