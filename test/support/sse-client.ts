@@ -115,7 +115,7 @@ export class SseClient {
   async waitFor(pred: (c: SseClient) => boolean, timeoutMs = 5000, what = "condition"): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (!pred(this)) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; got ${this.events.length} events: ${JSON.stringify(this.events.slice(-5))}`);
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; got ${this.events.length} events, last: ${JSON.stringify(this.events.slice(-2)).slice(0, 300)}`);
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, Math.max(1, Math.min(100, deadline - Date.now())));
         this.waiters.push(() => {

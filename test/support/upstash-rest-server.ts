@@ -1,7 +1,11 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { pathToFileURL } from "node:url";
-// The default export: the named one is undefined when this runs in the Workers pool's globalSetup.
-import IORedis from "ioredis";
+import ioredis, { type Redis as RedisClient } from "ioredis";
+
+// The module object is the Redis class at run time; the named export is undefined when this
+// runs in the Workers pool's globalSetup, and the types under NodeNext see a namespace.
+const IORedis = ioredis as unknown as typeof RedisClient;
+type IORedis = RedisClient;
 
 type Reply = Buffer | number | null | Reply[] | Error;
 
@@ -58,7 +62,7 @@ export async function startUpstashRestServer(opts: { redisUrl: string; token: st
   const subscribers = new Set<IORedis>();
 
   async function subscribe(req: IncomingMessage, res: ServerResponse, kind: "subscribe" | "psubscribe", name: string): Promise<void> {
-    const sub = new IORedis(opts.redisUrl, { ...redisOpts, lazyConnect: false });
+    const sub = new IORedis(opts.redisUrl, redisOpts);
     sub.on("error", () => undefined);
     subscribers.add(sub);
     const close = () => {
@@ -70,6 +74,7 @@ export async function startUpstashRestServer(opts: { redisUrl: string; token: st
     sub.on("message", (ch: string, msg: string) => res.write(`data: message,${ch},${msg}\n\n`));
     sub.on("pmessage", (p: string, ch: string, msg: string) => res.write(`data: pmessage,${p},${ch},${msg}\n\n`));
     try {
+      await sub.connect();
       const n = kind === "subscribe" ? await sub.subscribe(name) : await sub.psubscribe(name);
       res.write(`data: ${kind},${name},${n}\n\n`);
     } catch (e) {
@@ -106,7 +111,7 @@ export async function startUpstashRestServer(opts: { redisUrl: string; token: st
     try {
       if (path === "/pipeline") {
         replies = await Promise.all(
-          cmds.map((c) => redis.callBuffer(...args(c)).then((r): [null, unknown] => [null, r], (e: Error): [Error, null] => [e, null])),
+          cmds.map((c) => redis.callBuffer(...args(c)).then((r: unknown): [null, unknown] => [null, r], (e: Error): [Error, null] => [e, null])),
         );
       } else {
         const tx = redis.multi();
