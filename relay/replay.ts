@@ -31,7 +31,7 @@ export async function checkCursor(log: MessageLog, c: Client, partitions: number
     if (comparePositions(at, st.last) > 0) {
       c.delivered[p] = st.last;
       reason = "unknown";
-    } else if (reason === undefined && comparePositions(at, st.maxDeleted) < 0) {
+    } else if (reason === undefined && comparePositions(at, st.gapBefore) < 0) {
       reason = "retention";
     }
   }

@@ -33,8 +33,13 @@ export interface LogEntry {
 export interface PartitionState {
   /** Last id ever appended ("0-0" when empty). */
   last: Position;
-  /** Largest id trimmed away by retention: a cursor below it has a gap. */
-  maxDeleted: Position;
+  /**
+   * Retention boundary: a cursor strictly below it may have missed trimmed entries. Exact on
+   * the memory broker; on Redis it is the first retained entry once anything was trimmed
+   * (Redis does not record trimmed ids), so a cursor at exactly the last trimmed entry also
+   * gets a (harmless) reset.
+   */
+  gapBefore: Position;
 }
 
 export interface BrokerListener {

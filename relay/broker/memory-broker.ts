@@ -113,7 +113,7 @@ export class MemoryBroker implements Broker, MessageLog {
   async state(partition: number): Promise<PartitionState> {
     const part = this.parts[partition];
     this.trim(part, Date.now());
-    return { last: part.last, maxDeleted: part.maxDeleted };
+    return { last: part.last, gapBefore: part.maxDeleted };
   }
 
   async close(): Promise<void> {

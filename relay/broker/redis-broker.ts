@@ -136,14 +136,20 @@ export class RedisBroker implements Broker, MessageLog {
     try {
       info = (await this.cmd.xinfo("STREAM", streamKey(this.settings.prefix, partition))) as unknown[];
     } catch (err) {
-      if (/no such key/i.test((err as Error).message)) return { last: ZERO, maxDeleted: ZERO };
+      if (/no such key/i.test((err as Error).message)) return { last: ZERO, gapBefore: ZERO };
       throw err;
     }
-    const get = (k: string) => {
+    const get = (k: string): unknown => {
       const i = info.indexOf(k);
-      return i >= 0 ? String(info[i + 1]) : "0-0";
+      return i >= 0 ? info[i + 1] : undefined;
     };
-    return { last: parseStreamId(get("last-generated-id")) ?? ZERO, maxDeleted: parseStreamId(get("max-deleted-entry-id")) ?? ZERO };
+    const last = parseStreamId(String(get("last-generated-id"))) ?? ZERO;
+    const trimmed = Number(get("entries-added")) > Number(get("length"));
+    if (!trimmed) return { last, gapBefore: ZERO };
+    const first = get("first-entry");
+    const firstId = Array.isArray(first) ? parseStreamId(String(first[0])) : undefined;
+    // Everything was trimmed (age limit): only a cursor at the very end has no gap.
+    return { last, gapBefore: firstId ?? { ms: last.ms, seq: last.seq + 1 } };
   }
 
   async close(): Promise<void> {
