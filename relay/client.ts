@@ -30,7 +30,6 @@ export class Client {
     readonly channels: string[],
     readonly patterns: string[],
     private readonly maxHeld: number,
-    private readonly onSent: () => void,
   ) {}
 
   /** Fixes the starting cursor: the resume cursor, or the relay cursor for a fresh stream. */
@@ -51,7 +50,6 @@ export class Client {
   sendOwn(d: Delivery): void {
     if (!this.advance(d)) return;
     this.conn.send(encodeDelivery(d, formatCursor(this.delivered)));
-    this.onSent();
   }
 
   goLive(relayCursor: Position[]): void {
@@ -68,12 +66,10 @@ export class Client {
         this.aheadOfRelay = false;
       } else {
         this.conn.send(encodeDelivery(f.delivery, formatCursor(merge(f.cursor, this.delivered))));
-        this.onSent();
         return;
       }
     }
     this.conn.send(f.bytes);
-    this.onSent();
   }
 
   private advance(d: Delivery): boolean {

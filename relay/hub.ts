@@ -6,6 +6,7 @@ import { SubscriptionSet } from "./broker/pattern-set.js";
 import type { Client } from "./client.js";
 import { encodeDelivery, type Frame } from "./message-frame.js";
 import type { RelayMetrics } from "./metrics.js";
+import { RateMeter } from "./rate-meter.js";
 
 interface Subscription {
   kind: SubscriptionKind;
@@ -39,7 +40,8 @@ export class Hub implements BrokerListener {
   private readonly cursorText: CursorEncoder;
   private backlog: Delivery[] | undefined;
   private catchUpRunning = false;
-  private plainCounter = 0;
+  /** Messages in (per routed copy) and frames out, per second over the last 10 s. */
+  readonly rates = new RateMeter();
 
   constructor(
     private readonly broker: Broker,
@@ -58,11 +60,6 @@ export class Hub implements BrokerListener {
 
   get cursorString(): string {
     return this.cursorText.toString();
-  }
-
-  /** An id for a plain Redis message (not in the log): unique per relay, never a log id. */
-  plainId(): string {
-    return `x-${Date.now().toString(36)}-${(this.plainCounter++).toString(36)}`;
   }
 
   // ---- broker side -------------------------------------------------------------------
@@ -123,10 +120,13 @@ export class Hub implements BrokerListener {
   private dispatch(d: Delivery): void {
     if (d.pos !== undefined && d.partition !== undefined) this.advance(d.partition, d.pos);
     this.metrics.messagesIn.inc();
+    this.rates.markIn();
     const sub = d.pattern !== undefined ? this.patterns.get(d.pattern) : this.channels.get(d.channel);
     if (!sub || sub.clients.size === 0) return;
     const frame: Frame = { delivery: d, cursor: this.cursor.slice(), bytes: encodeDelivery(d, this.cursorText.toString()) };
     for (const c of sub.clients) c.offer(frame);
+    this.metrics.messagesOut.inc(sub.clients.size);
+    this.rates.mark(sub.clients.size);
     this.metrics.latency.observe(Math.max(0, Date.now() - d.ts) / 1000);
   }
 

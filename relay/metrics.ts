@@ -22,6 +22,6 @@ export class RelayMetrics {
   });
 
   constructor() {
-    collectDefaultMetrics({ register: this.registry, prefix: "fanout_process_" });
+    collectDefaultMetrics({ register: this.registry, prefix: "fanout_" });
   }
 }

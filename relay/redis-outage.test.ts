@@ -69,7 +69,7 @@ describe("Redis outages under open streams", () => {
       // Publish through a second path (plain script via another relay would also do): the API.
       const res = await publish(r.base, { channel: ch, data: i });
       expect(res.status).toBe(200);
-      if (i % 60 === 30) killed += Number(await admin.client("KILL", "TYPE", "pubsub"));
+      if (i % 60 === 30) killed += Number(await admin.call("CLIENT", "KILL", "TYPE", "pubsub"));
     }
     expect(killed).toBeGreaterThan(0);
     await c.waitMessages(total, 15_000);

@@ -58,7 +58,7 @@ export function eventsRoute(rc: RelayContext): Hono<NodeEnv> {
     });
     rc.connections.add(conn);
     metrics.connections.inc();
-    client = new Client(id, conn, channels, patterns, config.queueMaxMessages, () => metrics.messagesOut.inc());
+    client = new Client(id, conn, channels, patterns, config.queueMaxMessages);
 
     try {
       await hub.attach(client);

@@ -26,7 +26,7 @@ export function opsRoute(rc: RelayContext): Hono {
       channels,
       patterns,
       messages: { in: messagesIn, out: messagesOut, published: await get("fanout_published_total") },
-      rates: { inPerSecond: messagesIn / Math.max(1, uptime), outPerSecond: messagesOut / Math.max(1, uptime) },
+      rates: rc.hub.rates.snapshot(),
       cursor: rc.hub.cursorString,
       uptimeSeconds: Math.round(uptime),
     });
