@@ -1,0 +1,40 @@
+import { Hono, type Context } from "hono";
+import type { PublishMessage } from "../protocol/publish-request.js";
+import { errorResponse } from "../routes/error-response.js";
+import { hooksRoute } from "../routes/hooks/hooks-route.js";
+import { invalidateRoute } from "../routes/invalidate.js";
+import { authorizePublish } from "../routes/publish-auth.js";
+import { publishRoute } from "../routes/publish.js";
+import type { FunctionsConfig } from "./config.js";
+import { UpstashInvalidationStore } from "./upstash-invalidation-store.js";
+import { breakerFor, upstashClient } from "./upstash-client.js";
+import { UpstashPublisher } from "./upstash-publisher.js";
+
+/** The edge app: the shared publish, invalidate and hook routes over Upstash REST. */
+export function createApp(config: FunctionsConfig): Hono {
+  const redis = upstashClient(config);
+  const breaker = breakerFor(config);
+  const publisher = new UpstashPublisher(redis, config.log, breaker);
+  const store = new UpstashInvalidationStore(redis, config.log.prefix, breaker);
+  // No loopback at the edge: without keys, publishing is refused unless explicitly opened.
+  const authorize = (c: Context, messages: PublishMessage[]) =>
+    authorizePublish(c, messages, { keys: config.publishKeys, jwtSecret: config.jwtSecret, allowAnonymous: config.allowAnonymousPublish });
+
+  const app = new Hono();
+  app.onError(errorResponse);
+  app.notFound((c) => c.json({ error: { code: "not_found", message: "no such route" } }, 404));
+  app.route("/", publishRoute({ publisher, maxBodyBytes: config.maxBodyBytes, maxBatch: config.maxBatch, authorizePublish: authorize }));
+  app.route("/", invalidateRoute({ publisher, store, maxBodyBytes: config.maxBodyBytes, authorizePublish: authorize }));
+  app.route(
+    "/",
+    hooksRoute({
+      publisher,
+      store,
+      maxBodyBytes: config.maxBodyBytes,
+      secrets: config.hookSecrets,
+      mapping: config.hookMapping,
+      deliveryTtlSeconds: config.hookDedupeSeconds,
+    }),
+  );
+  return app;
+}

@@ -1,0 +1,181 @@
+import { describe, expect, inject, it } from "vitest";
+import { call, logEntries, plainSubscriber, testEnv, uniq } from "./test-helpers.js";
+
+const env = testEnv();
+
+describe("POST /v1/publish", () => {
+  it("runs inside workerd", () => {
+    expect(navigator.userAgent).toBe("Cloudflare-Workers");
+  });
+
+  it("publishes one message into the log and to plain Redis subscribers", async () => {
+    const channel = uniq("orders:events");
+    const sub = await plainSubscriber(channel);
+    try {
+      const r = await call(env, "/v1/publish", { body: { channel, type: "order.created", data: { n: 1, s: "é" } } });
+      expect(r.status).toBe(200);
+      expect(r.json).toEqual({ id: expect.stringMatching(/^\d+-\d+-\d+$/), channel, receivers: 1, duplicate: false });
+      const envelope = JSON.parse(await sub.next());
+      expect(envelope).toEqual({ id: r.json.id, channel, type: "order.created", data: { n: 1, s: "é" }, ts: expect.any(Number) });
+      const log = await logEntries(env, channel);
+      expect(log).toHaveLength(1);
+      expect(r.json.id.endsWith(`-${log[0].id}`)).toBe(true);
+      expect(JSON.parse(log[0].fields.d)).toEqual({ n: 1, s: "é" });
+      expect(log[0].fields.t).toBe("order.created");
+    } finally {
+      sub.close();
+    }
+  });
+
+  it("publishes a batch in order", async () => {
+    const a = uniq("batch:a");
+    const b = uniq("batch:b");
+    const r = await call(env, "/v1/publish", {
+      body: { messages: [{ channel: a, data: 1 }, { channel: b, data: "two", type: "t" }, { channel: a, data: [3] }] },
+    });
+    expect(r.status).toBe(200);
+    expect(r.json.results.map((x: any) => [x.channel, x.duplicate])).toEqual([
+      [a, false],
+      [b, false],
+      [a, false],
+    ]);
+    expect((await logEntries(env, a)).map((e) => e.fields.d)).toEqual(["1", "[3]"]);
+    expect((await logEntries(env, b)).map((e) => e.fields.d)).toEqual(['"two"']);
+  });
+
+  it("accepts glob metacharacters and a 1024-byte channel", async () => {
+    for (const channel of [uniq("user:*:[a-z]?\\x"), "é".repeat(512)]) {
+      const r = await call(env, "/v1/publish", { body: { channel, data: null } });
+      expect(r.status).toBe(200);
+      expect(r.json.channel).toBe(channel);
+    }
+  });
+
+  it("publishes the same id on the same channel once", async () => {
+    const channel = uniq("idem");
+    const first = await call(env, "/v1/publish", { body: { channel, data: 1, id: "evt-123" } });
+    const again = await call(env, "/v1/publish", { body: { channel, data: 2, id: "evt-123" } });
+    expect(first.json.duplicate).toBe(false);
+    expect(again.status).toBe(200);
+    expect(again.json).toEqual({ ...first.json, duplicate: true });
+    const batch = await call(env, "/v1/publish", {
+      body: { messages: [{ channel, data: 3, id: "evt-123" }, { channel, data: 4, id: "evt-124" }] },
+    });
+    expect(batch.json.results.map((x: any) => x.duplicate)).toEqual([true, false]);
+    expect((await logEntries(env, channel)).map((e) => e.fields.d)).toEqual(["1", "4"]);
+    // Same id, other channel: a different message.
+    const other = await call(env, "/v1/publish", { body: { channel: `${channel}:other`, data: 5, id: "evt-123" } });
+    expect(other.json.duplicate).toBe(false);
+  });
+});
+
+describe("publisher auth", () => {
+  it("needs a configured key", async () => {
+    const channel = uniq("auth");
+    const missing = await call(env, "/v1/publish", { body: { channel, data: 1 }, key: null });
+    expect(missing.status).toBe(401);
+    expect(missing.json.error.code).toBe("missing_credentials");
+    expect(missing.headers.get("www-authenticate")).toMatch(/^Bearer/);
+    const wrong = await call(env, "/v1/publish", { body: { channel, data: 1 }, key: "pk-test-3" });
+    expect(wrong.status).toBe(401);
+    expect(wrong.json.error.code).toBe("invalid_credentials");
+    const basic = await call(env, "/v1/publish", { body: { channel, data: 1 }, key: null, headers: { authorization: "Basic cGs6eA==" } });
+    expect(basic.status).toBe(401);
+    expect((await call(env, "/v1/publish", { body: { channel, data: 1 }, key: "pk-test-2" })).status).toBe(200);
+    expect(await logEntries(env, channel)).toHaveLength(1);
+  });
+
+  it("refuses everyone when no key is configured, unless anonymous publishing is allowed", async () => {
+    const closed = testEnv({ FANOUT_PUBLISH_KEYS: "" });
+    const r = await call(closed, "/v1/publish", { body: { channel: "x", data: 1 }, key: null });
+    expect(r.status).toBe(401);
+    expect(r.json.error.code).toBe("publish_not_configured");
+    const open = testEnv({ FANOUT_PUBLISH_KEYS: "", FANOUT_ALLOW_ANONYMOUS_PUBLISH: "true" });
+    expect((await call(open, "/v1/publish", { body: { channel: "x", data: 1 }, key: null })).status).toBe(200);
+  });
+});
+
+describe("bad input is a 4xx, never a 500, and publishes nothing", () => {
+  const channel = uniq("bad");
+  const cases: [string, Parameters<typeof call>[2], number, string][] = [
+    ["bad JSON", { raw: "{nope" }, 400, "invalid_json"],
+    ["empty body", { raw: "" }, 400, "invalid_json"],
+    ["invalid UTF-8", { raw: new Uint8Array([0x7b, 0xff, 0x7d]) }, 400, "invalid_encoding"],
+    ["a JSON array", { body: [1] }, 400, "invalid_body"],
+    ["a JSON string", { body: "hi" }, 400, "invalid_body"],
+    ["missing channel", { body: { data: 1 } }, 400, "invalid_channel"],
+    ["empty channel", { body: { channel: "", data: 1 } }, 400, "invalid_channel"],
+    ["numeric channel", { body: { channel: 7, data: 1 } }, 400, "invalid_channel"],
+    ["LF in channel", { body: { channel: "a\nb", data: 1 } }, 400, "invalid_channel"],
+    ["CR in channel", { body: { channel: "a\rb", data: 1 } }, 400, "invalid_channel"],
+    ["NUL in channel", { body: { channel: "a\u0000b", data: 1 } }, 400, "invalid_channel"],
+    ["DEL in channel", { body: { channel: "a\u007fb", data: 1 } }, 400, "invalid_channel"],
+    ["channel over 1024 bytes", { body: { channel: "é".repeat(513), data: 1 } }, 400, "invalid_channel"],
+    ["missing data", { body: { channel } }, 400, "missing_data"],
+    ["LF in type", { body: { channel, data: 1, type: "a\nid: 1" } }, 400, "invalid_type"],
+    ["tab in type", { body: { channel, data: 1, type: "a\tb" } }, 400, "invalid_type"],
+    ["empty type", { body: { channel, data: 1, type: "" } }, 400, "invalid_type"],
+    ["type over 128 characters", { body: { channel, data: 1, type: "t".repeat(129) } }, 400, "invalid_type"],
+    ["non-string type", { body: { channel, data: 1, type: 5 } }, 400, "invalid_type"],
+    ["non-string id", { body: { channel, data: 1, id: 5 } }, 400, "invalid_id"],
+    ["LF in id", { body: { channel, data: 1, id: "a\nb" } }, 400, "invalid_id"],
+    ["empty batch", { body: { messages: [] } }, 400, "empty_batch"],
+    ["messages not an array", { body: { messages: {} } }, 400, "invalid_batch"],
+    ["batch over FANOUT_MAX_BATCH", { body: { messages: Array.from({ length: 101 }, () => ({ channel, data: 1 })) } }, 400, "batch_too_large"],
+    ["one bad item in a batch", { body: { messages: [{ channel, data: 1 }, { channel: "a\nb", data: 2 }] } }, 400, "invalid_channel"],
+    ["a batch item without data", { body: { messages: [{ channel, data: 1 }, { channel }] } }, 400, "missing_data"],
+    ["a non-object batch item", { body: { messages: [{ channel, data: 1 }, 3] } }, 400, "invalid_message"],
+  ];
+  it.each(cases)("%s", async (_name, opts, status, code) => {
+    const r = await call(env, "/v1/publish", opts);
+    expect(r.status).toBe(status);
+    expect(r.json.error.code).toBe(code);
+    expect(typeof r.json.error.message).toBe("string");
+    expect(await logEntries(env, channel)).toHaveLength(0);
+  });
+
+  it("a body over FANOUT_MAX_BODY_BYTES is 413", async () => {
+    const small = testEnv({ FANOUT_MAX_BODY_BYTES: "1024" });
+    const r = await call(small, "/v1/publish", { body: { channel, data: "x".repeat(2000) } });
+    expect(r.status).toBe(413);
+    expect(r.json.error.code).toBe("payload_too_large");
+    const batch = await call(small, "/v1/publish", { body: { messages: Array.from({ length: 50 }, () => ({ channel, data: "0123456789" })) } });
+    expect(batch.status).toBe(413);
+  });
+
+  it("a batch is checked for authorization before anything is published", async () => {
+    const r = await call(env, "/v1/publish", { body: { messages: [{ channel, data: 1 }] }, key: "nope" });
+    expect(r.status).toBe(401);
+    expect(await logEntries(env, channel)).toHaveLength(0);
+  });
+});
+
+describe("Redis unreachable", () => {
+  it("is a 503 with Retry-After, and fails fast once the breaker opens", async () => {
+    const down = testEnv({ UPSTASH_REDIS_REST_URL: inject("deadUrl"), FANOUT_BREAKER_THRESHOLD: "2", FANOUT_BREAKER_COOLDOWN_MS: "30000" });
+    for (let i = 0; i < 2; i++) {
+      const r = await call(down, "/v1/publish", { body: { channel: "x", data: 1 } });
+      expect(r.status).toBe(503);
+      expect(r.json.error.code).toBe("broker_unavailable");
+      expect(Number(r.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+    }
+    const t0 = Date.now();
+    const open = await call(down, "/v1/publish", { body: { channel: "x", data: 1 } });
+    expect(open.status).toBe(503);
+    expect(Number(open.headers.get("retry-after"))).toBeGreaterThan(1);
+    expect(open.json.error.message).toMatch(/not retrying/);
+    expect(Date.now() - t0).toBeLessThan(500);
+  });
+
+  it("is a 503 when the REST endpoint is up but its Redis is not", async () => {
+    const broken = testEnv({ UPSTASH_REDIS_REST_URL: inject("brokenRestUrl") });
+    const r = await call(broken, "/v1/publish", { body: { channel: "x", data: 1 } });
+    expect(r.status).toBe(503);
+    expect(r.headers.get("retry-after")).toBe("1");
+  });
+
+  it("bad input is still a 400 while Redis is down", async () => {
+    const down = testEnv({ UPSTASH_REDIS_REST_URL: inject("deadUrl") });
+    expect((await call(down, "/v1/publish", { raw: "{" })).status).toBe(400);
+  });
+});

@@ -1,0 +1,33 @@
+import { Redis } from "@upstash/redis/cloudflare";
+import { CircuitBreaker } from "./circuit-breaker.js";
+import type { FunctionsConfig } from "./config.js";
+
+/**
+ * An Upstash REST client for the fanout's own commands: values come back as the raw strings
+ * Redis holds (no JSON parsing of cache keys or ids), no client-side retries (the breaker
+ * decides when to try again), and every request bounded by FANOUT_REDIS_TIMEOUT_MS. The
+ * signal is a function so a timeout surfaces as an error rather than a fake result.
+ */
+export function upstashClient(config: FunctionsConfig): Redis {
+  return new Redis({
+    url: config.redisUrl,
+    token: config.redisToken,
+    automaticDeserialization: false,
+    enableAutoPipelining: false,
+    enableTelemetry: false,
+    retry: false,
+    signal: () => AbortSignal.timeout(config.redisTimeoutMs),
+  });
+}
+
+const breakers = new Map<string, CircuitBreaker>();
+
+/** One breaker per Redis endpoint for the life of the isolate. */
+export function breakerFor(config: FunctionsConfig): CircuitBreaker {
+  let b = breakers.get(config.redisUrl);
+  if (!b) {
+    b = new CircuitBreaker(config.breakerThreshold, config.breakerCooldownMs);
+    breakers.set(config.redisUrl, b);
+  }
+  return b;
+}
