@@ -69,6 +69,11 @@ export class RedisBroker implements Broker, MessageLog {
     return { channel, pattern, id: `x-${this.relayId}-${(this.plainSeq++).toString(36)}`, dataJson: plainDataJson(payload), ts: Date.now() };
   }
 
+  /** The command connection, for stores beside the broker (cache invalidation). */
+  get commands(): RedisClient {
+    return this.cmd;
+  }
+
   isReady(): boolean {
     return this.cmd.status === "ready" && this.sub.status === "ready";
   }
