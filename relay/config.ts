@@ -10,6 +10,11 @@ export interface RelayConfig {
   publishKeys: string[];
   jwtSecret?: string;
   jwksUrl?: string;
+  jwtIssuer?: string;
+  jwtAudience?: string;
+  jwtClockSkewSeconds: number;
+  ticketTtlSeconds: number;
+  ticketMaxTtlSeconds: number;
   publicChannels: string[];
   corsOrigins: string[];
   log: { prefix: string; partitions: number; maxLen: number; ttlMs: number; dedupeSeconds: number };
@@ -21,12 +26,14 @@ export interface RelayConfig {
   maxConnections: number;
   maxConnectionsPerIp: number;
   maxPatternStars: number;
+  maxPatternBytes: number;
   queueMaxBytes: number;
   queueMaxMessages: number;
   unsubscribeDelayMs: number;
   replayLimit: number;
   drainGraceMs: number;
   publishRatePerSecond: number;
+  publishBurst: number;
   hookSecret?: string;
 }
 
@@ -62,15 +69,31 @@ export function loadConfig(env: Env = process.env): RelayConfig {
       `REDIS_URL must be redis://, rediss://, redis+sentinel://host:port[,host:port]/master or a comma list of cluster nodes host:port,host:port; got ${JSON.stringify(redisUrl)}`,
     );
   }
+  const corsOrigins = list(env, "FANOUT_CORS_ORIGINS");
+  if (corsOrigins.includes("*") && corsOrigins.length > 1) {
+    throw new ConfigError("FANOUT_CORS_ORIGINS is either * alone (any origin, no credentials) or a list of origins (with credentials), not both");
+  }
+  for (const o of corsOrigins) {
+    if (o !== "*" && !/^https?:\/\/[^/\s]+$/.test(o)) throw new ConfigError(`FANOUT_CORS_ORIGINS entries must be origins like https://app.example.com (no path), got ${JSON.stringify(o)}`);
+  }
+  const jwksUrl = str(env, "FANOUT_JWKS_URL");
+  if (jwksUrl && !/^https?:\/\//.test(jwksUrl)) throw new ConfigError(`FANOUT_JWKS_URL must be an http(s) URL, got ${JSON.stringify(jwksUrl)}`);
+  const publishRatePerSecond = int(env, "FANOUT_PUBLISH_RATE", 0, 0);
+  const ticketMaxTtlSeconds = int(env, "FANOUT_TICKET_MAX_TTL", 300, 1, 86_400);
   return {
     port: int(env, "PORT", 8080, 0, 65535),
     host: str(env, "HOST") ?? "0.0.0.0",
     redisUrl,
     publishKeys: list(env, "FANOUT_PUBLISH_KEYS"),
     jwtSecret: str(env, "FANOUT_JWT_SECRET"),
-    jwksUrl: str(env, "FANOUT_JWKS_URL"),
+    jwksUrl,
+    jwtIssuer: str(env, "FANOUT_JWT_ISSUER"),
+    jwtAudience: str(env, "FANOUT_JWT_AUDIENCE"),
+    jwtClockSkewSeconds: int(env, "FANOUT_JWT_CLOCK_SKEW", 5, 0, 300),
+    ticketTtlSeconds: int(env, "FANOUT_TICKET_TTL", 30, 1, ticketMaxTtlSeconds),
+    ticketMaxTtlSeconds,
     publicChannels: list(env, "FANOUT_PUBLIC_CHANNELS"),
-    corsOrigins: list(env, "FANOUT_CORS_ORIGINS"),
+    corsOrigins,
     log: {
       prefix: str(env, "FANOUT_LOG_PREFIX") ?? "fanout",
       partitions: int(env, "FANOUT_LOG_PARTITIONS", 4, 1, 64),
@@ -86,12 +109,14 @@ export function loadConfig(env: Env = process.env): RelayConfig {
     maxConnections: int(env, "FANOUT_MAX_CONNECTIONS", 20_000, 1),
     maxConnectionsPerIp: int(env, "FANOUT_MAX_CONNECTIONS_PER_IP", 20_000, 1),
     maxPatternStars: int(env, "FANOUT_MAX_PATTERN_STARS", 8, 0, 100),
+    maxPatternBytes: int(env, "FANOUT_MAX_PATTERN_BYTES", 256, 1, 1024),
     queueMaxBytes: int(env, "FANOUT_QUEUE_MAX_BYTES", 1024 * 1024, 1024),
     queueMaxMessages: int(env, "FANOUT_QUEUE_MAX_MESSAGES", 1000, 1),
     unsubscribeDelayMs: int(env, "FANOUT_UNSUBSCRIBE_DELAY_MS", 1000, 0),
     replayLimit: int(env, "FANOUT_REPLAY_LIMIT", 10_000, 1),
     drainGraceMs: int(env, "FANOUT_DRAIN_GRACE_MS", 10_000, 0),
-    publishRatePerSecond: int(env, "FANOUT_PUBLISH_RATE", 0, 0),
+    publishRatePerSecond,
+    publishBurst: int(env, "FANOUT_PUBLISH_BURST", Math.max(publishRatePerSecond, 1), 1),
     hookSecret: str(env, "FANOUT_HOOK_SECRET"),
   };
 }

@@ -11,6 +11,7 @@ export class ConnectionLimits {
     private readonly maxPerIp: number,
     private readonly maxPatternStars: number,
     private readonly metrics: RelayMetrics,
+    private readonly maxPatternBytes = 1024,
   ) {}
 
   /** Reserves a connection slot; the returned function releases it (once). */
@@ -31,9 +32,16 @@ export class ConnectionLimits {
     };
   }
 
-  /** Bounds matcher cost per pattern: runs of `*` are what make glob matching expensive. */
+  /**
+   * Bounds matcher cost per pattern: its length (every published channel is matched against
+   * it) and its runs of `*`, which are what make glob matching backtrack.
+   */
   checkPatterns(patterns: string[]): void {
     for (const p of patterns) {
+      if (new TextEncoder().encode(p).length > this.maxPatternBytes) {
+        this.metrics.rejected.inc({ code: "pattern_too_long" });
+        throw new FanoutError(400, "pattern_too_long", `a pattern may be at most ${this.maxPatternBytes} bytes (FANOUT_MAX_PATTERN_BYTES)`);
+      }
       const stars = p.match(/\*+/g)?.length ?? 0;
       if (stars > this.maxPatternStars) {
         this.metrics.rejected.inc({ code: "pattern_too_complex" });

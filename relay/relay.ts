@@ -10,7 +10,14 @@ import { Hub } from "./hub.js";
 import { RelayMetrics } from "./metrics.js";
 import { FlushScheduler } from "./sse/flush-scheduler.js";
 import { HEARTBEAT } from "./sse/frame.js";
-import { KeyAuth } from "./auth/key-auth.js";
+import { JwtRelayAuth } from "./auth/jwt-relay-auth.js";
+import { PublishRateLimiter } from "./auth/publish-rate-limiter.js";
+import { ticketsRoute } from "./auth/tickets-route.js";
+import { corsMiddleware } from "./auth/cors.js";
+import { JwtVerifier } from "../protocol/auth/jwt-verifier.js";
+import { Tickets } from "../protocol/auth/tickets.js";
+import { MemoryTicketStore } from "./broker/ticket-store-memory.js";
+import { RedisTicketStore } from "./broker/ticket-store-redis.js";
 import { ConnectionLimits } from "./connection-limits.js";
 import type { RelayContext } from "./relay-context.js";
 import { eventsRoute } from "./routes/events.js";
@@ -38,6 +45,26 @@ export async function createRelay(config: RelayConfig, opts: { auth?: RelayAuth 
   const metrics = new RelayMetrics();
   const broker = makeBroker(config);
   const hub = new Hub(broker, broker, metrics, config.unsubscribeDelayMs);
+  const ticketStore = config.redisUrl ? new RedisTicketStore(config.redisUrl, config.log.prefix) : new MemoryTicketStore();
+  const tickets = new Tickets(ticketStore, {
+    defaultTtlSeconds: config.ticketTtlSeconds,
+    maxTtlSeconds: config.ticketMaxTtlSeconds,
+    maxSubscriptions: config.maxSubscriptionsPerConnection,
+  });
+  const builtInAuth = new JwtRelayAuth({
+    keys: config.publishKeys,
+    verifier: new JwtVerifier({
+      secret: config.jwtSecret,
+      jwksUrl: config.jwksUrl,
+      issuer: config.jwtIssuer,
+      audience: config.jwtAudience,
+      clockToleranceSeconds: config.jwtClockSkewSeconds,
+    }),
+    publicChannels: config.publicChannels,
+    tickets,
+    rateLimiter: new PublishRateLimiter(config.publishRatePerSecond, config.publishBurst),
+    metrics,
+  });
   const rc: RelayContext = {
     config,
     broker,
@@ -45,8 +72,8 @@ export async function createRelay(config: RelayConfig, opts: { auth?: RelayAuth 
     hub,
     metrics,
     scheduler: new FlushScheduler(),
-    auth: opts.auth ?? new KeyAuth(config.publishKeys),
-    limits: new ConnectionLimits(config.maxConnections, config.maxConnectionsPerIp, config.maxPatternStars, metrics),
+    auth: opts.auth ?? builtInAuth,
+    limits: new ConnectionLimits(config.maxConnections, config.maxConnectionsPerIp, config.maxPatternStars, metrics, config.maxPatternBytes),
     connections: new Set(),
     draining: false,
     startedAt: Date.now(),
@@ -60,6 +87,8 @@ export async function createRelay(config: RelayConfig, opts: { auth?: RelayAuth 
     if (res.status >= 400 && res.status !== 500) metrics.rejected.inc({ code: String(res.status) });
     return res;
   });
+  const cors = corsMiddleware(config.corsOrigins);
+  if (cors) app.use("/v1/*", cors);
   app.route("/", opsRoute(rc));
   app.route("/", eventsRoute(rc) as unknown as Hono);
   app.route(
@@ -74,6 +103,7 @@ export async function createRelay(config: RelayConfig, opts: { auth?: RelayAuth 
       },
     }),
   );
+  app.route("/", ticketsRoute({ tickets, authorize: (c, scope) => builtInAuth.authorizeTicket(c, scope) }));
   app.route("/", pageRoute());
   app.notFound((c) => c.json({ error: { code: "not_found", message: `no route for ${c.req.method} ${c.req.path}` } }, 404));
 
@@ -102,7 +132,7 @@ export async function createRelay(config: RelayConfig, opts: { auth?: RelayAuth 
       const timer = new Promise<void>((r) => setTimeout(r, graceMs).unref());
       await Promise.race([closed, timer]);
       server?.closeAllConnections();
-      await broker.close();
+      await Promise.all([broker.close(), ticketStore.close()]);
     },
   };
 }

@@ -1,0 +1,25 @@
+import { SignJWT } from "jose";
+import type { Grants } from "./grants.js";
+
+export interface SignTokenOptions {
+  /** Lifetime in seconds (default 3600); `exp` is always set. */
+  expiresIn?: number;
+  subject?: string;
+  issuer?: string;
+  audience?: string;
+}
+
+/**
+ * Mints an HS256 token for `FANOUT_JWT_SECRET` carrying `{ fanout: { subscribe, publish } }`,
+ * for a backend that hands tokens to its browsers (or tests). Runtime-neutral.
+ */
+export async function signFanoutToken(secret: string, grants: Partial<Grants>, opts: SignTokenOptions = {}): Promise<string> {
+  const jwt = new SignJWT({ fanout: { subscribe: grants.subscribe ?? [], publish: grants.publish ?? [] } })
+    .setProtectedHeader({ alg: "HS256", typ: "JWT" })
+    .setIssuedAt()
+    .setExpirationTime(Math.floor(Date.now() / 1000) + (opts.expiresIn ?? 3600));
+  if (opts.subject) jwt.setSubject(opts.subject);
+  if (opts.issuer) jwt.setIssuer(opts.issuer);
+  if (opts.audience) jwt.setAudience(opts.audience);
+  return jwt.sign(new TextEncoder().encode(secret));
+}

@@ -1,0 +1,48 @@
+import type { Context } from "hono";
+import type { IncomingMessage } from "node:http";
+import { getCookie } from "hono/cookie";
+import { FanoutError } from "../../protocol/errors.js";
+
+/** The cookie a browser app may set for same-site (or CORS with credentials) subscriptions. */
+export const TOKEN_COOKIE = "fanout_token";
+
+const challenge = { "WWW-Authenticate": 'Bearer realm="fanout"' };
+
+export function unauthorized(message: string): FanoutError {
+  return new FanoutError(401, "unauthorized", message, challenge);
+}
+
+/** `Authorization: Bearer <x>`: undefined without the header, 401 when it is not a Bearer credential. */
+export function bearer(c: Context): string | undefined {
+  const h = c.req.header("authorization");
+  if (h === undefined) return undefined;
+  const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(h);
+  if (!m) throw unauthorized("Authorization must be Bearer <key or token>");
+  return m[1];
+}
+
+/**
+ * A subscriber's token: the Authorization header, else `?token=` (EventSource cannot set
+ * headers), else the `fanout_token` cookie. The first one present is the one used.
+ */
+export function subscriberToken(c: Context): string | undefined {
+  const h = bearer(c);
+  if (h !== undefined) return h;
+  const q = c.req.query("token");
+  if (q !== undefined) return q;
+  let cookie: string | undefined;
+  try {
+    cookie = getCookie(c, TOKEN_COOKIE);
+  } catch {
+    throw unauthorized(`the ${TOKEN_COOKIE} cookie cannot be read`);
+  }
+  return cookie;
+}
+
+export function remoteAddress(c: Context): string | undefined {
+  return (c.env as { incoming?: IncomingMessage } | undefined)?.incoming?.socket.remoteAddress;
+}
+
+export function isLoopback(addr: string | undefined): boolean {
+  return addr === "::1" || addr === "::ffff:127.0.0.1" || (addr?.startsWith("127.") ?? false);
+}

@@ -1,0 +1,32 @@
+import { Hono, type Context } from "hono";
+import type { TicketScope, Tickets } from "../../protocol/auth/tickets.js";
+import { readJson } from "../../routes/read-json.js";
+import { errorResponse } from "../../routes/error-response.js";
+
+export interface TicketsRouteDeps {
+  tickets: Tickets;
+  /** Throws 401/403/429 unless this caller may open `scope` (see JwtRelayAuth.authorizeTicket). */
+  authorize(c: Context, scope: TicketScope): Promise<void>;
+}
+
+/** Ticket requests are small: a list of names. */
+const MAX_TICKET_BODY = 64 * 1024;
+
+/**
+ * `POST /v1/tickets` `{ "channels": […], "patterns": […], "ttl": <seconds>? }` with a
+ * publisher key or a JWT → `{ "ticket", "expiresIn" }`: open `GET /v1/events?ticket=…` once,
+ * for those channels and patterns (or a subset), before it expires.
+ */
+export function ticketsRoute(deps: TicketsRouteDeps): Hono {
+  const app = new Hono();
+  app.onError(errorResponse);
+  app.post("/v1/tickets", async (c) => {
+    const { body } = await readJson(c, MAX_TICKET_BODY);
+    const { scope, ttlSeconds } = deps.tickets.parseRequest(body);
+    await deps.authorize(c, scope);
+    const issued = await deps.tickets.issue(scope, ttlSeconds);
+    c.header("Cache-Control", "no-store");
+    return c.json(issued);
+  });
+  return app;
+}
