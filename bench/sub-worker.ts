@@ -1,0 +1,172 @@
+/**
+ * Subscriber child process: holds a share of the SSE connections and measures what arrives.
+ * Driven over IPC by bench/run.ts (messages below); never started by hand.
+ */
+import { Histogram } from "./histogram.js";
+import { SseConn } from "./sse-client.js";
+
+export interface SubConnSpec {
+  path: string;
+  key: number;
+}
+
+export type ToSub =
+  | { type: "connect"; host: string; port: number; conns: SubConnSpec[]; readyEvent: string | null; concurrency: number; timeoutMs: number }
+  | { type: "mark" }
+  | { type: "progress" }
+  | { type: "report"; published: number[] }
+  | { type: "close" };
+
+export interface SubReport {
+  type: "report";
+  conns: number;
+  received: number;
+  unique: number;
+  dup: number;
+  ooo: number;
+  gaps: number;
+  wrongKey: number;
+  malformed: number;
+  loss: number;
+  extra: number;
+  closedDuringRun: number;
+  lossyConns: number;
+  hist: ReturnType<Histogram["toJSON"]>;
+  cpuUs: number;
+  wallMs: number;
+}
+
+export type FromSub =
+  | { type: "connected"; ready: number; failed: number; ms: number; firstError?: string }
+  | { type: "progress"; unique: number; received: number }
+  | SubReport;
+
+const send = (m: FromSub): void => {
+  process.send!(m);
+};
+
+let conns: SseConn[] = [];
+let hist = new Histogram();
+let markCpu = process.cpuUsage();
+let markWall = Date.now();
+
+function connectAll(m: Extract<ToSub, { type: "connect" }>): void {
+  const t0 = Date.now();
+  let next = 0;
+  let pending = 0;
+  let ready = 0;
+  let failed = 0;
+  let firstError: string | undefined;
+  let finished = false;
+  const done = (): void => {
+    if (finished) return;
+    finished = true;
+    clearTimeout(timer);
+    send({ type: "connected", ready, failed: failed + (m.conns.length - ready - failed), ms: Date.now() - t0, firstError });
+  };
+  const timer = setTimeout(() => {
+    firstError ??= `timed out after ${m.timeoutMs} ms with ${ready}/${m.conns.length} ready`;
+    done();
+  }, m.timeoutMs);
+  const pump = (): void => {
+    while (pending < m.concurrency && next < m.conns.length) {
+      const spec = m.conns[next++];
+      pending++;
+      conns.push(
+        new SseConn({
+          host: m.host,
+          port: m.port,
+          path: spec.path,
+          key: spec.key,
+          readyEvent: m.readyEvent,
+          hist,
+          onReady: () => {
+            pending--;
+            ready++;
+            if (ready + failed === m.conns.length) done();
+            else pump();
+          },
+          onFail: (_c, why) => {
+            pending--;
+            failed++;
+            firstError ??= why;
+            if (ready + failed === m.conns.length) done();
+            else pump();
+          },
+        }),
+      );
+    }
+  };
+  if (m.conns.length === 0) done();
+  else pump();
+}
+
+process.on("message", (m: ToSub) => {
+  switch (m.type) {
+    case "connect":
+      connectAll(m);
+      break;
+    case "mark":
+      hist = new Histogram();
+      for (const c of conns) (c.o as { hist: Histogram }).hist = hist;
+      markCpu = process.cpuUsage();
+      markWall = Date.now();
+      break;
+    case "progress": {
+      let unique = 0;
+      let received = 0;
+      for (const c of conns) {
+        unique += c.unique;
+        received += c.received;
+      }
+      send({ type: "progress", unique, received });
+      break;
+    }
+    case "report": {
+      const cpu = process.cpuUsage(markCpu);
+      const r: SubReport = {
+        type: "report",
+        conns: conns.length,
+        received: 0,
+        unique: 0,
+        dup: 0,
+        ooo: 0,
+        gaps: 0,
+        wrongKey: 0,
+        malformed: 0,
+        loss: 0,
+        extra: 0,
+        closedDuringRun: 0,
+        lossyConns: 0,
+        hist: hist.toJSON(),
+        cpuUs: cpu.user + cpu.system,
+        wallMs: Date.now() - markWall,
+      };
+      for (const c of conns) {
+        if (!c.ready) continue;
+        r.received += c.received;
+        r.unique += c.unique;
+        r.dup += c.dup;
+        r.ooo += c.ooo;
+        r.gaps += c.gaps;
+        r.wrongKey += c.wrongKey;
+        r.malformed += c.malformed;
+        if (c.closed) r.closedDuringRun++;
+        const expected = m.published[c.o.key] ?? 0;
+        if (c.unique < expected) {
+          r.loss += expected - c.unique;
+          r.lossyConns++;
+        } else r.extra += c.unique - expected;
+      }
+      send(r);
+      break;
+    }
+    case "close":
+      for (const c of conns) c.close();
+      conns = [];
+      setTimeout(() => process.exit(0), 50);
+      break;
+  }
+});
+
+process.on("disconnect", () => process.exit(0));

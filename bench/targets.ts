@@ -1,0 +1,233 @@
+/**
+ * The servers a benchmark runs against, each started fresh for one scenario and stopped after:
+ * the relay (embedded broker or Redis) and Nchan (nginx + libnginx-mod-nchan, memory or Redis
+ * storage), plus the URL templates the load generator uses for each.
+ */
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { alive, freePort, sleep, waitForPort } from "./proc.js";
+
+export type TargetName = "relay-memory" | "relay-redis" | "nchan-memory" | "nchan-redis";
+export const TARGETS: TargetName[] = ["relay-memory", "relay-redis", "nchan-memory", "nchan-redis"];
+
+export interface Running {
+  name: TargetName;
+  host: string;
+  port: number;
+  /** Root pid of the server (relay node process, nginx master): CPU/RSS are summed over its tree. */
+  pid: number;
+  /** redis-server pid when the target uses Redis (its CPU is reported separately). */
+  redisPid?: number;
+  /** SSE path for an exact channel. */
+  subChannel(channel: string): string;
+  /** SSE path for a glob pattern, or undefined when the server has no pattern subscriptions. */
+  subPattern(pattern: string): string | undefined;
+  /** Publish request path for a channel. */
+  pubPath(channel: string): string;
+  /** Publish body template for a channel (`{data}` → message data JSON). */
+  pubBody(channel: string): string;
+  contentType: string;
+  /** SSE event that marks a subscription live (null: the 200 response does). */
+  readyEvent: string | null;
+  stop(): Promise<void>;
+  log(): string;
+}
+
+export interface StartOptions {
+  repoRoot: string;
+  /** Extra node flags for the relay (e.g. --cpu-prof --cpu-prof-dir=…). */
+  relayNodeArgs?: string[];
+  relayEnv?: Record<string, string>;
+  nginxWorkers?: number;
+}
+
+/** Runs `cmd` in bash with the open-file limit raised to the hard limit first. */
+function spawnWithNofile(cmd: string, args: string[], opts: Parameters<typeof spawn>[2]): ChildProcess {
+  return spawn("bash", ["-c", 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$@"', "bash", cmd, ...args], opts);
+}
+
+async function stopChild(child: ChildProcess, signal: NodeJS.Signals = "SIGTERM", graceMs = 8000): Promise<void> {
+  const pid = child.pid;
+  if (!pid || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((r) => child.once("exit", () => r()));
+  try {
+    process.kill(pid, signal);
+  } catch {
+    return;
+  }
+  const t = sleep(graceMs).then(() => "timeout" as const);
+  if ((await Promise.race([exited.then(() => "ok" as const), t])) === "timeout") {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      /* gone */
+    }
+    await exited;
+  }
+}
+
+function captureLog(child: ChildProcess): () => string {
+  let log = "";
+  const add = (b: Buffer): void => {
+    log += b.toString();
+    if (log.length > 20000) log = log.slice(-10000);
+  };
+  child.stdout?.on("data", add);
+  child.stderr?.on("data", add);
+  return () => log;
+}
+
+export async function startRedis(): Promise<{ port: number; pid: number; stop(): Promise<void>; log(): string }> {
+  const port = await freePort();
+  if (port === 6379) throw new Error("refusing to use 6379 for the bench");
+  const child = spawnWithNofile("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--maxclients", "10000"], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const log = captureLog(child);
+  await waitForPort(port, 10000, "127.0.0.1", () => child.exitCode === null).catch((e: Error) => {
+    throw new Error(`redis-server: ${e.message}\n${log()}`);
+  });
+  return { port, pid: child.pid!, stop: () => stopChild(child, "SIGTERM", 3000), log };
+}
+
+export function relayPresent(repoRoot: string): boolean {
+  return existsSync(join(repoRoot, "relay", "main.ts"));
+}
+
+async function startRelay(name: TargetName, o: StartOptions): Promise<Running> {
+  if (!relayPresent(o.repoRoot)) throw new Error("relay/main.ts does not exist yet");
+  const redis = name === "relay-redis" ? await startRedis() : undefined;
+  const port = await freePort();
+  const env: Record<string, string> = { ...(process.env as Record<string, string>), PORT: String(port), ...o.relayEnv };
+  delete env.REDIS_URL;
+  if (redis) env.REDIS_URL = `redis://127.0.0.1:${redis.port}`;
+  // `node --import tsx` = what `npx tsx relay/main.ts` runs, as one process (pid = the relay)
+  const child = spawnWithNofile(process.execPath, [...(o.relayNodeArgs ?? []), "--import", "tsx", "relay/main.ts"], {
+    cwd: o.repoRoot,
+    env,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const log = captureLog(child);
+  try {
+    await waitForPort(port, 30000, "127.0.0.1", () => child.exitCode === null);
+  } catch (e) {
+    await stopChild(child, "SIGKILL");
+    await redis?.stop();
+    throw new Error(`relay did not start: ${(e as Error).message}\n${log().slice(-2000)}`);
+  }
+  // the bash wrapper exec'd node, so child.pid is the relay process itself
+  return {
+    name,
+    host: "127.0.0.1",
+    port,
+    pid: child.pid!,
+    redisPid: redis?.pid,
+    subChannel: (c) => `/v1/events?channel=${encodeURIComponent(c)}`,
+    subPattern: (p) => `/v1/events?pattern=${encodeURIComponent(p)}`,
+    pubPath: () => "/v1/publish",
+    pubBody: (c) => `{"channel":${JSON.stringify(c)},"data":{data}}`,
+    contentType: "application/json",
+    readyEvent: "ready",
+    log,
+    async stop() {
+      await stopChild(child, "SIGTERM", 10000);
+      await redis?.stop();
+    },
+  };
+}
+
+export function nchanAvailable(): boolean {
+  return existsSync("/usr/lib/nginx/modules/ngx_nchan_module.so") && spawnSync("nginx", ["-v"]).status === 0;
+}
+
+function nchanConfig(port: number, redisPort: number | undefined): string {
+  const user = process.getuid?.() === 0 ? "user root;\n" : "";
+  const redisUpstream = redisPort ? `  upstream bench_redis { nchan_redis_server redis://127.0.0.1:${redisPort}; }\n` : "";
+  const redisPass = redisPort ? "    nchan_redis_pass bench_redis;\n" : "";
+  // Same settings as the peer configs in shared/peers (nchan-memory.conf / nchan-redis.conf),
+  // with ports chosen free and paths in a temp prefix.
+  return `load_module /usr/lib/nginx/modules/ngx_nchan_module.so;
+${user}worker_rlimit_nofile 19000;
+pid nginx.pid;
+error_log error.log warn;
+events { worker_connections 16384; }
+
+http {
+  access_log off;
+  keepalive_requests 1000000;        # bench only: the publisher's keep-alive connection is not recycled every 1,000 requests
+  client_body_temp_path tmp/body; proxy_temp_path tmp/proxy; fastcgi_temp_path tmp/fastcgi;
+  uwsgi_temp_path tmp/uwsgi; scgi_temp_path tmp/scgi;
+  nchan_shared_memory_size 256m;
+${redisUpstream}
+  server {
+    listen 127.0.0.1:${port} backlog=4096;
+${redisPass}    nchan_message_buffer_length 100;
+    nchan_message_timeout 5m;
+
+    location ~ ^/pub/(\\w+)$ { nchan_publisher; nchan_channel_id $1; }
+    location ~ ^/sub/(\\w+)$ { nchan_subscriber eventsource; nchan_channel_id $1; nchan_subscriber_first_message newest; }
+    location = /publish { nchan_publisher; nchan_channel_id $arg_channel; }
+    location = /events  { nchan_subscriber eventsource; nchan_channel_id $arg_channel; nchan_subscriber_first_message newest; }
+  }
+}
+`;
+}
+
+async function startNchan(name: TargetName, o: StartOptions): Promise<Running> {
+  if (!nchanAvailable()) throw new Error("nginx + libnginx-mod-nchan not installed (apt-get install -y nginx libnginx-mod-nchan)");
+  const redis = name === "nchan-redis" ? await startRedis() : undefined;
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), `bench-${name}-`));
+  mkdirSync(join(dir, "tmp"), { recursive: true });
+  const conf = join(dir, "nginx.conf");
+  writeFileSync(conf, nchanConfig(port, redis?.port));
+  const child = spawnWithNofile("nginx", ["-p", dir, "-e", join(dir, "error.log"), "-c", conf, "-g", `daemon off; worker_processes ${o.nginxWorkers ?? 2};`], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const out = captureLog(child);
+  const log = (): string => {
+    let s = out();
+    try {
+      s += readFileSync(join(dir, "error.log"), "utf8").slice(-4000);
+    } catch {
+      /* none */
+    }
+    return s;
+  };
+  try {
+    await waitForPort(port, 10000, "127.0.0.1", () => child.exitCode === null);
+  } catch (e) {
+    await stopChild(child, "SIGKILL");
+    await redis?.stop();
+    throw new Error(`nginx did not start: ${(e as Error).message}\n${log()}`);
+  }
+  return {
+    name,
+    host: "127.0.0.1",
+    port,
+    pid: child.pid!,
+    redisPid: redis?.pid,
+    subChannel: (c) => `/sub/${c}`,
+    subPattern: () => undefined,
+    pubPath: (c) => `/pub/${c}`,
+    pubBody: () => "{data}",
+    contentType: "application/json",
+    readyEvent: null,
+    log,
+    async stop() {
+      // SIGQUIT = graceful shutdown; SIGTERM = fast. Fast is fine: nothing to keep.
+      await stopChild(child, "SIGTERM", 5000);
+      if (alive(child.pid!)) process.kill(child.pid!, "SIGKILL");
+      await redis?.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export function startTarget(name: TargetName, o: StartOptions): Promise<Running> {
+  return name.startsWith("relay") ? startRelay(name, o) : startNchan(name, o);
+}
+
+export const repoRootFrom = (here: string): string => resolve(here, "..");

@@ -1,0 +1,97 @@
+import type { LogSettings } from "../protocol/publish-script.js";
+import { DEFAULT_HOOK_MAPPING, type HookMapping } from "./hooks/hook-mapping.js";
+
+/**
+ * Settings both runtimes read with the same names and defaults (relay: process.env; edge:
+ * Worker vars and secrets). Sharing the definition is what keeps a message published at the
+ * edge in the log partition the relay reads.
+ */
+export class ConfigError extends Error {}
+
+export type Env = Record<string, unknown>;
+
+export function envString(env: Env, name: string): string | undefined {
+  const v = env[name];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "string") throw new ConfigError(`${name} must be a string`);
+  const t = v.trim();
+  return t ? t : undefined;
+}
+
+export function envInt(env: Env, name: string, def: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const raw = envString(env, name);
+  if (raw === undefined) return def;
+  if (!/^\d+$/.test(raw)) throw new ConfigError(`${name} must be a whole number, got ${JSON.stringify(raw)}`);
+  const v = Number(raw);
+  if (v < min || v > max) throw new ConfigError(`${name} must be between ${min} and ${max}, got ${v}`);
+  return v;
+}
+
+export function envList(env: Env, name: string, def: string[] = []): string[] {
+  const raw = envString(env, name);
+  if (raw === undefined) return def;
+  return raw
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+}
+
+export function envBool(env: Env, name: string): boolean {
+  const raw = envString(env, name)?.toLowerCase();
+  if (raw === undefined || raw === "false" || raw === "0") return false;
+  if (raw === "true" || raw === "1") return true;
+  throw new ConfigError(`${name} must be true or false, got ${JSON.stringify(raw)}`);
+}
+
+export interface SharedSettings {
+  publishKeys: string[];
+  jwtSecret?: string;
+  jwksUrl?: string;
+  jwtIssuer?: string;
+  jwtAudience?: string;
+  jwtClockSkewSeconds: number;
+  log: LogSettings;
+  maxBodyBytes: number;
+  maxBatch: number;
+  hookSecrets: { github?: string; vercel?: string; netlify?: string; generic?: string };
+  hookMapping: HookMapping;
+  hookDedupeSeconds: number;
+}
+
+export function loadSharedSettings(env: Env): SharedSettings {
+  const jwksUrl = envString(env, "FANOUT_JWKS_URL");
+  if (jwksUrl && !/^https?:\/\//.test(jwksUrl)) throw new ConfigError(`FANOUT_JWKS_URL must be an http(s) URL, got ${JSON.stringify(jwksUrl)}`);
+  return {
+    publishKeys: envList(env, "FANOUT_PUBLISH_KEYS"),
+    jwtSecret: envString(env, "FANOUT_JWT_SECRET"),
+    jwksUrl,
+    jwtIssuer: envString(env, "FANOUT_JWT_ISSUER"),
+    jwtAudience: envString(env, "FANOUT_JWT_AUDIENCE"),
+    jwtClockSkewSeconds: envInt(env, "FANOUT_JWT_CLOCK_SKEW", 5, 0, 300),
+    log: {
+      prefix: envString(env, "FANOUT_LOG_PREFIX") ?? "fanout",
+      partitions: envInt(env, "FANOUT_LOG_PARTITIONS", 4, 1, 64),
+      maxLen: envInt(env, "FANOUT_HISTORY_SIZE", 1000, 1),
+      ttlMs: envInt(env, "FANOUT_HISTORY_TTL", 3600, 0) * 1000,
+      dedupeSeconds: envInt(env, "FANOUT_DEDUPE_TTL", 300, 1),
+    },
+    maxBodyBytes: envInt(env, "FANOUT_MAX_BODY_BYTES", 1024 * 1024, 64),
+    maxBatch: envInt(env, "FANOUT_MAX_BATCH", 100, 1, 10_000),
+    hookSecrets: {
+      github: envString(env, "FANOUT_GITHUB_SECRET"),
+      vercel: envString(env, "FANOUT_VERCEL_SECRET"),
+      netlify: envString(env, "FANOUT_NETLIFY_SECRET"),
+      generic: envString(env, "FANOUT_HOOK_SECRET"),
+    },
+    hookMapping: {
+      scope: envString(env, "FANOUT_HOOK_SCOPE") ?? DEFAULT_HOOK_MAPPING.scope,
+      keys: envList(env, "FANOUT_HOOK_KEYS"),
+      tags: envList(env, "FANOUT_HOOK_TAGS"),
+      paths: envList(env, "FANOUT_HOOK_PATHS"),
+      githubEvents: envList(env, "FANOUT_GITHUB_EVENTS", DEFAULT_HOOK_MAPPING.githubEvents),
+      vercelEvents: envList(env, "FANOUT_VERCEL_EVENTS", DEFAULT_HOOK_MAPPING.vercelEvents),
+      netlifyStates: envList(env, "FANOUT_NETLIFY_STATES", DEFAULT_HOOK_MAPPING.netlifyStates),
+    },
+    hookDedupeSeconds: envInt(env, "FANOUT_HOOK_DEDUPE_TTL", 86_400, 1),
+  };
+}
