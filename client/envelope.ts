@@ -1,0 +1,27 @@
+/** A message as the relay delivers it (SSE `data`). */
+export interface Envelope<T = unknown> {
+  /** Message id (`<partition>-<ms>-<seq>`, or `x-…` for a plain Redis PUBLISH): stable across redeliveries, use it to process idempotently. */
+  id: string;
+  channel: string;
+  /** The pattern subscription that matched, when it was not an exact channel subscription. */
+  pattern?: string;
+  type?: string;
+  data: T;
+  /** Publish time, ms since the epoch. */
+  ts: number;
+}
+
+/** `event: ready`: every subscription of this connection is live. */
+export interface ReadyInfo {
+  connection: string;
+  channels: string[];
+  patterns: string[];
+}
+
+/** Why the relay could not resume from the last id: `retention`, `malformed`, `unknown` or `limit`. */
+export type ResetReason = "retention" | "malformed" | "unknown" | "limit" | (string & {});
+
+export interface ResetInfo {
+  reason: ResetReason;
+  message?: string;
+}

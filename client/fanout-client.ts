@@ -1,0 +1,347 @@
+import { DEFAULT_BACKOFF, backoffDelay, type BackoffOptions } from "./backoff.js";
+import type { Envelope, ReadyInfo, ResetInfo } from "./envelope.js";
+import { FanoutClientError, errorFromResponse } from "./errors.js";
+import { endpoint } from "./publish.js";
+import { SseParser, type SseEvent } from "./sse-parser.js";
+
+type Awaitable<T> = T | Promise<T>;
+
+export type ConnectionStatus = "connecting" | "live" | "reconnecting" | "closed";
+
+export interface FanoutClientOptions {
+  /**
+   * The relay's base URL (`https://relay.example.com`, or with a path prefix); `/v1/events`
+   * is appended unless the URL already ends with it. A function is called before every
+   * connection attempt, so a client can move to another relay (they share one log: the
+   * last id is valid on every relay of one Redis).
+   */
+  url: string | URL | (() => Awaitable<string | URL>);
+  channels?: string[];
+  /** Redis PSUBSCRIBE globs. */
+  patterns?: string[];
+  /** Sent as `Authorization: Bearer …`, never in the URL. A function is called per attempt, so an expiring JWT can be refreshed. */
+  token?: string | (() => Awaitable<string>);
+  /** Extra request headers (or a function returning them, per attempt). */
+  headers?: Record<string, string> | (() => Awaitable<Record<string, string>>);
+  /** Resume from here: the client receives every message after it, then live ones. */
+  lastEventId?: string;
+  fetch?: typeof fetch;
+  /** Browsers: `include` to send cookies to a relay on another origin (it must list that origin in FANOUT_CORS_ORIGINS). */
+  credentials?: RequestCredentials;
+  backoff?: BackoffOptions;
+  /**
+   * Reconnect when nothing at all (not even a heartbeat comment) arrives for this long:
+   * a silently dead TCP connection otherwise looks open forever. Default 45000 (three
+   * default relay heartbeats); 0 turns it off.
+   */
+  idleTimeoutMs?: number;
+}
+
+export type MessageHandler<T = unknown> = (envelope: Envelope<T>, raw: SseEvent) => void;
+
+const CONTROL_EVENTS = new Set(["ready", "reset"]);
+
+/**
+ * A subscriber for a relay's `GET /v1/events`, over `fetch` (browsers and Node 20; no
+ * EventSource needed). Unlike EventSource it sends `Last-Event-ID` and `Authorization` as
+ * headers, reconnects with jittered exponential backoff (honouring `retry:` and
+ * `Retry-After`), and stops for good on a refusal that retrying cannot fix (400, 401, 403).
+ *
+ * Delivery is exactly once across reconnects: the client remembers the id of the last event
+ * it handed to its handlers and resumes from it; the relay replays precisely what follows.
+ * Handlers run synchronously in stream order; an id counts as handled once they return.
+ *
+ * Connecting starts on the next microtask, so handlers registered right after `new` see
+ * every event and status.
+ */
+export class FanoutClient {
+  private readonly opts: FanoutClientOptions;
+  private readonly handlers = new Map<string, Set<MessageHandler<any>>>();
+  private readonly readyHandlers = new Set<(info: ReadyInfo) => void>();
+  private readonly resetHandlers = new Set<(reason: ResetInfo["reason"], info: ResetInfo) => void>();
+  private readonly statusHandlers = new Set<(status: ConnectionStatus) => void>();
+  private readonly errorHandlers = new Set<(err: FanoutClientError) => void>();
+  private readonly doFetch: typeof fetch;
+  private _status: ConnectionStatus = "connecting";
+  private _lastEventId: string;
+  private _connectionId?: string;
+  private retryMs: number;
+  private attempt = 0;
+  private abort?: AbortController;
+  private sleepTimer?: ReturnType<typeof setTimeout>;
+  private wake?: () => void;
+
+  constructor(opts: FanoutClientOptions) {
+    this.opts = { channels: [], patterns: [], idleTimeoutMs: 45_000, ...opts };
+    this._lastEventId = opts.lastEventId ?? "";
+    this.retryMs = opts.backoff?.initialMs ?? DEFAULT_BACKOFF.initialMs;
+    // Called through a closure: a browser's fetch invoked as a method of another object throws.
+    const f = opts.fetch;
+    this.doFetch = f ? (input, init) => f(input, init) : (input, init) => globalThis.fetch(input, init);
+    queueMicrotask(() => void this.run());
+  }
+
+  get status(): ConnectionStatus {
+    return this._status;
+  }
+
+  /** The id to resume from: the last event handed to the handlers (or given in the options). */
+  get lastEventId(): string {
+    return this._lastEventId;
+  }
+
+  /** The relay's id for the current connection, from its `ready` event. */
+  get connectionId(): string | undefined {
+    return this._connectionId;
+  }
+
+  /**
+   * Messages of one type (the publish `type`, which is the SSE `event:` name); `"message"`
+   * for messages published without a type (as EventSource's `onmessage`); `"*"` for every
+   * message. Returns a function that removes the handler.
+   */
+  on<T = unknown>(type: string, handler: MessageHandler<T>): () => void {
+    let set = this.handlers.get(type);
+    if (!set) this.handlers.set(type, (set = new Set()));
+    set.add(handler);
+    return () => set!.delete(handler);
+  }
+
+  /** Every subscription is live (after each (re)connection): anything published from now on is delivered. */
+  onReady(handler: (info: ReadyInfo) => void): () => void {
+    return add(this.readyHandlers, handler);
+  }
+
+  /** The relay could not resume from the last id (`retention`, `unknown`, `malformed`, `limit`): some messages are lost; refetch state. */
+  onReset(handler: (reason: ResetInfo["reason"], info: ResetInfo) => void): () => void {
+    return add(this.resetHandlers, handler);
+  }
+
+  onStatus(handler: (status: ConnectionStatus) => void): () => void {
+    return add(this.statusHandlers, handler);
+  }
+
+  /**
+   * Errors. When `err.status` is 400/401/403 (or another refusal retrying cannot fix), the
+   * client has stopped: `status` is `closed`. Others (`invalid_envelope`, `handler_error`)
+   * are reports; the stream goes on.
+   */
+  onError(handler: (err: FanoutClientError) => void): () => void {
+    return add(this.errorHandlers, handler);
+  }
+
+  /** Ends the stream and every reconnection for good. */
+  close(): void {
+    if (this.isClosed()) return;
+    this.setStatus("closed");
+    this.abort?.abort();
+    if (this.sleepTimer !== undefined) clearTimeout(this.sleepTimer);
+    this.wake?.();
+  }
+
+  /** A method, not a comparison inline: TypeScript would keep `_status` narrowed across awaits. */
+  private isClosed(): boolean {
+    return this._status === "closed";
+  }
+
+  private async run(): Promise<void> {
+    if (this.isClosed()) return;
+    for (const h of [...this.statusHandlers]) this.call(() => h("connecting"));
+    while (!this.isClosed()) {
+      let retryAfterMs = 0;
+      try {
+        const res = await this.connect();
+        if (res === "closed") return;
+        retryAfterMs = res;
+      } catch (err) {
+        if (this.isClosed()) return;
+        if (err instanceof FanoutClientError && err.status !== 0 && !retryable(err.status)) {
+          this.emitError(err);
+          this.close();
+          return;
+        }
+        retryAfterMs = err instanceof FanoutClientError ? (err.retryAfterMs ?? 0) : 0;
+      }
+      this.setStatus("reconnecting");
+      const { maxMs } = { ...DEFAULT_BACKOFF, ...this.opts.backoff };
+      await this.sleep(backoffDelay(this.attempt++, this.retryMs, maxMs, retryAfterMs));
+    }
+  }
+
+  /**
+   * One connection, from request to the end of its stream. Resolves when the stream ends
+   * (0: reconnect after the usual backoff); throws FanoutClientError on an HTTP refusal or
+   * a network failure.
+   */
+  private async connect(): Promise<0 | "closed"> {
+    const abort = new AbortController();
+    this.abort = abort;
+    const [url, headers] = await Promise.all([this.eventsUrl(), this.requestHeaders()]);
+    if (this.isClosed()) return "closed";
+    let res: Response;
+    try {
+      res = await this.doFetch(url, { headers, signal: abort.signal, credentials: this.opts.credentials });
+    } catch (err) {
+      throw new FanoutClientError("network_error", `GET ${url.pathname} failed: ${(err as Error).message}`, { cause: err });
+    }
+    if (res.status !== 200) throw await errorFromResponse(res);
+    const contentType = res.headers.get("content-type") ?? "";
+    if (!/^text\/event-stream\b/i.test(contentType) || !res.body) {
+      abort.abort();
+      throw new FanoutClientError("not_event_stream", `expected text/event-stream, got ${JSON.stringify(contentType)}`, { status: res.status });
+    }
+    await this.stream(res.body, abort);
+    return this.isClosed() ? "closed" : 0;
+  }
+
+  private async stream(body: ReadableStream<Uint8Array>, abort: AbortController): Promise<void> {
+    const parser = new SseParser(
+      {
+        onEvent: (ev) => {
+          if (!abort.signal.aborted) this.dispatch(ev);
+        },
+        onRetry: (ms) => {
+          this.retryMs = ms;
+        },
+      },
+      this._lastEventId,
+    );
+    const reader = body.getReader();
+    const idleMs = this.opts.idleTimeoutMs ?? 0;
+    let idle: ReturnType<typeof setTimeout> | undefined;
+    const arm = () => {
+      if (idleMs <= 0) return;
+      if (idle !== undefined) clearTimeout(idle);
+      idle = setTimeout(() => abort.abort(), idleMs);
+    };
+    arm();
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done || abort.signal.aborted) break;
+        arm();
+        parser.feed(value);
+      }
+    } catch {
+      // A dropped connection (or our own abort): either way, the caller reconnects or stops.
+    } finally {
+      if (idle !== undefined) clearTimeout(idle);
+      parser.end();
+      abort.abort();
+      reader.releaseLock();
+    }
+  }
+
+  private dispatch(ev: SseEvent): void {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(ev.data);
+    } catch {
+      this.emitError(new FanoutClientError("invalid_envelope", `event ${JSON.stringify(ev.type)} carries data that is not JSON`));
+      this.track(ev);
+      return;
+    }
+    // `ready` and `reset` are the relay's own events; a message published with such a type
+    // still arrives as an envelope, which always names its channel.
+    const isEnvelope = typeof parsed === "object" && parsed !== null && typeof (parsed as Envelope).channel === "string";
+    if (CONTROL_EVENTS.has(ev.type) && !isEnvelope) {
+      this.track(ev);
+      if (ev.type === "ready") {
+        const info = parsed as ReadyInfo;
+        this._connectionId = info.connection;
+        this.attempt = 0;
+        this.setStatus("live");
+        for (const h of [...this.readyHandlers]) this.call(() => h(info));
+      } else {
+        const info = parsed as ResetInfo;
+        for (const h of [...this.resetHandlers]) this.call(() => h(info.reason, info));
+      }
+      return;
+    }
+    if (!isEnvelope) {
+      this.emitError(new FanoutClientError("invalid_envelope", `event ${JSON.stringify(ev.type)} is not a message envelope`));
+      this.track(ev);
+      return;
+    }
+    const envelope = parsed as Envelope;
+    const targets = [...(ev.type === "*" ? [] : (this.handlers.get(ev.type) ?? [])), ...(this.handlers.get("*") ?? [])];
+    for (const h of targets) {
+      if (this.isClosed()) break;
+      this.call(() => h(envelope, ev));
+    }
+    this.track(ev);
+  }
+
+  private track(ev: SseEvent): void {
+    if (ev.lastEventId !== "") this._lastEventId = ev.lastEventId;
+  }
+
+  private call(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.emitError(new FanoutClientError("handler_error", `a handler threw: ${(err as Error)?.message ?? String(err)}`, { cause: err }));
+    }
+  }
+
+  private emitError(err: FanoutClientError): void {
+    if (this.errorHandlers.size === 0) {
+      console.error("[fanout-client]", err);
+      return;
+    }
+    for (const h of [...this.errorHandlers]) {
+      try {
+        h(err);
+      } catch (e) {
+        console.error("[fanout-client] error handler threw:", e);
+      }
+    }
+  }
+
+  private setStatus(s: ConnectionStatus): void {
+    if (this._status === s) return;
+    this._status = s;
+    for (const h of [...this.statusHandlers]) this.call(() => h(s));
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      this.wake = resolve;
+      this.sleepTimer = setTimeout(resolve, ms);
+    });
+  }
+
+  private async eventsUrl(): Promise<URL> {
+    const u = this.opts.url;
+    const base = new URL(typeof u === "function" ? await u() : u);
+    const url = base.pathname.endsWith("/v1/events") ? base : endpoint(base, "v1/events");
+    url.search = base.search;
+    for (const ch of this.opts.channels ?? []) url.searchParams.append("channel", ch);
+    for (const p of this.opts.patterns ?? []) url.searchParams.append("pattern", p);
+    return url;
+  }
+
+  private async requestHeaders(): Promise<Record<string, string>> {
+    const h = this.opts.headers;
+    const headers: Record<string, string> = { Accept: "text/event-stream", ...(typeof h === "function" ? await h() : h) };
+    const t = this.opts.token;
+    const token = typeof t === "function" ? await t() : t;
+    if (token) headers.Authorization = `Bearer ${token}`;
+    if (this._lastEventId !== "") headers["Last-Event-ID"] = this._lastEventId;
+    return headers;
+  }
+}
+
+/**
+ * 429, 503 and the other 5xx (a proxy's 502 while a relay restarts) are worth retrying, and
+ * 408. Any other answer (400, 401, 403, 404, a 200 that is not an event stream) will not
+ * change by asking again, so the client stops, as EventSource does.
+ */
+function retryable(status: number): boolean {
+  return status === 408 || status === 429 || status >= 500;
+}
+
+function add<T>(set: Set<T>, item: T): () => void {
+  set.add(item);
+  return () => set.delete(item);
+}
