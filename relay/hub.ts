@@ -19,6 +19,7 @@ interface Subscription {
 
 const CATCH_UP_PAGE = 500;
 const MAX_BACKLOG = 100_000;
+const CATCH_UP_RETRY_MS = 250;
 
 /**
  * Routes broker messages to clients. Broker subscriptions are reference-counted across all
@@ -40,6 +41,7 @@ export class Hub implements BrokerListener {
   private readonly cursorText: CursorEncoder;
   private backlog: Delivery[] | undefined;
   private catchUpRunning = false;
+  private catchUpRetry?: NodeJS.Timeout;
   /** Messages in (per routed copy) and frames out, per second over the last 10 s. */
   readonly rates = new RateMeter();
 
@@ -103,8 +105,16 @@ export class Hub implements BrokerListener {
       this.metrics.catchUps.inc();
       this.metrics.caughtUp.inc(recovered);
     } catch (err) {
-      // The link dropped again: the next `recovered` retries from the same cursor.
-      console.warn("[fanout] catch-up from the log failed, will retry on reconnect:", (err as Error).message);
+      // The command link may come back after the subscription link: retry from the same
+      // cursor until the log is readable. Live messages stay held meanwhile.
+      console.warn("[fanout] catch-up from the log failed, retrying:", (err as Error).message);
+      if (!this.catchUpRetry) {
+        this.catchUpRetry = setTimeout(() => {
+          this.catchUpRetry = undefined;
+          void this.catchUp();
+        }, CATCH_UP_RETRY_MS);
+        this.catchUpRetry.unref();
+      }
     } finally {
       this.catchUpRunning = false;
     }

@@ -61,7 +61,7 @@ describe("in a real browser (headless Chromium)", () => {
       const b = await createRelay(loadConfig({ ...env, PORT: String(a.port), HOST: "127.0.0.1" }));
       await b.listen();
       try {
-        await page.waitForFunction(() => (window as unknown as { got: unknown[] }).got.length >= 6, undefined, { timeout: 10_000 });
+        await page.waitForFunction(() => (window as unknown as { got: unknown[] }).got.length >= 6, undefined, { timeout: 25_000 });
         await publish(other.base, { channel: "resume", data: 6 });
         await page.waitForFunction(() => (window as unknown as { got: unknown[] }).got.length >= 7);
         expect(await got()).toEqual([0, 1, 2, 3, 4, 5, 6]);

@@ -56,7 +56,6 @@ export function eventsRoute(rc: RelayContext): Hono<NodeEnv> {
       metrics.connections.dec();
       release();
     });
-    rc.connections.add(conn);
     metrics.connections.inc();
     client = new Client(id, conn, channels, patterns, config.queueMaxMessages);
 
@@ -81,12 +80,13 @@ export function eventsRoute(rc: RelayContext): Hono<NodeEnv> {
       "Content-Type": "text/event-stream; charset=utf-8",
       "Cache-Control": "no-cache, no-transform",
       "X-Accel-Buffering": "no",
-      Connection: "keep-alive",
     };
     c.res.headers.forEach((v, k) => {
       if (k.toLowerCase().startsWith("access-control-") || k.toLowerCase() === "vary") headers[k] = v;
     });
-    res.writeHead(200, headers);
+    conn.open(headers);
+    // Heartbeats and drain reach a connection only once its headers are out.
+    rc.connections.add(conn);
     conn.send(encodeRetry(config.retryMs));
     const resuming = resume !== undefined && resume !== "" && reset === undefined;
     try {
