@@ -39,19 +39,16 @@ export class ConnectionLimits {
   checkPatterns(patterns: string[]): void {
     for (const p of patterns) {
       if (new TextEncoder().encode(p).length > this.maxPatternBytes) {
-        this.metrics.rejected.inc({ code: "pattern_too_long" });
         throw new FanoutError(400, "pattern_too_long", `a pattern may be at most ${this.maxPatternBytes} bytes (FANOUT_MAX_PATTERN_BYTES)`);
       }
       const stars = p.match(/\*+/g)?.length ?? 0;
       if (stars > this.maxPatternStars) {
-        this.metrics.rejected.inc({ code: "pattern_too_complex" });
         throw new FanoutError(400, "pattern_too_complex", `a pattern may hold at most ${this.maxPatternStars} runs of '*'`);
       }
     }
   }
 
   private refuse(code: string, message: string): never {
-    this.metrics.rejected.inc({ code });
     throw new FanoutError(429, code, message, { "Retry-After": "5" });
   }
 }

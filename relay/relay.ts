@@ -25,6 +25,12 @@ import { opsRoute } from "./routes/ops.js";
 import { pageRoute } from "./routes/page.js";
 import { publishRoute } from "../routes/publish.js";
 import { errorResponse } from "../routes/error-response.js";
+import { invalidateRoute } from "../routes/invalidate.js";
+import { hooksRoute } from "../routes/hooks/hooks-route.js";
+import type { InvalidationStore } from "../routes/invalidation-store.js";
+import { FanoutError } from "../protocol/errors.js";
+import { RedisInvalidationStore } from "./broker/redis-invalidation-store.js";
+import { MemoryInvalidationStore } from "./broker/memory-invalidation-store.js";
 import type { RelayAuth } from "./auth/relay-auth.js";
 
 export interface Relay {
@@ -39,6 +45,10 @@ export interface Relay {
 function makeBroker(config: RelayConfig): Broker & MessageLog {
   const settings = { ...config.log };
   return config.redisUrl ? new RedisBroker(config.redisUrl, settings) : new MemoryBroker(settings);
+}
+
+function makeInvalidationStore(config: RelayConfig, broker: Broker): InvalidationStore {
+  return broker instanceof RedisBroker ? new RedisInvalidationStore(broker.commands, config.log.prefix) : new MemoryInvalidationStore();
 }
 
 export async function createRelay(config: RelayConfig, opts: { auth?: RelayAuth } = {}): Promise<Relay> {
@@ -84,11 +94,14 @@ export async function createRelay(config: RelayConfig, opts: { auth?: RelayAuth 
   const app = new Hono();
   app.onError((err, c) => {
     const res = errorResponse(err, c);
-    if (res.status >= 400 && res.status !== 500) metrics.rejected.inc({ code: String(res.status) });
+    // Every refusal, whatever route or check raised it, is counted here once, by code.
+    if (err instanceof FanoutError) metrics.rejected.inc({ code: err.code });
     return res;
   });
   const cors = corsMiddleware(config.corsOrigins);
   if (cors) app.use("/v1/*", cors);
+  const store = makeInvalidationStore(config, broker);
+  const authorizePublish: RelayAuth["authorizePublish"] = (c, messages) => rc.auth.authorizePublish(c, messages);
   app.route("/", opsRoute(rc));
   app.route("/", eventsRoute(rc) as unknown as Hono);
   app.route(
@@ -97,11 +110,16 @@ export async function createRelay(config: RelayConfig, opts: { auth?: RelayAuth 
       publisher: broker,
       maxBodyBytes: config.maxBodyBytes,
       maxBatch: config.maxBatch,
-      authorizePublish: (c, messages) => rc.auth.authorizePublish(c, messages),
+      authorizePublish,
       published: (_m, results) => {
         for (const r of results) metrics.published.inc({ result: r.duplicate ? "duplicate" : "published" });
       },
     }),
+  );
+  app.route("/", invalidateRoute({ publisher: broker, store, maxBodyBytes: config.maxBodyBytes, authorizePublish }));
+  app.route(
+    "/",
+    hooksRoute({ publisher: broker, store, maxBodyBytes: config.maxBodyBytes, secrets: config.hookSecrets, mapping: config.hookMapping, deliveryTtlSeconds: config.hookDedupeSeconds }),
   );
   app.route("/", ticketsRoute({ tickets, authorize: (c, scope) => builtInAuth.authorizeTicket(c, scope) }));
   app.route("/", pageRoute());

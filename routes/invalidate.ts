@@ -1,7 +1,6 @@
 import { Hono, type Context } from "hono";
 import type { PublishMessage } from "../protocol/publish-request.js";
 import type { Publisher } from "../protocol/publisher.js";
-import { errorResponse } from "./error-response.js";
 import type { InvalidationStore } from "./invalidation-store.js";
 import { invalidationMessage, parseInvalidation, runInvalidation } from "./invalidation.js";
 import { readJson } from "./read-json.js";
@@ -20,7 +19,6 @@ export interface InvalidateRouteDeps {
  */
 export function invalidateRoute(deps: InvalidateRouteDeps): Hono {
   const app = new Hono();
-  app.onError(errorResponse);
   app.post("/v1/invalidate", async (c) => {
     const { body } = await readJson(c, deps.maxBodyBytes);
     const inv = parseInvalidation(body);

@@ -2,7 +2,6 @@ import { Hono, type Context } from "hono";
 import { parsePublishBody, type PublishMessage, type PublishResult } from "../protocol/publish-request.js";
 import type { Publisher } from "../protocol/publisher.js";
 import { readJson } from "./read-json.js";
-import { errorResponse } from "./error-response.js";
 
 export interface PublishRouteDeps {
   publisher: Publisher;
@@ -24,7 +23,6 @@ export interface PublishRouteDeps {
  */
 export function publishRoute(deps: PublishRouteDeps): Hono {
   const app = new Hono();
-  app.onError(errorResponse);
   app.post("/v1/publish", async (c) => {
     const { body } = await readJson(c, deps.maxBodyBytes);
     const { batch, messages } = parsePublishBody(body, { maxBatch: deps.maxBatch });

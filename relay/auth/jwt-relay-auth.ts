@@ -130,7 +130,6 @@ export class JwtRelayAuth implements RelayAuth {
     try {
       await f();
     } catch (err) {
-      if (err instanceof FanoutError) this.opts.metrics.rejected.inc({ code: err.code });
       throw err;
     }
   }

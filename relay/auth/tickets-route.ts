@@ -1,7 +1,6 @@
 import { Hono, type Context } from "hono";
 import type { TicketScope, Tickets } from "../../protocol/auth/tickets.js";
 import { readJson } from "../../routes/read-json.js";
-import { errorResponse } from "../../routes/error-response.js";
 
 export interface TicketsRouteDeps {
   tickets: Tickets;
@@ -19,7 +18,6 @@ const MAX_TICKET_BODY = 64 * 1024;
  */
 export function ticketsRoute(deps: TicketsRouteDeps): Hono {
   const app = new Hono();
-  app.onError(errorResponse);
   app.post("/v1/tickets", async (c) => {
     const { body } = await readJson(c, MAX_TICKET_BODY);
     const { scope, ttlSeconds } = deps.tickets.parseRequest(body);

@@ -2,7 +2,6 @@ import { Hono, type Context } from "hono";
 import { FanoutError } from "../../protocol/errors.js";
 import { decodeJsonBody } from "../../protocol/publish-request.js";
 import type { Publisher } from "../../protocol/publisher.js";
-import { errorResponse } from "../error-response.js";
 import type { InvalidationStore } from "../invalidation-store.js";
 import { runInvalidation } from "../invalidation.js";
 import { genericHook } from "./generic.js";
@@ -51,7 +50,6 @@ export function hooksRoute(deps: HooksRouteDeps): Hono {
   const providers = new Map((deps.providers ?? HOOK_PROVIDERS).map((p) => [p.name, p]));
   const mapping: HookMapping = { ...DEFAULT_HOOK_MAPPING, ...deps.mapping };
   const app = new Hono();
-  app.onError(errorResponse);
   app.post("/v1/hooks/:provider", async (c) => {
     const name = c.req.param("provider");
     const provider = providers.get(name);
