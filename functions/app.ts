@@ -4,6 +4,7 @@ import { errorResponse } from "../routes/error-response.js";
 import { hooksRoute } from "../routes/hooks/hooks-route.js";
 import { invalidateRoute } from "../routes/invalidate.js";
 import { authorizePublish } from "../routes/publish-auth.js";
+import { JwtVerifier } from "../protocol/auth/jwt-verifier.js";
 import { publishRoute } from "../routes/publish.js";
 import type { FunctionsConfig } from "./config.js";
 import { UpstashInvalidationStore } from "./upstash-invalidation-store.js";
@@ -16,9 +17,16 @@ export function createApp(config: FunctionsConfig): Hono {
   const breaker = breakerFor(config);
   const publisher = new UpstashPublisher(redis, config.log, breaker);
   const store = new UpstashInvalidationStore(redis, config.log.prefix, breaker);
+  const verifier = new JwtVerifier({
+    secret: config.jwtSecret,
+    jwksUrl: config.jwksUrl,
+    issuer: config.jwtIssuer,
+    audience: config.jwtAudience,
+    clockToleranceSeconds: config.jwtClockSkewSeconds,
+  });
   // No loopback at the edge: without keys, publishing is refused unless explicitly opened.
   const authorize = (c: Context, messages: PublishMessage[]) =>
-    authorizePublish(c, messages, { keys: config.publishKeys, jwtSecret: config.jwtSecret, allowAnonymous: config.allowAnonymousPublish });
+    authorizePublish(c, messages, { keys: config.publishKeys, verifier, allowAnonymous: config.allowAnonymousPublish }).then(() => undefined);
 
   const app = new Hono();
   app.onError(errorResponse);

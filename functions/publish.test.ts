@@ -1,3 +1,4 @@
+import { signFanoutToken } from "../protocol/auth/sign-token.js";
 import { describe, expect, inject, it } from "vitest";
 import { call, logEntries, plainSubscriber, testEnv, uniq } from "./test-helpers.js";
 
@@ -74,11 +75,11 @@ describe("publisher auth", () => {
     const channel = uniq("auth");
     const missing = await call(env, "/v1/publish", { body: { channel, data: 1 }, key: null });
     expect(missing.status).toBe(401);
-    expect(missing.json.error.code).toBe("missing_credentials");
+    expect(missing.json.error.code).toBe("unauthorized");
     expect(missing.headers.get("www-authenticate")).toMatch(/^Bearer/);
     const wrong = await call(env, "/v1/publish", { body: { channel, data: 1 }, key: "pk-test-3" });
     expect(wrong.status).toBe(401);
-    expect(wrong.json.error.code).toBe("invalid_credentials");
+    expect(wrong.json.error.code).toBe("unauthorized");
     const basic = await call(env, "/v1/publish", { body: { channel, data: 1 }, key: null, headers: { authorization: "Basic cGs6eA==" } });
     expect(basic.status).toBe(401);
     expect((await call(env, "/v1/publish", { body: { channel, data: 1 }, key: "pk-test-2" })).status).toBe(200);
@@ -89,9 +90,26 @@ describe("publisher auth", () => {
     const closed = testEnv({ FANOUT_PUBLISH_KEYS: "" });
     const r = await call(closed, "/v1/publish", { body: { channel: "x", data: 1 }, key: null });
     expect(r.status).toBe(401);
-    expect(r.json.error.code).toBe("publish_not_configured");
+    expect(r.json.error.code).toBe("unauthorized");
     const open = testEnv({ FANOUT_PUBLISH_KEYS: "", FANOUT_ALLOW_ANONYMOUS_PUBLISH: "true" });
     expect((await call(open, "/v1/publish", { body: { channel: "x", data: 1 }, key: null })).status).toBe(200);
+  });
+});
+
+describe("JWT publishers at the edge", () => {
+  it("may publish only where their fanout.publish globs allow; one forbidden item refuses the batch", async () => {
+    const jwtEnv = testEnv({ FANOUT_PUBLISH_KEYS: "", FANOUT_JWT_SECRET: "edge-secret-0123456789" });
+    const prefix = uniq("jwt");
+    const token = await signFanoutToken("edge-secret-0123456789", { publish: [`${prefix}:*`] }, { expiresIn: 60 });
+    const ok = await call(jwtEnv, "/v1/publish", { body: { channel: `${prefix}:a`, data: 1 }, key: token });
+    expect(ok.status).toBe(200);
+    const denied = await call(jwtEnv, "/v1/publish", { body: { messages: [{ channel: `${prefix}:b`, data: 2 }, { channel: "elsewhere", data: 3 }] }, key: token });
+    expect(denied.status).toBe(403);
+    expect(await logEntries(jwtEnv, `${prefix}:b`)).toHaveLength(0);
+    const forged = await signFanoutToken("another-secret-0123456789", { publish: ["*"] }, { expiresIn: 60 });
+    expect((await call(jwtEnv, "/v1/publish", { body: { channel: `${prefix}:a`, data: 1 }, key: forged })).status).toBe(401);
+    const expired = await signFanoutToken("edge-secret-0123456789", { publish: ["*"] }, { expiresIn: -120 });
+    expect((await call(jwtEnv, "/v1/publish", { body: { channel: `${prefix}:a`, data: 1 }, key: expired })).status).toBe(401);
   });
 });
 

@@ -73,7 +73,6 @@ export async function createRelay(config: RelayConfig, opts: { auth?: RelayAuth 
     publicChannels: config.publicChannels,
     tickets,
     rateLimiter: new PublishRateLimiter(config.publishRatePerSecond, config.publishBurst),
-    metrics,
   });
   const rc: RelayContext = {
     config,

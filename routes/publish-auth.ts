@@ -1,14 +1,16 @@
 import type { Context } from "hono";
 import { FanoutError } from "../protocol/errors.js";
 import type { PublishMessage } from "../protocol/publish-request.js";
-import { secretsEqual } from "./constant-time.js";
+import { checkChannels } from "../protocol/auth/grants.js";
+import { looksLikeJwt, type JwtVerifier } from "../protocol/auth/jwt-verifier.js";
+import { secretsEqual, sha256, toHex, utf8 } from "./constant-time.js";
 
 export interface PublishAuthOptions {
-  /** Static publisher keys (`FANOUT_PUBLISH_KEYS`), sent as `Authorization: Bearer <key>`. */
+  /** Static publisher keys (`FANOUT_PUBLISH_KEYS`), sent as `Authorization: Bearer <key>`: may publish anywhere. */
   keys: readonly string[];
-  /** `FANOUT_JWT_SECRET`: counts as configured auth (JWT publish globs are checked by a later pass). */
-  jwtSecret?: string;
-  /** With nothing configured, accept anyone (`FANOUT_ALLOW_ANONYMOUS_PUBLISH=true`). */
+  /** JWTs whose `fanout.publish` globs say where they may publish. */
+  verifier?: JwtVerifier;
+  /** With nothing configured, accept anyone (`FANOUT_ALLOW_ANONYMOUS_PUBLISH=true`, edge only). */
   allowAnonymous?: boolean;
   /**
    * With nothing configured, accept this request anyway when it comes from loopback. The
@@ -17,35 +19,68 @@ export interface PublishAuthOptions {
   isLoopback?(c: Context): boolean;
 }
 
-function bearer(c: Context): string | undefined {
-  const h = c.req.header("authorization");
-  if (!h) return undefined;
-  const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(h);
-  return m ? m[1] : "";
-}
+/** Who is publishing: a static key, a verified JWT, or nobody (allowed only when nothing is configured). */
+export type PublishCaller =
+  | { kind: "key"; rateKey: string }
+  | { kind: "jwt"; rateKey: string; publish: readonly string[]; subscribe: readonly string[] }
+  | { kind: "anonymous" };
 
 const challenge = { "WWW-Authenticate": 'Bearer realm="fanout"' };
 
+export function unauthorized(message: string): FanoutError {
+  return new FanoutError(401, "unauthorized", message, challenge);
+}
+
+/** `Authorization: Bearer <x>`: undefined without the header, 401 when it is not a Bearer credential. */
+export function bearer(c: Context): string | undefined {
+  const h = c.req.header("authorization");
+  if (h === undefined) return undefined;
+  const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(h);
+  if (!m) throw unauthorized("Authorization must be Bearer <key or token>");
+  return m[1];
+}
+
+/** Which configured key `token` is (-1: none), comparing every key in constant time. */
+export async function matchKey(token: string, keys: readonly string[]): Promise<number> {
+  const matches = await Promise.all(keys.map((k) => secretsEqual(token, k)));
+  return matches.indexOf(true);
+}
+
 /**
- * May this request publish these messages? Throws 401 otherwise. Shared by the edge
- * functions and the relay; `messages` is what a per-channel check (JWT `publish` globs,
- * 403) will look at. Every configured key is compared, in constant time, whatever matches.
+ * Identifies the caller from `token`. Every configured key is compared in constant time,
+ * whichever matches; a JWT is verified with the algorithms pinned to the configured key.
  */
-export async function authorizePublish(c: Context, messages: readonly PublishMessage[], opts: PublishAuthOptions): Promise<void> {
-  void messages;
-  const configured = opts.keys.length > 0 || opts.jwtSecret !== undefined;
-  if (!configured) {
-    if (opts.allowAnonymous || opts.isLoopback?.(c)) return;
-    throw new FanoutError(
-      401,
-      "publish_not_configured",
-      "no publisher keys are configured: set FANOUT_PUBLISH_KEYS (or FANOUT_ALLOW_ANONYMOUS_PUBLISH=true for open publishing)",
-      challenge,
-    );
+export async function identifyPublisher(c: Context, token: string | undefined, opts: PublishAuthOptions): Promise<PublishCaller> {
+  const configured = opts.keys.length > 0 || opts.verifier?.configured === true;
+  if (token === undefined) {
+    if (!configured && (opts.allowAnonymous || opts.isLoopback?.(c))) return { kind: "anonymous" };
+    if (!configured) {
+      throw unauthorized(
+        opts.isLoopback
+          ? "publishing needs a key (FANOUT_PUBLISH_KEYS is not set: loopback only)"
+          : "no publisher keys are configured: set FANOUT_PUBLISH_KEYS (or FANOUT_ALLOW_ANONYMOUS_PUBLISH=true for open publishing)",
+      );
+    }
+    throw unauthorized("missing Authorization: Bearer <key or token>");
   }
-  const token = bearer(c);
-  if (token === undefined) throw new FanoutError(401, "missing_credentials", "Authorization: Bearer <publisher key> is required", challenge);
-  if (token === "") throw new FanoutError(401, "invalid_credentials", "Authorization must be Bearer <publisher key>", challenge);
-  const matches = await Promise.all(opts.keys.map((k) => secretsEqual(token, k)));
-  if (!matches.includes(true)) throw new FanoutError(401, "invalid_credentials", "unknown publisher key", challenge);
+  const index = await matchKey(token, opts.keys);
+  if (index >= 0) return { kind: "key", rateKey: `key:${index}` };
+  if (opts.verifier?.configured && looksLikeJwt(token)) {
+    const t = await opts.verifier.verify(token);
+    // A token without `sub` is limited on its own digest (never on the token text).
+    const rateKey = t.subject !== undefined ? `sub:${t.subject}` : `jwt:${toHex(await sha256(utf8(token)))}`;
+    return { kind: "jwt", rateKey, publish: t.grants.publish, subscribe: t.grants.subscribe };
+  }
+  throw unauthorized("unknown publisher key");
+}
+
+/**
+ * May this request publish these messages? 401 without a valid credential, 403 when a JWT's
+ * `publish` globs miss any channel (a batch is refused whole). Shared by the edge functions
+ * and the relay.
+ */
+export async function authorizePublish(c: Context, messages: readonly PublishMessage[], opts: PublishAuthOptions): Promise<PublishCaller> {
+  const caller = await identifyPublisher(c, bearer(c), opts);
+  if (caller.kind === "jwt") checkChannels(new Set(messages.map((m) => m.channel)), caller.publish, "publish to");
+  return caller;
 }

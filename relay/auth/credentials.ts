@@ -1,25 +1,12 @@
 import type { Context } from "hono";
 import type { IncomingMessage } from "node:http";
 import { getCookie } from "hono/cookie";
-import { FanoutError } from "../../protocol/errors.js";
+import { bearer, unauthorized } from "../../routes/publish-auth.js";
+
+export { bearer, unauthorized };
 
 /** The cookie a browser app may set for same-site (or CORS with credentials) subscriptions. */
 export const TOKEN_COOKIE = "fanout_token";
-
-const challenge = { "WWW-Authenticate": 'Bearer realm="fanout"' };
-
-export function unauthorized(message: string): FanoutError {
-  return new FanoutError(401, "unauthorized", message, challenge);
-}
-
-/** `Authorization: Bearer <x>`: undefined without the header, 401 when it is not a Bearer credential. */
-export function bearer(c: Context): string | undefined {
-  const h = c.req.header("authorization");
-  if (h === undefined) return undefined;
-  const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(h);
-  if (!m) throw unauthorized("Authorization must be Bearer <key or token>");
-  return m[1];
-}
 
 /**
  * A subscriber's token: the Authorization header, else `?token=` (EventSource cannot set

@@ -3,13 +3,12 @@ import { FanoutError } from "../../protocol/errors.js";
 import type { PublishMessage } from "../../protocol/publish-request.js";
 import { checkChannels, checkPatterns } from "../../protocol/auth/grants.js";
 import { channelAllowed, patternWithin } from "../../protocol/pattern-scope.js";
-import { looksLikeJwt, type JwtVerifier } from "../../protocol/auth/jwt-verifier.js";
+import type { JwtVerifier } from "../../protocol/auth/jwt-verifier.js";
+import { authorizePublish, identifyPublisher, matchKey, type PublishAuthOptions, type PublishCaller } from "../../routes/publish-auth.js";
 import { checkTicketScope, type TicketScope, type Tickets } from "../../protocol/auth/tickets.js";
-import { secretsEqual, sha256, toHex, utf8 } from "../../routes/constant-time.js";
-import type { RelayMetrics } from "../metrics.js";
 import type { RelayAuth } from "./relay-auth.js";
 import type { PublishRateLimiter } from "./publish-rate-limiter.js";
-import { bearer, isLoopback, remoteAddress, subscriberToken, unauthorized } from "./credentials.js";
+import { isLoopback, remoteAddress, subscriberToken, unauthorized } from "./credentials.js";
 
 export interface JwtRelayAuthOptions {
   /** `FANOUT_PUBLISH_KEYS`: may publish anywhere, subscribe anywhere, and issue any ticket. */
@@ -19,7 +18,6 @@ export interface JwtRelayAuthOptions {
   publicChannels: readonly string[];
   tickets: Tickets;
   rateLimiter: PublishRateLimiter;
-  metrics: RelayMetrics;
 }
 
 /** Who is calling: a static key (no per-channel limits), a verified JWT, or the loopback default. */
@@ -32,93 +30,64 @@ type Caller = { kind: "key"; rateKey: string } | { kind: "jwt"; rateKey: string;
  * Defaults: with neither keys nor a JWT key configured, publishing is loopback-only; with no
  * JWT key configured, subscribing is open (or limited to `FANOUT_PUBLIC_CHANNELS` when set
  * for anonymous callers); with one, anonymous subscribers get the public channels only.
- * Every refusal is counted in `fanout_rejected_total` by code.
  */
+/** Anonymous callers exist only on loopback with nothing configured: limited per address. */
+function rateKey(c: Context, caller: PublishCaller): string {
+  return caller.kind === "anonymous" ? `ip:${remoteAddress(c)}` : caller.rateKey;
+}
+
 export class JwtRelayAuth implements RelayAuth {
+  private readonly publishAuth: PublishAuthOptions;
+
   constructor(private readonly opts: JwtRelayAuthOptions) {
+    this.publishAuth = { keys: opts.keys, verifier: opts.verifier, isLoopback: (c) => isLoopback(remoteAddress(c)) };
     if (opts.keys.length === 0 && !opts.verifier.configured) {
       console.warn("[fanout] neither FANOUT_PUBLISH_KEYS nor FANOUT_JWT_SECRET/FANOUT_JWKS_URL is set: publishing is accepted from loopback clients only");
     }
   }
 
-  authorizePublish(c: Context, messages: PublishMessage[]): Promise<void> {
-    return this.counted(async () => {
-      const caller = await this.publisher(c, bearer(c));
-      if (caller.kind === "jwt") checkChannels(new Set(messages.map((m) => m.channel)), caller.publish, "publish to");
-      this.charge(caller.rateKey, messages.length);
-    });
+  async authorizePublish(c: Context, messages: PublishMessage[]): Promise<void> {
+    const caller = await authorizePublish(c, messages, this.publishAuth);
+    this.charge(rateKey(c, caller), messages.length);
   }
 
-  authorizeSubscribe(c: Context, channels: string[], patterns: string[]): Promise<void> {
-    return this.counted(async () => {
-      const ticket = c.req.query("ticket");
-      if (ticket !== undefined) {
-        checkTicketScope(await this.opts.tickets.redeem(ticket), channels, patterns);
-        return;
+  async authorizeSubscribe(c: Context, channels: string[], patterns: string[]): Promise<void> {
+    const ticket = c.req.query("ticket");
+    if (ticket !== undefined) {
+      checkTicketScope(await this.opts.tickets.redeem(ticket), channels, patterns);
+      return;
+    }
+    const token = subscriberToken(c);
+    if (token !== undefined && (await matchKey(token, this.opts.keys)) >= 0) return;
+    if (token !== undefined && this.opts.verifier.configured) {
+      const { grants } = await this.opts.verifier.verify(token);
+      const allowed = [...grants.subscribe, ...this.opts.publicChannels];
+      checkChannels(channels, allowed, "subscribe to");
+      checkPatterns(patterns, allowed);
+      return;
+    }
+    // Anonymous (a token nobody can verify counts as none).
+    if (this.opts.publicChannels.length > 0) {
+      if (!channels.every((ch) => channelAllowed(ch, this.opts.publicChannels)) || !patterns.every((p) => patternWithin(p, this.opts.publicChannels))) {
+        throw unauthorized("these channels need a token (only FANOUT_PUBLIC_CHANNELS are open)");
       }
-      const token = subscriberToken(c);
-      if (token !== undefined && (await this.isKey(token))) return;
-      if (token !== undefined && this.opts.verifier.configured) {
-        const { grants } = await this.opts.verifier.verify(token);
-        const allowed = [...grants.subscribe, ...this.opts.publicChannels];
-        checkChannels(channels, allowed, "subscribe to");
-        checkPatterns(patterns, allowed);
-        return;
-      }
-      // Anonymous (a token nobody can verify counts as none).
-      if (this.opts.publicChannels.length > 0) {
-        if (!channels.every((ch) => channelAllowed(ch, this.opts.publicChannels)) || !patterns.every((p) => patternWithin(p, this.opts.publicChannels))) {
-          throw unauthorized("these channels need a token (only FANOUT_PUBLIC_CHANNELS are open)");
-        }
-        return;
-      }
-      if (this.opts.verifier.configured) throw unauthorized("subscribing needs a token (Authorization: Bearer, ?token=, the fanout_token cookie, or ?ticket=)");
-    });
+      return;
+    }
+    if (this.opts.verifier.configured) throw unauthorized("subscribing needs a token (Authorization: Bearer, ?token=, the fanout_token cookie, or ?ticket=)");
   }
 
   /**
    * May this caller mint a ticket for `scope`? A publisher key may for anything; a JWT for
    * what it could subscribe to itself; the loopback default when nothing is configured.
    */
-  authorizeTicket(c: Context, scope: TicketScope): Promise<void> {
-    return this.counted(async () => {
-      const caller = await this.publisher(c, subscriberToken(c));
-      if (caller.kind === "jwt") {
-        const allowed = [...caller.subscribe, ...this.opts.publicChannels];
-        checkChannels(scope.channels, allowed, "subscribe to");
-        checkPatterns(scope.patterns, allowed);
-      }
-      this.charge(caller.rateKey, 1);
-    });
-  }
-
-  private async publisher(c: Context, token: string | undefined): Promise<Caller> {
-    const { keys, verifier } = this.opts;
-    if (token === undefined) {
-      const addr = remoteAddress(c);
-      if (keys.length === 0 && !verifier.configured && isLoopback(addr)) return { kind: "local", rateKey: `ip:${addr}` };
-      if (keys.length === 0 && !verifier.configured) throw unauthorized("publishing needs a key (FANOUT_PUBLISH_KEYS is not set: loopback only)");
-      throw unauthorized("missing Authorization: Bearer <key or token>");
+  async authorizeTicket(c: Context, scope: TicketScope): Promise<void> {
+    const caller = await identifyPublisher(c, subscriberToken(c), this.publishAuth);
+    if (caller.kind === "jwt") {
+      const allowed = [...caller.subscribe, ...this.opts.publicChannels];
+      checkChannels(scope.channels, allowed, "subscribe to");
+      checkPatterns(scope.patterns, allowed);
     }
-    const index = await this.keyIndex(token);
-    if (index >= 0) return { kind: "key", rateKey: `key:${index}` };
-    if (verifier.configured && looksLikeJwt(token)) {
-      const t = await verifier.verify(token);
-      // A token without `sub` is limited on its own digest (never on the token text).
-      const rateKey = t.subject !== undefined ? `sub:${t.subject}` : `jwt:${toHex(await sha256(utf8(token)))}`;
-      return { kind: "jwt", rateKey, publish: t.grants.publish, subscribe: t.grants.subscribe };
-    }
-    throw unauthorized("unknown publisher key");
-  }
-
-  private async isKey(token: string): Promise<boolean> {
-    return (await this.keyIndex(token)) >= 0;
-  }
-
-  /** Compares against every key in constant time, whichever matches. */
-  private async keyIndex(token: string): Promise<number> {
-    const matches = await Promise.all(this.opts.keys.map((k) => secretsEqual(token, k)));
-    return matches.indexOf(true);
+    this.charge(rateKey(c, caller), 1);
   }
 
   private charge(rateKey: string, cost: number): void {
@@ -126,11 +95,4 @@ export class JwtRelayAuth implements RelayAuth {
     if (wait > 0) throw new FanoutError(429, "rate_limited", `publish rate limit reached; retry in ${wait} s`, { "Retry-After": String(wait) });
   }
 
-  private async counted(f: () => Promise<void>): Promise<void> {
-    try {
-      await f();
-    } catch (err) {
-      throw err;
-    }
-  }
 }
