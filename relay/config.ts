@@ -30,6 +30,8 @@ export interface RelayConfig extends SharedSettings {
   drainGraceMs: number;
   publishRatePerSecond: number;
   publishBurst: number;
+  /** Longest pause between write passes under load (0: write every event-loop turn). */
+  writeLingerMaxMs: number;
 }
 
 export function loadConfig(env: Env = process.env): RelayConfig {
@@ -71,5 +73,6 @@ export function loadConfig(env: Env = process.env): RelayConfig {
     drainGraceMs: envInt(env, "FANOUT_DRAIN_GRACE_MS", 10_000, 0),
     publishRatePerSecond,
     publishBurst: envInt(env, "FANOUT_PUBLISH_BURST", Math.max(publishRatePerSecond, 1), 1),
+    writeLingerMaxMs: envInt(env, "FANOUT_WRITE_LINGER_MAX_MS", 20, 0, 1000),
   };
 }

@@ -80,7 +80,7 @@ export async function createRelay(config: RelayConfig, opts: { auth?: RelayAuth 
     log: broker,
     hub,
     metrics,
-    scheduler: new FlushScheduler(),
+    scheduler: new FlushScheduler(config.writeLingerMaxMs),
     auth: opts.auth ?? builtInAuth,
     limits: new ConnectionLimits(config.maxConnections, config.maxConnectionsPerIp, config.maxPatternStars, metrics, config.maxPatternBytes),
     connections: new Set(),
