@@ -2,7 +2,7 @@ import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import type { TestProject } from "vitest/node";
 import { RedisServer, freePort } from "../test/support/redis-server.js";
-import { startUpstashRestServer, type UpstashRestServer } from "../test/support/upstash-rest-server.js";
+import { startUpstashRestServer, type UpstashRestServer } from "../tools/upstash-rest-server.js";
 
 declare module "vitest" {
   export interface ProvidedContext {

@@ -150,7 +150,7 @@ export async function startUpstashRestServer(opts: { redisUrl: string; token: st
   };
 }
 
-// CLI: `REDIS_URL=redis://127.0.0.1:6379 npx tsx test/support/upstash-rest-server.ts`
+// CLI: `REDIS_URL=redis://127.0.0.1:6379 npx tsx tools/upstash-rest-server.ts`
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const token = process.env.UPSTASH_REDIS_REST_TOKEN ?? "local-dev-token";
   const srv = await startUpstashRestServer({
