@@ -31,7 +31,9 @@ describe("interop with plain Redis Pub/Sub", () => {
     await redis.publish("orders:events", JSON.stringify({ id: "0-1-0", channel: "elsewhere", data: 1, ts: 1 }));
     await redis.publish("orders:events", JSON.stringify({ id: "0-1-0", channel: "orders:events", type: "x\ny", data: 1, ts: 1 }));
     await redis.publish("orders:events", Buffer.from([0xff, 0xfe, 0x41]));
-    await c.waitMessages(6);
+    // A current-looking id in a partition that does not exist must not reach the cursor.
+    await redis.publish("orders:events", JSON.stringify({ id: `99-${Date.now()}-0`, channel: "orders:events", data: "p99", ts: Date.now() }));
+    await c.waitMessages(7);
     const env = c.envelopes();
     expect(env[0]).toMatchObject({ channel: "orders:events", data: { a: 1 } });
     expect(env[1].data).toBe("not json\nevent: evil");
@@ -39,6 +41,8 @@ describe("interop with plain Redis Pub/Sub", () => {
     expect(env[3].data).toEqual({ id: "0-1-0", channel: "elsewhere", data: 1, ts: 1 });
     expect(env[4].data).toMatchObject({ type: "x\ny" });
     expect(typeof env[5].data).toBe("string");
+    expect(env[6].data).toMatchObject({ data: "p99" });
+    expect(env[6].id).toMatch(/^x-/);
     expect(c.messages().every((m) => m.event === "message")).toBe(true);
     for (const e of env) {
       expect(typeof e.id).toBe("string");
