@@ -3,7 +3,7 @@
  * CPU is read as utime+stime clock ticks; memory as VmRSS (and PSS where available).
  */
 import { readFileSync, readdirSync } from "node:fs";
-import { createServer, connect } from "node:net";
+import { connect } from "node:net";
 
 /** Clock ticks per second for /proc/<pid>/stat utime/stime (USER_HZ, 100 on Linux). */
 export const CLK_TCK = 100;
@@ -105,19 +105,8 @@ export function alive(pid: number): boolean {
   }
 }
 
-/** A TCP port free on 127.0.0.1 right now. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      const port = typeof addr === "object" && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+/** A TCP port free on 127.0.0.1 right now (shared with the tests). */
+export { freePort } from "../test/support/redis-server.js";
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

@@ -10,18 +10,8 @@ import { Redis } from "ioredis";
 import { RedisServer } from "../test/support/redis-server.js";
 import { globMatch, globMatchBytes, toBytes } from "./glob.js";
 import { patternWithin } from "./pattern-scope.js";
+import { prng } from "../test/support/prng.js";
 
-/** mulberry32: small, seeded, deterministic. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const HAND_PATTERNS = [
   "", "*", "**", "***", "?", "??", "?*", "*?", "*?*", "a*", "*a", "*a*", "a*b", "a?b", "a*b*c",

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { SseClient, publish } from "../test/support/sse-client.js";
+import { SseClient, publish, ssePool } from "../test/support/sse-client.js";
 import { startRelay, type RunningRelay } from "../test/support/relay-harness.js";
 import { brokerModes } from "../test/support/modes.js";
 
@@ -7,14 +7,10 @@ const modes = brokerModes();
 
 describe.each(modes)("GET /v1/events on the $name", (mode) => {
   let r: RunningRelay;
-  const clients: SseClient[] = [];
-  const open = async (qs: string, headers?: Record<string, string>) => {
-    const c = await SseClient.open(`${r.base}/v1/events?${qs}`, headers);
-    clients.push(c);
-    return c;
-  };
+  const pool = ssePool(() => r.base);
+  const open = pool.open;
   afterEach(async () => {
-    clients.splice(0).forEach((c) => c.close());
+    pool.closeAll();
     await r?.stop();
   });
 

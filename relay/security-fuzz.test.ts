@@ -4,6 +4,7 @@ import { SseClient, publish } from "../test/support/sse-client.js";
 import { startRelay, type RunningRelay } from "../test/support/relay-harness.js";
 import { brokerModes } from "../test/support/modes.js";
 import { signFanoutToken } from "../protocol/auth/sign-token.js";
+import { prng as rng } from "../test/support/prng.js";
 
 const SECRET = "fuzz-secret-0123456789abcdef0123456789";
 const KEY = "pk-fuzz";
@@ -11,17 +12,6 @@ const SEED = Number(process.env.FUZZ_SEED ?? 0x5eed);
 const BUDGET_MS = 2500;
 const modes = brokerModes();
 
-/** mulberry32: a small seeded PRNG, so a failure replays with FUZZ_SEED. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function fuzzer(seed: number) {
   const r = rng(seed);

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { SignJWT } from "jose";
-import { SseClient, publish } from "../../test/support/sse-client.js";
+import { SseClient, publish, ssePool } from "../../test/support/sse-client.js";
 import { startRelay, type RunningRelay } from "../../test/support/relay-harness.js";
 import { brokerModes } from "../../test/support/modes.js";
 import { signFanoutToken } from "../../protocol/auth/sign-token.js";
@@ -15,14 +15,10 @@ const settle = () => new Promise((r) => setTimeout(r, 150));
 
 describe.each(modes)("JWT auth on the $name", (mode) => {
   let r: RunningRelay;
-  const clients: SseClient[] = [];
-  const open = async (qs: string, headers?: Record<string, string>) => {
-    const c = await SseClient.open(`${r.base}/v1/events?${qs}`, headers);
-    clients.push(c);
-    return c;
-  };
+  const pool = ssePool(() => r.base);
+  const open = pool.open;
   afterEach(async () => {
-    clients.splice(0).forEach((c) => c.close());
+    pool.closeAll();
     await r?.stop();
   });
   const start = (env: Record<string, string> = {}) => startRelay({ ...mode.env(), FANOUT_JWT_SECRET: SECRET, FANOUT_PUBLISH_KEYS: KEY, ...env });

@@ -164,3 +164,21 @@ export async function publish(base: string, body: unknown, headers: Record<strin
   }
   return { status: res.status, json, headers: res.headers };
 }
+
+/**
+ * SSE clients a test opens against one relay, all closed together in `afterEach`:
+ * `const pool = ssePool(() => r.base)`; `await pool.open("channel=a")`; `pool.closeAll()`.
+ */
+export function ssePool(base: () => string): { open(qs: string, headers?: Record<string, string>): Promise<SseClient>; closeAll(): void } {
+  const clients: SseClient[] = [];
+  return {
+    async open(qs, headers) {
+      const c = await SseClient.open(`${base()}/v1/events?${qs}`, headers);
+      clients.push(c);
+      return c;
+    },
+    closeAll() {
+      clients.splice(0).forEach((c) => c.close());
+    },
+  };
+}
