@@ -3,7 +3,10 @@ import type { PublishMessage } from "../protocol/publish-request.js";
 import { errorResponse } from "../routes/error-response.js";
 import { hooksRoute } from "../routes/hooks/hooks-route.js";
 import { invalidateRoute } from "../routes/invalidate.js";
-import { authorizePublish } from "../routes/publish-auth.js";
+import { authorizePublish, authorizeTicket, bearer, type PublishAuthOptions } from "../routes/publish-auth.js";
+import { ticketsRoute } from "../routes/tickets.js";
+import { Tickets } from "../protocol/auth/tickets.js";
+import { UpstashTicketStore } from "./upstash-ticket-store.js";
 import { JwtVerifier } from "../protocol/auth/jwt-verifier.js";
 import { publishRoute } from "../routes/publish.js";
 import type { FunctionsConfig } from "./config.js";
@@ -25,8 +28,13 @@ export function createApp(config: FunctionsConfig): Hono {
     clockToleranceSeconds: config.jwtClockSkewSeconds,
   });
   // No loopback at the edge: without keys, publishing is refused unless explicitly opened.
-  const authorize = (c: Context, messages: PublishMessage[]) =>
-    authorizePublish(c, messages, { keys: config.publishKeys, verifier, allowAnonymous: config.allowAnonymousPublish }).then(() => undefined);
+  const authOpts: PublishAuthOptions = { keys: config.publishKeys, verifier, allowAnonymous: config.allowAnonymousPublish };
+  const authorize = (c: Context, messages: PublishMessage[]) => authorizePublish(c, messages, authOpts).then(() => undefined);
+  const tickets = new Tickets(new UpstashTicketStore(redis, config.log.prefix, breaker), {
+    defaultTtlSeconds: config.ticketTtlSeconds,
+    maxTtlSeconds: config.ticketMaxTtlSeconds,
+    maxSubscriptions: config.maxSubscriptionsPerConnection,
+  });
 
   const app = new Hono();
   app.onError(errorResponse);
@@ -44,5 +52,6 @@ export function createApp(config: FunctionsConfig): Hono {
       deliveryTtlSeconds: config.hookDedupeSeconds,
     }),
   );
+  app.route("/", ticketsRoute({ tickets, authorize: (c, scope) => authorizeTicket(c, bearer(c), scope, authOpts, config.publicChannels).then(() => undefined) }));
   return app;
 }

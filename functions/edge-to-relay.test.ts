@@ -46,4 +46,35 @@ describe("edge functions (workerd) → relay (Node) on one Redis", () => {
       again.close();
     }
   });
+
+  it("mints a subscribe ticket at the edge that the relay honours once, for its scope only", async () => {
+    const relay = inject("relayUrl");
+    expect(relay, `the relay did not start: ${inject("relayError")}`).not.toBe("");
+    const channel = uniq("edge:ticket");
+    const minted = await call(env, "/v1/tickets", { body: { channels: [channel] }, key: "edge-key" });
+    expect(minted.status).toBe(200);
+    expect(minted.headers.get("cache-control")).toBe("no-store");
+    const { ticket } = minted.json as { ticket: string };
+    expect((await call(env, "/v1/tickets", { body: { channels: [channel] }, key: null })).status).toBe(401);
+
+    const outside = await fetch(`${relay}/v1/events?channel=other&ticket=${encodeURIComponent(ticket)}`);
+    expect(outside.status).toBe(403);
+    await outside.body?.cancel();
+    // A refused attempt used the ticket up: tickets are single use, whatever the outcome.
+    const reused = await fetch(`${relay}/v1/events?channel=${encodeURIComponent(channel)}&ticket=${encodeURIComponent(ticket)}`);
+    expect(reused.status).toBe(401);
+    await reused.body?.cancel();
+
+    const second = (await call(env, "/v1/tickets", { body: { channels: [channel] }, key: "edge-key" })).json as { ticket: string };
+    const sse = await openSse(`${relay}/v1/events?channel=${encodeURIComponent(channel)}&ticket=${encodeURIComponent(second.ticket)}`);
+    try {
+      let ev: SseEvent;
+      do ev = await sse.next();
+      while (ev.event !== "ready");
+      const p = await publish(channel, { n: 1 });
+      expect(JSON.parse((await nextMessage(sse)).data)).toMatchObject({ id: p.json.id, channel });
+    } finally {
+      sse.close();
+    }
+  });
 });

@@ -12,13 +12,9 @@ export interface RelayConfig extends SharedSettings {
   host: string;
   /** Unset: embedded in-memory broker. */
   redisUrl?: string;
-  ticketTtlSeconds: number;
-  ticketMaxTtlSeconds: number;
-  publicChannels: string[];
   corsOrigins: string[];
   heartbeatMs: number;
   retryMs: number;
-  maxSubscriptionsPerConnection: number;
   maxConnections: number;
   maxConnectionsPerIp: number;
   maxPatternStars: number;
@@ -49,19 +45,14 @@ export function loadConfig(env: Env = process.env): RelayConfig {
     if (o !== "*" && !/^https?:\/\/[^/\s]+$/.test(o)) throw new ConfigError(`FANOUT_CORS_ORIGINS entries must be origins like https://app.example.com (no path), got ${JSON.stringify(o)}`);
   }
   const publishRatePerSecond = envInt(env, "FANOUT_PUBLISH_RATE", 0, 0);
-  const ticketMaxTtlSeconds = envInt(env, "FANOUT_TICKET_MAX_TTL", 300, 1, 86_400);
   return {
     ...loadSharedSettings(env),
     port: envInt(env, "PORT", 8080, 0, 65535),
     host: envString(env, "HOST") ?? "0.0.0.0",
     redisUrl,
-    ticketTtlSeconds: envInt(env, "FANOUT_TICKET_TTL", 30, 1, ticketMaxTtlSeconds),
-    ticketMaxTtlSeconds,
-    publicChannels: envList(env, "FANOUT_PUBLIC_CHANNELS"),
     corsOrigins,
     heartbeatMs: envInt(env, "FANOUT_HEARTBEAT_MS", 15_000, 100),
     retryMs: envInt(env, "FANOUT_RETRY_MS", 2000, 0),
-    maxSubscriptionsPerConnection: envInt(env, "FANOUT_MAX_SUBSCRIPTIONS", 100, 1),
     maxConnections: envInt(env, "FANOUT_MAX_CONNECTIONS", 20_000, 1),
     maxConnectionsPerIp: envInt(env, "FANOUT_MAX_CONNECTIONS_PER_IP", 20_000, 1),
     maxPatternStars: envInt(env, "FANOUT_MAX_PATTERN_STARS", 8, 0, 100),

@@ -12,7 +12,7 @@ import { FlushScheduler } from "./sse/flush-scheduler.js";
 import { HEARTBEAT } from "./sse/frame.js";
 import { JwtRelayAuth } from "./auth/jwt-relay-auth.js";
 import { PublishRateLimiter } from "./auth/publish-rate-limiter.js";
-import { ticketsRoute } from "./auth/tickets-route.js";
+import { ticketsRoute } from "../routes/tickets.js";
 import { corsMiddleware } from "./auth/cors.js";
 import { JwtVerifier } from "../protocol/auth/jwt-verifier.js";
 import { Tickets } from "../protocol/auth/tickets.js";

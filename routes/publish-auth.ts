@@ -1,7 +1,8 @@
 import type { Context } from "hono";
 import { FanoutError } from "../protocol/errors.js";
 import type { PublishMessage } from "../protocol/publish-request.js";
-import { checkChannels } from "../protocol/auth/grants.js";
+import { checkChannels, checkPatterns } from "../protocol/auth/grants.js";
+import type { TicketScope } from "../protocol/auth/tickets.js";
 import { looksLikeJwt, type JwtVerifier } from "../protocol/auth/jwt-verifier.js";
 import { secretsEqual, sha256, toHex, utf8 } from "./constant-time.js";
 
@@ -82,5 +83,20 @@ export async function identifyPublisher(c: Context, token: string | undefined, o
 export async function authorizePublish(c: Context, messages: readonly PublishMessage[], opts: PublishAuthOptions): Promise<PublishCaller> {
   const caller = await identifyPublisher(c, bearer(c), opts);
   if (caller.kind === "jwt") checkChannels(new Set(messages.map((m) => m.channel)), caller.publish, "publish to");
+  return caller;
+}
+
+/**
+ * May the holder of `token` mint a subscribe ticket for `scope`? A publisher key may for
+ * anything; a JWT for what it could subscribe to itself (its `subscribe` globs plus the
+ * public channels); nobody else, unless nothing is configured (loopback / anonymous rules).
+ */
+export async function authorizeTicket(c: Context, token: string | undefined, scope: TicketScope, opts: PublishAuthOptions, publicChannels: readonly string[]): Promise<PublishCaller> {
+  const caller = await identifyPublisher(c, token, opts);
+  if (caller.kind === "jwt") {
+    const allowed = [...caller.subscribe, ...publicChannels];
+    checkChannels(scope.channels, allowed, "subscribe to");
+    checkPatterns(scope.patterns, allowed);
+  }
   return caller;
 }

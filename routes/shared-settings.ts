@@ -56,10 +56,15 @@ export interface SharedSettings {
   hookSecrets: { github?: string; vercel?: string; netlify?: string; generic?: string };
   hookMapping: HookMapping;
   hookDedupeSeconds: number;
+  publicChannels: string[];
+  maxSubscriptionsPerConnection: number;
+  ticketTtlSeconds: number;
+  ticketMaxTtlSeconds: number;
 }
 
 export function loadSharedSettings(env: Env): SharedSettings {
   const jwksUrl = envString(env, "FANOUT_JWKS_URL");
+  const ticketMaxTtlSeconds = envInt(env, "FANOUT_TICKET_MAX_TTL", 300, 1, 86_400);
   if (jwksUrl && !/^https?:\/\//.test(jwksUrl)) throw new ConfigError(`FANOUT_JWKS_URL must be an http(s) URL, got ${JSON.stringify(jwksUrl)}`);
   return {
     publishKeys: envList(env, "FANOUT_PUBLISH_KEYS"),
@@ -93,5 +98,9 @@ export function loadSharedSettings(env: Env): SharedSettings {
       netlifyStates: envList(env, "FANOUT_NETLIFY_STATES", DEFAULT_HOOK_MAPPING.netlifyStates),
     },
     hookDedupeSeconds: envInt(env, "FANOUT_HOOK_DEDUPE_TTL", 86_400, 1),
+    publicChannels: envList(env, "FANOUT_PUBLIC_CHANNELS"),
+    maxSubscriptionsPerConnection: envInt(env, "FANOUT_MAX_SUBSCRIPTIONS", 100, 1),
+    ticketTtlSeconds: envInt(env, "FANOUT_TICKET_TTL", 30, 1, ticketMaxTtlSeconds),
+    ticketMaxTtlSeconds,
   };
 }

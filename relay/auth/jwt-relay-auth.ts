@@ -4,7 +4,7 @@ import type { PublishMessage } from "../../protocol/publish-request.js";
 import { checkChannels, checkPatterns } from "../../protocol/auth/grants.js";
 import { channelAllowed, patternWithin } from "../../protocol/pattern-scope.js";
 import type { JwtVerifier } from "../../protocol/auth/jwt-verifier.js";
-import { authorizePublish, identifyPublisher, matchKey, type PublishAuthOptions, type PublishCaller } from "../../routes/publish-auth.js";
+import { authorizePublish, authorizeTicket, matchKey, type PublishAuthOptions, type PublishCaller } from "../../routes/publish-auth.js";
 import { checkTicketScope, type TicketScope, type Tickets } from "../../protocol/auth/tickets.js";
 import type { RelayAuth } from "./relay-auth.js";
 import type { PublishRateLimiter } from "./publish-rate-limiter.js";
@@ -81,12 +81,7 @@ export class JwtRelayAuth implements RelayAuth {
    * what it could subscribe to itself; the loopback default when nothing is configured.
    */
   async authorizeTicket(c: Context, scope: TicketScope): Promise<void> {
-    const caller = await identifyPublisher(c, subscriberToken(c), this.publishAuth);
-    if (caller.kind === "jwt") {
-      const allowed = [...caller.subscribe, ...this.opts.publicChannels];
-      checkChannels(scope.channels, allowed, "subscribe to");
-      checkPatterns(scope.patterns, allowed);
-    }
+    const caller = await authorizeTicket(c, subscriberToken(c), scope, this.publishAuth, this.opts.publicChannels);
     this.charge(rateKey(c, caller), 1);
   }
 

@@ -1,10 +1,10 @@
 import { Hono, type Context } from "hono";
-import type { TicketScope, Tickets } from "../../protocol/auth/tickets.js";
-import { readJson } from "../../routes/read-json.js";
+import type { TicketScope, Tickets } from "../protocol/auth/tickets.js";
+import { readJson } from "./read-json.js";
 
 export interface TicketsRouteDeps {
   tickets: Tickets;
-  /** Throws 401/403/429 unless this caller may open `scope` (see JwtRelayAuth.authorizeTicket). */
+  /** Throws 401/403/429 unless this caller may open `scope` (see `authorizeTicket` in publish-auth.ts). */
   authorize(c: Context, scope: TicketScope): Promise<void>;
 }
 
@@ -14,7 +14,8 @@ const MAX_TICKET_BODY = 64 * 1024;
 /**
  * `POST /v1/tickets` `{ "channels": […], "patterns": […], "ttl": <seconds>? }` with a
  * publisher key or a JWT → `{ "ticket", "expiresIn" }`: open `GET /v1/events?ticket=…` once,
- * for those channels and patterns (or a subset), before it expires.
+ * for those channels and patterns (or a subset), before it expires. Served by the relay and
+ * by the edge functions; on one Redis, a ticket issued by either is redeemed by any relay.
  */
 export function ticketsRoute(deps: TicketsRouteDeps): Hono {
   const app = new Hono();
