@@ -1,0 +1,40 @@
+import { spawnSync } from "node:child_process";
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig } from "./config.js";
+
+describe("relay configuration", () => {
+  it("has working defaults: port 8080, embedded broker, 4 partitions", () => {
+    const c = loadConfig({});
+    expect(c.port).toBe(8080);
+    expect(c.redisUrl).toBeUndefined();
+    expect(c.log).toEqual({ prefix: "fanout", partitions: 4, maxLen: 1000, ttlMs: 3_600_000, dedupeSeconds: 300 });
+    expect(c.maxBodyBytes).toBe(1024 * 1024);
+    expect(c.publishKeys).toEqual([]);
+  });
+
+  it("refuses bad values with a message naming the variable", () => {
+    const cases: Array<[Record<string, string>, RegExp]> = [
+      [{ PORT: "eighty" }, /PORT must be a whole number/],
+      [{ PORT: "70000" }, /PORT must be between 0 and 65535/],
+      [{ FANOUT_LOG_PARTITIONS: "0" }, /FANOUT_LOG_PARTITIONS must be between 1 and 64/],
+      [{ FANOUT_MAX_BODY_BYTES: "-1" }, /FANOUT_MAX_BODY_BYTES must be a whole number/],
+      [{ REDIS_URL: "http://x" }, /REDIS_URL must be/],
+      [{ FANOUT_CORS_ORIGINS: "*,https://a.example" }, /FANOUT_CORS_ORIGINS/],
+      [{ FANOUT_JWKS_URL: "file:///etc/keys" }, /FANOUT_JWKS_URL must be an http\(s\) URL/],
+    ];
+    for (const [env, msg] of cases) expect(() => loadConfig(env), JSON.stringify(env)).toThrow(msg);
+    expect(() => loadConfig({ PORT: "x" })).toThrow(ConfigError);
+  });
+
+  it("accepts every documented REDIS_URL form", () => {
+    for (const url of ["redis://127.0.0.1:6379", "rediss://user:pw@host:6380/2", "redis+sentinel://h1:26379,h2:26379/mymaster", "10.0.0.1:7000,10.0.0.2:7000"]) {
+      expect(loadConfig({ REDIS_URL: url }).redisUrl).toBe(url);
+    }
+  });
+
+  it("stops `npm start` with exit code 2 and a clear message on a bad value", () => {
+    const r = spawnSync(process.execPath, ["--import", "tsx", "relay/main.ts"], { env: { ...process.env, PORT: "nope" }, encoding: "utf8", timeout: 20_000 });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/configuration error: PORT must be a whole number/);
+  });
+});
