@@ -7,7 +7,7 @@ import { PUBLISH_SCRIPT, publishScriptArgs, publishScriptResults, type LogSettin
 import type { PublishMessage, PublishResult } from "../../protocol/publish-request.js";
 import { partitionOf, streamKey } from "../../protocol/partition.js";
 import type { Broker, BrokerListener, Delivery, LogEntry, MessageLog, PartitionState, SubscriptionKind } from "./broker.js";
-import { connect, type RedisClient } from "./redis-connection.js";
+import { connect, connectSubscriber, type RedisClient } from "./redis-connection.js";
 
 const PLAUSIBLE_SKEW_MS = 10 * 60_000;
 
@@ -21,7 +21,7 @@ type Scripted = RedisClient & { fanoutPublish(numKeys: number, ...args: string[]
 export class RedisBroker implements Broker, MessageLog {
   readonly partitions: number;
   private readonly cmd: Scripted;
-  private readonly sub: RedisClient;
+  private readonly sub: Redis;
   private listener?: BrokerListener;
   private subReadyOnce = false;
   private plainSeq = 0;
@@ -35,14 +35,18 @@ export class RedisBroker implements Broker, MessageLog {
     const retryStrategy = (times: number) => Math.min(100 * 2 ** Math.min(times, 5), 2000);
     // Commands fail fast while Redis is down (publish answers 503) instead of queueing.
     this.cmd = connect(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, retryStrategy, lazyConnect: true }) as Scripted;
-    this.sub = connect(url, { enableOfflineQueue: true, maxRetriesPerRequest: null, retryStrategy, lazyConnect: true });
+    // On Cluster the subscriber is a plain connection to one node (classic Pub/Sub reaches
+    // every node), moving to another known node when that one is unreachable.
+    this.sub = connectSubscriber(url, { enableOfflineQueue: true, maxRetriesPerRequest: null, retryStrategy, lazyConnect: true }, () =>
+      this.isCluster() ? (this.cmd as Cluster).nodes("all").map((n) => ({ host: n.options.host ?? "127.0.0.1", port: n.options.port ?? 6379 })) : [],
+    );
     this.cmd.defineCommand("fanoutPublish", { lua: PUBLISH_SCRIPT });
     for (const c of [this.cmd, this.sub]) c.on("error", () => undefined /* surfaced through status and 503s */);
   }
 
   async start(listener: BrokerListener): Promise<void> {
     this.listener = listener;
-    const sub = this.sub as Redis;
+    const sub = this.sub;
     sub.on("message", (channel: string, payload: string) => listener.deliver(this.toDelivery(channel, undefined, payload)));
     sub.on("pmessage", (pattern: string, channel: string, payload: string) => listener.deliver(this.toDelivery(channel, pattern, payload)));
     sub.on("close", () => listener.down());
@@ -83,13 +87,13 @@ export class RedisBroker implements Broker, MessageLog {
   }
 
   async subscribe(kind: SubscriptionKind, name: string): Promise<void> {
-    if (kind === "channel") await (this.sub as Redis).subscribe(name);
-    else await (this.sub as Redis).psubscribe(name);
+    if (kind === "channel") await this.sub.subscribe(name);
+    else await this.sub.psubscribe(name);
   }
 
   async unsubscribe(kind: SubscriptionKind, name: string): Promise<void> {
-    if (kind === "channel") await (this.sub as Redis).unsubscribe(name);
-    else await (this.sub as Redis).punsubscribe(name);
+    if (kind === "channel") await this.sub.unsubscribe(name);
+    else await this.sub.punsubscribe(name);
   }
 
   async publish(messages: PublishMessage[]): Promise<PublishResult[]> {

@@ -50,9 +50,9 @@ export function parseRedisUrl(url: string): RedisTopology {
 
 /**
  * A client for commands. On Cluster the client-level options (lazyConnect, offline queue,
- * retry) belong to the Cluster object, not to the per-node connections: a node connection
- * with `enableOfflineQueue: false` would refuse the first command it gets while still lazily
- * connecting, and the Cluster itself fails fast when the node is not ready.
+ * retry) belong to the Cluster object, not to the per-node connections (which ioredis
+ * always creates lazily, with an offline queue): with `enableOfflineQueue: false` the
+ * Cluster fails fast while it is not ready or the slot's node is not connected.
  */
 export function connect(url: string, base: RedisOptions): RedisClient {
   const t = parseRedisUrl(url);
@@ -65,6 +65,9 @@ export function connect(url: string, base: RedisOptions): RedisClient {
       password: t.password,
       // Sentinels answer quickly or not at all; try the next one soon.
       sentinelRetryStrategy: (times: number) => Math.min(100 * times, 1000),
+      // Drop the connection as soon as a sentinel announces +switch-master, instead of writing
+      // to the old master until the sentinel reconfigures it (seconds of split brain).
+      failoverDetector: true,
       // A write reaching a demoted master (mid-failover): reconnect, through the sentinels.
       reconnectOnError: (err: Error) => (/^READONLY/.test(err.message) ? 2 : false),
     });
@@ -72,7 +75,7 @@ export function connect(url: string, base: RedisOptions): RedisClient {
   if (t.kind === "cluster") {
     const { lazyConnect, enableOfflineQueue, retryStrategy, ...nodeOptions } = base;
     return new Cluster(t.nodes, {
-      redisOptions: { ...nodeOptions, enableOfflineQueue: true },
+      redisOptions: nodeOptions, // node connections always queue while they lazily connect
       lazyConnect,
       enableOfflineQueue: enableOfflineQueue ?? true,
       clusterRetryStrategy: (times: number) => (retryStrategy ? (retryStrategy(times) ?? null) : Math.min(100 * times, 2000)),
