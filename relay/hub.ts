@@ -172,7 +172,7 @@ export class Hub implements BrokerListener {
       sub = created;
       map.set(name, created);
       if (kind === "channel") this.live.channels.add(name);
-      else this.live.addPattern(name);
+      else this.live.patterns.add(name);
       this.metrics.subscriptions.inc({ kind });
       ready.catch(() => {
         // Forget a failed subscription so the next client tries again.

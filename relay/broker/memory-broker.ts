@@ -35,7 +35,7 @@ export class MemoryBroker implements Broker, MessageLog {
 
   async subscribe(kind: SubscriptionKind, name: string): Promise<void> {
     if (kind === "channel") this.subs.channels.add(name);
-    else this.subs.addPattern(name);
+    else this.subs.patterns.add(name);
   }
 
   async unsubscribe(kind: SubscriptionKind, name: string): Promise<void> {

@@ -1,19 +1,15 @@
-import { globMatchBytes, toBytes } from "../../protocol/glob.js";
 import type { Delivery, LogEntry } from "./broker.js";
+import { PatternIndex } from "./pattern-index.js";
 
 /**
- * The live subscription set of one relay: exact channels and glob patterns (compiled to
- * bytes once). Routes a log entry the way Redis would: one copy for the exact channel, one
- * per matching pattern. Used by the memory broker for live messages and by the hub when it
- * catches up from the log after a broker drop.
+ * The live subscription set of one relay: exact channels and glob patterns. Routes a log
+ * entry the way Redis would: one copy for the exact channel, one per matching pattern. Used
+ * by the memory broker for live messages and by the hub when it catches up from the log
+ * after a broker drop.
  */
 export class SubscriptionSet {
   readonly channels = new Set<string>();
-  readonly patterns = new Map<string, Uint8Array>();
-
-  addPattern(p: string): void {
-    if (!this.patterns.has(p)) this.patterns.set(p, toBytes(p));
-  }
+  readonly patterns = new PatternIndex();
 
   route(e: LogEntry, emit: (d: Delivery) => void): number {
     let n = 0;
@@ -21,15 +17,10 @@ export class SubscriptionSet {
       emit(e);
       n++;
     }
-    if (this.patterns.size > 0) {
-      const bytes = toBytes(e.channel);
-      for (const [pattern, pb] of this.patterns) {
-        if (globMatchBytes(pb, bytes)) {
-          emit({ ...e, pattern });
-          n++;
-        }
-      }
-    }
+    this.patterns.forEachMatch(e.channel, (pattern) => {
+      emit({ ...e, pattern });
+      n++;
+    });
     return n;
   }
 }
