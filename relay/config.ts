@@ -64,6 +64,6 @@ export function loadConfig(env: Env = process.env): RelayConfig {
     drainGraceMs: envInt(env, "FANOUT_DRAIN_GRACE_MS", 10_000, 0),
     publishRatePerSecond,
     publishBurst: envInt(env, "FANOUT_PUBLISH_BURST", Math.max(publishRatePerSecond, 1), 1),
-    writeLingerMaxMs: envInt(env, "FANOUT_WRITE_LINGER_MAX_MS", 20, 0, 1000),
+    writeLingerMaxMs: envInt(env, "FANOUT_WRITE_LINGER_MAX_MS", 10, 0, 1000),
   };
 }
