@@ -3,7 +3,7 @@
  * Driven over IPC by bench/run.ts (messages below); never started by hand.
  */
 import { Histogram } from "./histogram.js";
-import { SseConn } from "./sse-client.js";
+import { SseConn, type ConnStats } from "./sse-client.js";
 
 export interface SubConnSpec {
   path: string;
@@ -17,16 +17,9 @@ export type ToSub =
   | { type: "report"; published: number[] }
   | { type: "close" };
 
-export interface SubReport {
+export interface SubReport extends ConnStats {
   type: "report";
   conns: number;
-  received: number;
-  unique: number;
-  dup: number;
-  ooo: number;
-  gaps: number;
-  wrongKey: number;
-  malformed: number;
   loss: number;
   extra: number;
   closedDuringRun: number;

@@ -9,13 +9,9 @@ export interface PublishMessage<T = unknown> {
   id?: string;
 }
 
-export interface PublishResult {
-  id: string;
-  channel: string;
-  /** What Redis PUBLISH reported: relay subscriptions, not browsers. */
-  receivers: number;
-  duplicate: boolean;
-}
+/** What the relay answers per message (`receivers`: what Redis PUBLISH reported — relay subscriptions, not browsers). */
+export type { PublishResult } from "../protocol/publish-request.js";
+import type { PublishResult } from "../protocol/publish-request.js";
 
 export interface BatchPublishResult {
   results: PublishResult[];
