@@ -55,9 +55,22 @@ export class Hub implements BrokerListener {
     this.cursorText = new CursorEncoder(broker.partitions);
   }
 
-  /** Starts the relay cursor at the log's current end, so new clients' ids are meaningful. */
-  async init(): Promise<void> {
-    for (let p = 0; p < this.broker.partitions; p++) this.advance(p, (await this.log.state(p)).last);
+  /** True once the relay cursor starts from the log's end (see `init`). */
+  initialized = false;
+
+  /**
+   * Starts the relay cursor at the log's current end, so new clients' ids are meaningful
+   * (a cursor left at zero would make a resume replay the whole retained history). While the
+   * log is unreachable at start-up this retries; streams are refused until it succeeds.
+   */
+  async init(retryMs = 500): Promise<void> {
+    try {
+      for (let p = 0; p < this.broker.partitions; p++) this.advance(p, (await this.log.state(p)).last);
+      this.initialized = true;
+    } catch (err) {
+      console.warn("[fanout] cannot read the log's end yet, retrying:", (err as Error).message);
+      setTimeout(() => void this.init(retryMs), retryMs).unref();
+    }
   }
 
   get cursorString(): string {

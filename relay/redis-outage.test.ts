@@ -84,3 +84,47 @@ describe("Redis outages under open streams", () => {
     c.close();
   });
 });
+
+describe("a relay started while Redis is down", () => {
+  it("serves /healthz, refuses streams with 503, and starts its cursor at the log's end once Redis is up", async () => {
+    // Persistence on, so the log survives the restart as it would on a production Redis.
+    const server = await RedisServer.start(["--appendonly", "yes", "--appendfsync", "always"]);
+    let r: RunningRelay | undefined;
+    try {
+      const first = await startRelay({ REDIS_URL: server.url });
+      await publish(first.base, { channel: "late", data: "old" });
+      await first.stop();
+      await server.stop();
+
+      r = await startRelay({ REDIS_URL: server.url });
+      expect((await fetch(`${r.base}/healthz`)).status).toBe(200);
+      expect((await fetch(`${r.base}/readyz`)).status).toBe(503);
+      const refused = await fetch(`${r.base}/v1/events?channel=late`);
+      expect(refused.status).toBe(503);
+      expect(refused.headers.get("retry-after")).toBeTruthy();
+
+      await server.start();
+      const c = await (async () => {
+        for (let i = 0; i < 100; i++) {
+          const s = await SseClient.open(`${r!.base}/v1/events?channel=late`);
+          if (s.status === 200) return s;
+          await sleep(100);
+        }
+        throw new Error("stream never accepted after Redis came back");
+      })();
+      await c.waitReady();
+      const readyId = c.lastEventId!;
+      c.close();
+      await publish(r.base, { channel: "late", data: "new" });
+      // Resuming from the ready id replays what came after it, not the history before.
+      const c2 = await SseClient.open(`${r.base}/v1/events?channel=late`, { "Last-Event-ID": readyId });
+      await c2.waitMessages(1);
+      await sleep(100);
+      expect(c2.envelopes().map((e) => e.data)).toEqual(["new"]);
+      c2.close();
+    } finally {
+      await r?.stop();
+      await server.dispose();
+    }
+  });
+});

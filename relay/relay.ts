@@ -88,7 +88,7 @@ export async function createRelay(config: RelayConfig, opts: { auth?: RelayAuth 
     startedAt: Date.now(),
   };
   await broker.start(hub);
-  await hub.init().catch((err) => console.warn("[fanout] could not read the log's end yet:", (err as Error).message));
+  await hub.init();
 
   const app = new Hono();
   app.onError((err, c) => {

@@ -43,7 +43,7 @@ export function eventsRoute(rc: RelayContext): Hono<NodeEnv> {
     const { channels, patterns } = readSubscriptions(c, config.maxSubscriptionsPerConnection);
     rc.limits.checkPatterns(patterns);
     await rc.auth.authorizeSubscribe(c, channels, patterns);
-    if (!broker.isReady()) throw unavailable("broker unreachable; retry shortly", 2);
+    if (!broker.isReady() || !hub.initialized) throw unavailable("broker unreachable; retry shortly", 2);
     const release = rc.limits.acquireConnection(c.env.incoming.socket.remoteAddress ?? "?");
 
     const res = c.env.outgoing;
