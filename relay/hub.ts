@@ -42,6 +42,8 @@ export class Hub implements BrokerListener {
   private backlog: Delivery[] | undefined;
   private catchUpRunning = false;
   private catchUpRetry?: NodeJS.Timeout;
+  private settling?: Promise<void>;
+  private settleNext?: Promise<void>;
   /** Messages in (per routed copy) and frames out, per second over the last 10 s. */
   readonly rates = new RateMeter();
 
@@ -169,6 +171,38 @@ export class Hub implements BrokerListener {
     } catch (err) {
       this.detach(c);
       throw unavailable(`subscription failed: ${(err as Error).message}`);
+    }
+    await this.settle();
+  }
+
+  /**
+   * Moves the relay cursor to the log's settled end in every partition. Without it, a
+   * partition this relay has had no traffic in keeps an old position, and a new stream's
+   * first id would make a resume replay messages from before the client subscribed. Calls
+   * arriving while one runs share the next run (it must start after they were made).
+   */
+  private settle(): Promise<void> {
+    if (!this.settling) {
+      this.settling = this.runSettle().finally(() => {
+        this.settling = undefined;
+      });
+      return this.settling;
+    }
+    this.settleNext ??= this.settling.then(() => {
+      this.settleNext = undefined;
+      return this.settle();
+    });
+    return this.settleNext;
+  }
+
+  private async runSettle(): Promise<void> {
+    try {
+      const ends = await this.log.settled();
+      // While catching up, held messages may sit below these ends: leave the cursor alone.
+      if (this.backlog) return;
+      ends.forEach((pos, p) => this.advance(p, pos));
+    } catch {
+      // A stale cursor only means a resume may replay a little more; never less.
     }
   }
 

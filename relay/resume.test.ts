@@ -169,3 +169,25 @@ describe.each(modes)("Last-Event-ID resume on the $name", (mode) => {
     }
   });
 });
+
+describe.each(brokerModes())("the first id of a stream on the $name", (mode) => {
+  it("does not make a resume replay what was published before the client subscribed", async () => {
+    const r = await startRelay(mode.env());
+    try {
+      // Traffic the relay never subscribed to, in every partition.
+      await publish(r.base, { messages: Array.from({ length: 16 }, (_, i) => ({ channel: `before:${i}`, data: "old" })) });
+      const c = await SseClient.open(`${r.base}/v1/events?channel=before:3&pattern=before:1*`);
+      await c.waitReady();
+      const readyId = c.lastEventId!;
+      c.close();
+      await publish(r.base, { channel: "before:3", data: "new" });
+      const c2 = await SseClient.open(`${r.base}/v1/events?channel=before:3&pattern=before:1*`, { "Last-Event-ID": readyId });
+      await c2.waitMessages(1);
+      await sleep(150);
+      expect(c2.envelopes().map((e) => e.data)).toEqual(["new"]);
+      c2.close();
+    } finally {
+      await r.stop();
+    }
+  });
+});

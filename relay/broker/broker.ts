@@ -70,4 +70,10 @@ export interface MessageLog {
   /** Entries of one partition strictly after `after`, oldest first. */
   read(partition: number, after: Position, limit: number): Promise<LogEntry[]>;
   state(partition: number): Promise<PartitionState>;
+  /**
+   * For each partition, a log position such that every message at or below it has already
+   * reached the listener (read in order with the live stream). Lets the hub move its cursor
+   * over partitions it has no traffic in, so a new stream's first id is not stale.
+   */
+  settled(): Promise<Position[]>;
 }

@@ -116,6 +116,11 @@ export class MemoryBroker implements Broker, MessageLog {
     return { last: part.last, gapBefore: part.maxDeleted };
   }
 
+  /** Publishing delivers synchronously, so the log's end is settled at any moment. */
+  async settled(): Promise<Position[]> {
+    return this.parts.map((p) => p.last);
+  }
+
   async close(): Promise<void> {
     this.listener = undefined;
   }

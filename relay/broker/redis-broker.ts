@@ -11,7 +11,24 @@ import { connect, connectSubscriber, type RedisClient } from "./redis-connection
 
 const PLAUSIBLE_SKEW_MS = 10 * 60_000;
 
-type Scripted = RedisClient & { fanoutPublish(numKeys: number, ...args: string[]): Promise<unknown> };
+type Scripted = RedisClient & {
+  fanoutPublish(numKeys: number, ...args: string[]): Promise<unknown>;
+  fanoutSettle(numKeys: number, ...args: string[]): Promise<unknown>;
+};
+
+/**
+ * Reads a partition's last entry and publishes it to this relay's marker channel in one
+ * step. Pub/Sub keeps order per publishing node, so when the marker arrives every message
+ * logged up to that entry has arrived before it.
+ */
+const SETTLE_SCRIPT = `
+local r = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+local id = '0-0'
+if #r > 0 then id = r[1][1] end
+redis.call('PUBLISH', ARGV[1], ARGV[2] .. ' ' .. id)
+return id
+`;
+const SETTLE_TIMEOUT_MS = 2000;
 
 /**
  * Redis broker: one connection for commands (publish script, log reads), one for
@@ -25,13 +42,18 @@ export class RedisBroker implements Broker, MessageLog {
   private listener?: BrokerListener;
   private subReadyOnce = false;
   private plainSeq = 0;
+  private settleSeq = 0;
+  private readonly settleWaiters = new Map<string, (pos: Position) => void>();
   private readonly relayId = randomUUID().slice(0, 8);
   /** A channel of this relay's own: subscribing to it after a reconnect is a barrier behind ioredis's resubscribes. */
   private readonly marker: string;
+  /** `<prefix>:relay:` — reserved for relays' marker channels. */
+  private readonly markerPrefix: string;
 
   constructor(url: string, private readonly settings: LogSettings) {
     this.partitions = settings.partitions;
-    this.marker = `${settings.prefix}:relay:${this.relayId}`;
+    this.markerPrefix = `${settings.prefix}:relay:`;
+    this.marker = `${this.markerPrefix}${this.relayId}`;
     const retryStrategy = (times: number) => Math.min(100 * 2 ** Math.min(times, 5), 2000);
     // Commands fail fast while Redis is down (publish answers 503) instead of queueing.
     this.cmd = connect(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, retryStrategy, lazyConnect: true }) as Scripted;
@@ -41,14 +63,21 @@ export class RedisBroker implements Broker, MessageLog {
       this.isCluster() ? (this.cmd as Cluster).nodes("all").map((n) => ({ host: n.options.host ?? "127.0.0.1", port: n.options.port ?? 6379 })) : [],
     );
     this.cmd.defineCommand("fanoutPublish", { lua: PUBLISH_SCRIPT });
+    this.cmd.defineCommand("fanoutSettle", { lua: SETTLE_SCRIPT });
     for (const c of [this.cmd, this.sub]) c.on("error", () => undefined /* surfaced through status and 503s */);
   }
 
   async start(listener: BrokerListener): Promise<void> {
     this.listener = listener;
     const sub = this.sub;
-    sub.on("message", (channel: string, payload: string) => listener.deliver(this.toDelivery(channel, undefined, payload)));
-    sub.on("pmessage", (pattern: string, channel: string, payload: string) => listener.deliver(this.toDelivery(channel, pattern, payload)));
+    sub.on("message", (channel: string, payload: string) => {
+      if (channel === this.marker) this.onMarker(payload);
+      else listener.deliver(this.toDelivery(channel, undefined, payload));
+    });
+    sub.on("pmessage", (pattern: string, channel: string, payload: string) => {
+      // Relays' marker channels are internal: a pattern like `*` must not deliver them.
+      if (!channel.startsWith(this.markerPrefix)) listener.deliver(this.toDelivery(channel, pattern, payload));
+    });
     sub.on("close", () => listener.down());
     sub.on("ready", () => {
       if (!this.subReadyOnce) {
@@ -64,6 +93,34 @@ export class RedisBroker implements Broker, MessageLog {
     // Start even when Redis is down: the relay serves /healthz and reports 503 until it is up.
     await Promise.all([this.cmd.connect().catch(() => undefined), sub.connect().catch(() => undefined)]);
     if (this.sub.status === "ready") await sub.subscribe(this.marker).catch(() => undefined);
+  }
+
+  private onMarker(payload: string): void {
+    const [token, id] = payload.split(" ");
+    const resolve = this.settleWaiters.get(token);
+    this.settleWaiters.delete(token);
+    resolve?.(parseStreamId(id ?? "") ?? ZERO);
+  }
+
+  async settled(): Promise<Position[]> {
+    return Promise.all(
+      Array.from({ length: this.partitions }, async (_, p) => {
+        const token = `${this.relayId}.${this.settleSeq++}`;
+        const arrived = new Promise<Position>((resolve, reject) => {
+          this.settleWaiters.set(token, resolve);
+          setTimeout(() => {
+            if (this.settleWaiters.delete(token)) reject(new Error("settle marker did not arrive"));
+          }, SETTLE_TIMEOUT_MS).unref();
+        });
+        try {
+          await this.cmd.fanoutSettle(1, streamKey(this.settings.prefix, p), this.marker, token);
+        } catch (err) {
+          this.settleWaiters.delete(token);
+          throw err;
+        }
+        return arrived;
+      }),
+    );
   }
 
   private toDelivery(channel: string, pattern: string | undefined, payload: string): Delivery {
