@@ -197,6 +197,20 @@ describe("hook mapping", () => {
     expect(b.json.error.code).toBe("invalid_keys");
   });
 
+  it("the generic hook without a delivery header treats the same signed body as a redelivery", async () => {
+    const env = hookEnv("unused");
+    const body = JSON.stringify({ tags: [uniq("t")], scope: uniq("g") });
+    const headers = { "x-fanout-signature": `sha256=${await hex("SHA-256", SECRETS.generic, body)}` };
+    const first = await call(env, "/v1/hooks/generic", { raw: body, key: null, headers });
+    expect(first.status).toBe(200);
+    expect(first.json.duplicate).toBe(false);
+    const again = await call(env, "/v1/hooks/generic", { raw: body, key: null, headers });
+    expect(again.json.duplicate).toBe(true);
+    // A named delivery is deduped by its name instead: another name is another delivery.
+    const named = await call(env, "/v1/hooks/generic", { raw: body, key: null, headers: { ...headers, "idempotency-key": uniq("k") } });
+    expect(named.json.duplicate).toBe(false);
+  });
+
   it("a failed delivery is not remembered, so the provider's retry goes through", async () => {
     const scope = uniq("site");
     const delivery = uniq("d");

@@ -4,7 +4,14 @@ import type { HookMapping } from "./hook-mapping.js";
 
 /** What a verified delivery asks for: an invalidation, or nothing (with the reason). */
 export type HookAction =
-  | { kind: "invalidate"; invalidation: Invalidation; deliveryId?: string; event?: string }
+  | {
+      kind: "invalidate";
+      invalidation: Invalidation;
+      deliveryId?: string;
+      event?: string;
+      /** How long this delivery id is remembered, when shorter than the hook default. */
+      deliveryTtlSeconds?: number;
+    }
   | { kind: "ignore"; reason: string; deliveryId?: string; event?: string };
 
 /** One deployment-hook provider: how it signs its deliveries and what they mean. */

@@ -65,7 +65,8 @@ export function hooksRoute(deps: HooksRouteDeps): Hono {
     if (action.kind === "ignore") return c.json({ ignored: true, reason: action.reason, delivery }, 202);
 
     const claim = delivery === undefined ? undefined : `${name}:${delivery}`;
-    if (claim !== undefined && !(await deps.store.claimDelivery(claim, deps.deliveryTtlSeconds))) {
+    const ttl = Math.min(deps.deliveryTtlSeconds, action.deliveryTtlSeconds ?? Infinity);
+    if (claim !== undefined && !(await deps.store.claimDelivery(claim, ttl))) {
       return c.json({ duplicate: true, delivery });
     }
     try {
