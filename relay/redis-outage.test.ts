@@ -47,7 +47,8 @@ describe("Redis outages under open streams", () => {
     // Subscriptions were re-established on the fresh server: both the channel and the pattern.
     await until(async () => (await publish(r!.base, { channel: "live", data: "after" })).json.receivers > 0, 10_000, "resubscribed");
     await publish(r.base, { channel: "pat:x", data: "after-pattern" });
-    await c.waitFor((x) => x.envelopes().some((e) => e.data === "after-pattern"), 5000, "pattern after restart");
+    // Order holds per channel, not across channels: wait for both.
+    await c.waitFor((x) => ["after", "after-pattern"].every((d) => x.envelopes().some((e) => e.data === d)), 5000, "channel and pattern after restart");
     const data = c.envelopes().map((e) => e.data);
     expect(data[0]).toBe("before");
     expect(data).toContain("after");
