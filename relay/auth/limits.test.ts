@@ -87,7 +87,8 @@ describe.each(modes)("limits on the $name", (mode) => {
     for (let i = 0; i < 20; i++) expect((await publish(r.base, { channel: "a".repeat(1000 + i), data: i })).status).toBe(200);
     await publish(r.base, { channel: "a".repeat(500) + "b", data: "match" });
     await c.waitMessages(1);
-    expect(Date.now() - t0).toBeLessThan(3000);
+    // A backtracking matcher would take minutes here; the bound only catches that.
+    expect(Date.now() - t0).toBeLessThan(15_000);
     expect(c.envelopes().map((e) => e.data)).toEqual(["match"]);
   });
 
