@@ -17,16 +17,19 @@ type Scripted = RedisClient & {
 };
 
 /**
- * Reads a partition's last entry and publishes it to this relay's marker channel in one
- * step. Pub/Sub keeps order per publishing node, so when the marker arrives every message
- * logged up to that entry has arrived before it.
+ * Reads the last entry of each partition given and publishes them to this relay's marker
+ * channel in one step: `<token> <id> <id> …`. Pub/Sub keeps order per publishing node, so
+ * when the marker arrives every message logged up to those entries has arrived before it.
+ * One call covers all partitions on a single Redis; on Cluster, one per partition (slot).
  */
 const SETTLE_SCRIPT = `
-local r = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
-local id = '0-0'
-if #r > 0 then id = r[1][1] end
-redis.call('PUBLISH', ARGV[1], ARGV[2] .. ' ' .. id)
-return id
+local out = ARGV[2]
+for i = 1, #KEYS do
+  local r = redis.call('XREVRANGE', KEYS[i], '+', '-', 'COUNT', 1)
+  if #r > 0 then out = out .. ' ' .. r[1][1] else out = out .. ' 0-0' end
+end
+redis.call('PUBLISH', ARGV[1], out)
+return out
 `;
 const SETTLE_TIMEOUT_MS = 2000;
 
@@ -43,7 +46,7 @@ export class RedisBroker implements Broker, MessageLog {
   private subReadyOnce = false;
   private plainSeq = 0;
   private settleSeq = 0;
-  private readonly settleWaiters = new Map<string, (pos: Position) => void>();
+  private readonly settleWaiters = new Map<string, (ends: Position[]) => void>();
   private readonly relayId = randomUUID().slice(0, 8);
   /** A channel of this relay's own: subscribing to it after a reconnect is a barrier behind ioredis's resubscribes. */
   private readonly marker: string;
@@ -96,31 +99,37 @@ export class RedisBroker implements Broker, MessageLog {
   }
 
   private onMarker(payload: string): void {
-    const [token, id] = payload.split(" ");
+    const [token, ...ids] = payload.split(" ");
     const resolve = this.settleWaiters.get(token);
     this.settleWaiters.delete(token);
-    resolve?.(parseStreamId(id ?? "") ?? ZERO);
+    resolve?.(ids.map((id) => parseStreamId(id) ?? ZERO));
   }
 
   async settled(): Promise<Position[]> {
-    return Promise.all(
-      Array.from({ length: this.partitions }, async (_, p) => {
-        const token = `${this.relayId}.${this.settleSeq++}`;
-        const arrived = new Promise<Position>((resolve, reject) => {
-          this.settleWaiters.set(token, resolve);
-          setTimeout(() => {
-            if (this.settleWaiters.delete(token)) reject(new Error("settle marker did not arrive"));
-          }, SETTLE_TIMEOUT_MS).unref();
-        });
-        try {
-          await this.cmd.fanoutSettle(1, streamKey(this.settings.prefix, p), this.marker, token);
-        } catch (err) {
-          this.settleWaiters.delete(token);
-          throw err;
-        }
-        return arrived;
-      }),
-    );
+    const all = Array.from({ length: this.partitions }, (_, p) => p);
+    const groups = this.isCluster() ? all.map((p) => [p]) : [all];
+    const ends = await Promise.all(groups.map((g) => this.settleGroup(g)));
+    const out: Position[] = new Array(this.partitions).fill(ZERO);
+    groups.forEach((g, i) => g.forEach((p, k) => (out[p] = ends[i][k] ?? ZERO)));
+    return out;
+  }
+
+  private async settleGroup(partitions: number[]): Promise<Position[]> {
+    const token = `${this.relayId}.${this.settleSeq++}`;
+    const arrived = new Promise<Position[]>((resolve, reject) => {
+      this.settleWaiters.set(token, resolve);
+      setTimeout(() => {
+        if (this.settleWaiters.delete(token)) reject(new Error("settle marker did not arrive"));
+      }, SETTLE_TIMEOUT_MS).unref();
+    });
+    try {
+      const keys = partitions.map((p) => streamKey(this.settings.prefix, p));
+      await this.cmd.fanoutSettle(keys.length, ...keys, this.marker, token);
+    } catch (err) {
+      this.settleWaiters.delete(token);
+      throw err;
+    }
+    return arrived;
   }
 
   private toDelivery(channel: string, pattern: string | undefined, payload: string): Delivery {
