@@ -20,14 +20,6 @@ export async function sha256(data: Uint8Array<ArrayBuffer>): Promise<Uint8Array<
   return new Uint8Array(await crypto.subtle.digest("SHA-256", data));
 }
 
-/**
- * Compares two secrets of any length in constant time: both are hashed first, so neither
- * the position of the first difference nor the length of the expected value leaks.
- */
-export async function secretsEqual(given: string, expected: string): Promise<boolean> {
-  const [a, b] = await Promise.all([sha256(utf8(given)), sha256(utf8(expected))]);
-  return timingSafeEqual(a, b);
-}
 
 export async function hmac(hash: "SHA-1" | "SHA-256", secret: string, data: Uint8Array<ArrayBuffer>): Promise<Uint8Array<ArrayBuffer>> {
   const key = await crypto.subtle.importKey("raw", utf8(secret), { name: "HMAC", hash }, false, ["sign"]);

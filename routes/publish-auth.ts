@@ -4,7 +4,7 @@ import type { PublishMessage } from "../protocol/publish-request.js";
 import { checkChannels, checkPatterns } from "../protocol/auth/grants.js";
 import type { TicketScope } from "../protocol/auth/tickets.js";
 import { looksLikeJwt, type JwtVerifier } from "../protocol/auth/jwt-verifier.js";
-import { secretsEqual, sha256, toHex, utf8 } from "./constant-time.js";
+import { sha256, timingSafeEqual, toHex, utf8 } from "./constant-time.js";
 
 export interface PublishAuthOptions {
   /** Static publisher keys (`FANOUT_PUBLISH_KEYS`), sent as `Authorization: Bearer <key>`: may publish anywhere. */
@@ -41,10 +41,26 @@ export function bearer(c: Context): string | undefined {
   return m[1];
 }
 
-/** Which configured key `token` is (-1: none), comparing every key in constant time. */
+/** Digests of each configured key list, computed once (the list is fixed per process or isolate). */
+const keyDigests = new WeakMap<readonly string[], Promise<Uint8Array[]>>();
+
+/**
+ * Which configured key `token` is (-1: none). Digests are compared, every one of them, in
+ * constant time: neither the position of a difference nor a key's length leaks.
+ */
 export async function matchKey(token: string, keys: readonly string[]): Promise<number> {
-  const matches = await Promise.all(keys.map((k) => secretsEqual(token, k)));
-  return matches.indexOf(true);
+  if (keys.length === 0) return -1;
+  let digests = keyDigests.get(keys);
+  if (!digests) {
+    digests = Promise.all(keys.map((k) => sha256(utf8(k))));
+    keyDigests.set(keys, digests);
+  }
+  const [given, known] = await Promise.all([sha256(utf8(token)), digests]);
+  let found = -1;
+  known.forEach((d, i) => {
+    if (timingSafeEqual(given, d) && found < 0) found = i;
+  });
+  return found;
 }
 
 /**
