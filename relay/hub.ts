@@ -1,31 +1,21 @@
 import { CursorEncoder } from "../protocol/cursor.js";
 import { unavailable } from "../protocol/errors.js";
 import { comparePositions, type Position, ZERO } from "../protocol/position.js";
-import type { Broker, BrokerListener, Delivery, MessageLog, SubscriptionKind } from "./broker/broker.js";
-import { SubscriptionSet } from "./broker/pattern-set.js";
+import type { Broker, BrokerListener, Delivery, MessageLog } from "./broker/broker.js";
+import { SubscriptionRegistry } from "./subscription-registry.js";
 import type { Client } from "./client.js";
 import { encodeDelivery, type Frame } from "./message-frame.js";
 import type { RelayMetrics } from "./metrics.js";
 import { RateMeter } from "./rate-meter.js";
-
-interface Subscription {
-  kind: SubscriptionKind;
-  name: string;
-  clients: Set<Client>;
-  /** Resolves when the broker confirmed the subscription. */
-  ready: Promise<void>;
-  timer?: NodeJS.Timeout;
-}
 
 const CATCH_UP_PAGE = 500;
 const MAX_BACKLOG = 100_000;
 const CATCH_UP_RETRY_MS = 250;
 
 /**
- * Routes broker messages to clients. Broker subscriptions are reference-counted across all
- * clients of this relay (a thousand browsers on one channel cost one Redis subscription),
- * released after a short delay against churn. Each message is encoded once and the same
- * bytes are queued to every matching client.
+ * Routes broker messages to clients over the relay's reference-counted subscriptions
+ * (subscription-registry.ts). Each message is encoded once and the same bytes are queued to
+ * every matching client.
  *
  * The hub also keeps the relay cursor: the highest log position received per partition.
  * Messages of a partition arrive in log order, so every client has been offered everything
@@ -33,10 +23,7 @@ const CATCH_UP_RETRY_MS = 250;
  * catches up from when the broker link comes back.
  */
 export class Hub implements BrokerListener {
-  private readonly channels = new Map<string, Subscription>();
-  private readonly patterns = new Map<string, Subscription>();
-  private readonly live = new SubscriptionSet();
-  private readonly ops = new Map<string, Promise<void>>();
+  private readonly subs: SubscriptionRegistry;
   readonly cursor: Position[];
   private readonly cursorText: CursorEncoder;
   private backlog: Delivery[] | undefined;
@@ -51,8 +38,9 @@ export class Hub implements BrokerListener {
     private readonly broker: Broker,
     private readonly log: MessageLog,
     private readonly metrics: RelayMetrics,
-    private readonly unsubscribeDelayMs: number,
+    unsubscribeDelayMs: number,
   ) {
+    this.subs = new SubscriptionRegistry(broker, metrics, unsubscribeDelayMs);
     this.cursor = Array.from({ length: broker.partitions }, () => ZERO);
     this.cursorText = new CursorEncoder(broker.partitions);
   }
@@ -108,7 +96,7 @@ export class Hub implements BrokerListener {
       for (let p = 0; p < this.broker.partitions; p++) {
         for (;;) {
           const page = await this.log.read(p, this.cursor[p], CATCH_UP_PAGE);
-          for (const e of page) recovered += this.live.route(e, (d) => this.dispatch(d)) > 0 ? 1 : 0;
+          for (const e of page) recovered += this.subs.live.route(e, (d) => this.dispatch(d)) > 0 ? 1 : 0;
           // Entries nobody here subscribes to still move the cursor past them.
           if (page.length > 0) this.advance(p, page[page.length - 1].pos);
           if (page.length < CATCH_UP_PAGE) break;
@@ -146,12 +134,12 @@ export class Hub implements BrokerListener {
     if (d.pos !== undefined && d.partition !== undefined) this.advance(d.partition, d.pos);
     this.metrics.messagesIn.inc();
     this.rates.markIn();
-    const sub = d.pattern !== undefined ? this.patterns.get(d.pattern) : this.channels.get(d.channel);
-    if (!sub || sub.clients.size === 0) return;
+    const clients = this.subs.clientsFor(d.channel, d.pattern);
+    if (!clients || clients.size === 0) return;
     const frame: Frame = { delivery: d, cursor: this.cursor.slice(), bytes: encodeDelivery(d, this.cursorText.toString()) };
-    for (const c of sub.clients) c.offer(frame);
-    this.metrics.messagesOut.inc(sub.clients.size);
-    this.rates.mark(sub.clients.size);
+    for (const c of clients) c.offer(frame);
+    this.metrics.messagesOut.inc(clients.size);
+    this.rates.mark(clients.size);
     this.metrics.latency.observe(Math.max(0, Date.now() - d.ts) / 1000);
   }
 
@@ -163,11 +151,8 @@ export class Hub implements BrokerListener {
    * the client is removed again and a 503 is thrown.
    */
   async attach(c: Client): Promise<void> {
-    const waits: Promise<void>[] = [];
-    for (const name of c.channels) waits.push(this.join(this.channels, "channel", name, c));
-    for (const name of c.patterns) waits.push(this.join(this.patterns, "pattern", name, c));
     try {
-      await Promise.all(waits);
+      await this.subs.add(c);
     } catch (err) {
       this.detach(c);
       throw unavailable(`subscription failed: ${(err as Error).message}`);
@@ -207,68 +192,10 @@ export class Hub implements BrokerListener {
   }
 
   detach(c: Client): void {
-    for (const name of c.channels) this.leave(this.channels, name, c);
-    for (const name of c.patterns) this.leave(this.patterns, name, c);
-  }
-
-  private join(map: Map<string, Subscription>, kind: SubscriptionKind, name: string, c: Client): Promise<void> {
-    let sub = map.get(name);
-    if (!sub) {
-      const ready = this.serialize(kind, name, () => this.broker.subscribe(kind, name));
-      const created: Subscription = { kind, name, clients: new Set(), ready };
-      sub = created;
-      map.set(name, created);
-      if (kind === "channel") this.live.channels.add(name);
-      else this.live.patterns.add(name);
-      this.metrics.subscriptions.inc({ kind });
-      ready.catch(() => {
-        // Forget a failed subscription so the next client tries again.
-        if (map.get(name) === created) this.drop(map, created);
-      });
-    }
-    if (sub.timer) {
-      clearTimeout(sub.timer);
-      sub.timer = undefined;
-    }
-    sub.clients.add(c);
-    return sub.ready;
-  }
-
-  private leave(map: Map<string, Subscription>, name: string, c: Client): void {
-    const sub = map.get(name);
-    if (!sub || !sub.clients.delete(c) || sub.clients.size > 0) return;
-    sub.timer = setTimeout(() => {
-      if (sub.clients.size > 0 || map.get(name) !== sub) return;
-      this.drop(map, sub);
-      this.serialize(sub.kind, name, () => this.broker.unsubscribe(sub.kind, name)).catch(() => {
-        /* the broker is down; its subscriptions are gone with the link */
-      });
-    }, this.unsubscribeDelayMs);
-    sub.timer.unref();
-  }
-
-  private drop(map: Map<string, Subscription>, sub: Subscription): void {
-    map.delete(sub.name);
-    if (sub.kind === "channel") this.live.channels.delete(sub.name);
-    else this.live.patterns.delete(sub.name);
-    this.metrics.subscriptions.dec({ kind: sub.kind });
-  }
-
-  /** Broker calls for one name run in order, so an unsubscribe never overtakes a resubscribe. */
-  private serialize(kind: SubscriptionKind, name: string, op: () => Promise<void>): Promise<void> {
-    const key = `${kind}\u0000${name}`;
-    const prev = this.ops.get(key) ?? Promise.resolve();
-    const next = prev.then(op, op);
-    const tail = next.catch(() => undefined);
-    this.ops.set(key, tail);
-    void tail.then(() => {
-      if (this.ops.get(key) === tail) this.ops.delete(key);
-    });
-    return next;
+    this.subs.remove(c);
   }
 
   stats(): { channels: Record<string, number>; patterns: Record<string, number> } {
-    const count = (m: Map<string, Subscription>) => Object.fromEntries([...m].map(([k, s]) => [k, s.clients.size]));
-    return { channels: count(this.channels), patterns: count(this.patterns) };
+    return this.subs.stats();
   }
 }
