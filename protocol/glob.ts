@@ -114,8 +114,3 @@ export function globMatchBytes(pattern: Uint8Array, channel: Uint8Array): boolea
 export function globMatch(pattern: string, channel: string): boolean {
   return globMatchBytes(toBytes(pattern), toBytes(channel));
 }
-
-/** A pattern without metacharacters matches only itself. */
-export function isLiteralPattern(pattern: string): boolean {
-  return !/[*?[\\]/.test(pattern);
-}

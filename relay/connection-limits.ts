@@ -1,5 +1,6 @@
 import { FanoutError } from "../protocol/errors.js";
-import type { RelayMetrics } from "./metrics.js";
+import { toBytes } from "../protocol/glob.js";
+import { checkPatternCost } from "../protocol/pattern-cost.js";
 
 /** Per-relay caps on streams, total and per client IP, answered with 429 before any work. */
 export class ConnectionLimits {
@@ -10,8 +11,7 @@ export class ConnectionLimits {
     private readonly maxTotal: number,
     private readonly maxPerIp: number,
     private readonly maxPatternStars: number,
-    private readonly metrics: RelayMetrics,
-    private readonly maxPatternBytes = 1024,
+    private readonly maxPatternBytes: number,
   ) {}
 
   /** Reserves a connection slot; the returned function releases it (once). */
@@ -38,13 +38,10 @@ export class ConnectionLimits {
    */
   checkPatterns(patterns: string[]): void {
     for (const p of patterns) {
-      if (new TextEncoder().encode(p).length > this.maxPatternBytes) {
+      if (toBytes(p).length > this.maxPatternBytes) {
         throw new FanoutError(400, "pattern_too_long", `a pattern may be at most ${this.maxPatternBytes} bytes (FANOUT_MAX_PATTERN_BYTES)`);
       }
-      const stars = p.match(/\*+/g)?.length ?? 0;
-      if (stars > this.maxPatternStars) {
-        throw new FanoutError(400, "pattern_too_complex", `a pattern may hold at most ${this.maxPatternStars} runs of '*'`);
-      }
+      checkPatternCost(p, this.maxPatternStars);
     }
   }
 

@@ -82,7 +82,7 @@ export async function createRelay(config: RelayConfig, opts: { auth?: RelayAuth 
     metrics,
     scheduler: new FlushScheduler(config.writeLingerMaxMs),
     auth: opts.auth ?? builtInAuth,
-    limits: new ConnectionLimits(config.maxConnections, config.maxConnectionsPerIp, config.maxPatternStars, metrics, config.maxPatternBytes),
+    limits: new ConnectionLimits(config.maxConnections, config.maxConnectionsPerIp, config.maxPatternStars, config.maxPatternBytes),
     connections: new Set(),
     draining: false,
     startedAt: Date.now(),
