@@ -3,7 +3,7 @@ import type { PublishMessage } from "../protocol/publish-request.js";
 import type { Publisher } from "../protocol/publisher.js";
 import type { InvalidationStore } from "./invalidation-store.js";
 import { invalidationMessage, parseInvalidation, runInvalidation } from "./invalidation.js";
-import { readJson } from "./read-json.js";
+import { readJson } from "./read-body.js";
 
 export interface InvalidateRouteDeps {
   publisher: Publisher;
@@ -20,7 +20,7 @@ export interface InvalidateRouteDeps {
 export function invalidateRoute(deps: InvalidateRouteDeps): Hono {
   const app = new Hono();
   app.post("/v1/invalidate", async (c) => {
-    const { body } = await readJson(c, deps.maxBodyBytes);
+    const body = await readJson(c, deps.maxBodyBytes);
     const inv = parseInvalidation(body);
     await deps.authorizePublish(c, [invalidationMessage(inv, { source: "api" })]);
     const out = await runInvalidation(deps, inv, { source: "api" });

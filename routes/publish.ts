@@ -1,7 +1,7 @@
 import { Hono, type Context } from "hono";
 import { parsePublishBody, type PublishMessage, type PublishResult } from "../protocol/publish-request.js";
 import type { Publisher } from "../protocol/publisher.js";
-import { readJson } from "./read-json.js";
+import { readJson } from "./read-body.js";
 
 export interface PublishRouteDeps {
   publisher: Publisher;
@@ -24,7 +24,7 @@ export interface PublishRouteDeps {
 export function publishRoute(deps: PublishRouteDeps): Hono {
   const app = new Hono();
   app.post("/v1/publish", async (c) => {
-    const { body } = await readJson(c, deps.maxBodyBytes);
+    const body = await readJson(c, deps.maxBodyBytes);
     const { batch, messages } = parsePublishBody(body, { maxBatch: deps.maxBatch });
     await deps.authorizePublish(c, messages);
     const results = await deps.publisher.publish(messages);

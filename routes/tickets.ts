@@ -1,6 +1,6 @@
 import { Hono, type Context } from "hono";
 import type { TicketScope, Tickets } from "../protocol/auth/tickets.js";
-import { readJson } from "./read-json.js";
+import { readJson } from "./read-body.js";
 
 export interface TicketsRouteDeps {
   tickets: Tickets;
@@ -20,7 +20,7 @@ const MAX_TICKET_BODY = 64 * 1024;
 export function ticketsRoute(deps: TicketsRouteDeps): Hono {
   const app = new Hono();
   app.post("/v1/tickets", async (c) => {
-    const { body } = await readJson(c, MAX_TICKET_BODY);
+    const body = await readJson(c, MAX_TICKET_BODY);
     const { scope, ttlSeconds } = deps.tickets.parseRequest(body);
     await deps.authorize(c, scope);
     const issued = await deps.tickets.issue(scope, ttlSeconds);

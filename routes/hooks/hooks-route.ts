@@ -1,8 +1,9 @@
-import { Hono, type Context } from "hono";
+import { Hono } from "hono";
 import { FanoutError } from "../../protocol/errors.js";
 import { decodeJsonBody } from "../../protocol/publish-request.js";
 import type { Publisher } from "../../protocol/publisher.js";
 import type { InvalidationStore } from "../invalidation-store.js";
+import { readBody } from "../read-body.js";
 import { runInvalidation } from "../invalidation.js";
 import { genericHook } from "./generic.js";
 import { githubHook } from "./github.js";
@@ -25,20 +26,6 @@ export interface HooksRouteDeps {
   providers?: readonly HookProvider[];
 }
 
-async function readRaw(c: Context, maxBytes: number): Promise<Uint8Array<ArrayBuffer>> {
-  const declared = c.req.header("content-length");
-  if (declared !== undefined && Number(declared) > maxBytes) {
-    throw new FanoutError(413, "payload_too_large", `body is larger than ${maxBytes} bytes`);
-  }
-  let raw: Uint8Array<ArrayBuffer>;
-  try {
-    raw = new Uint8Array(await c.req.arrayBuffer());
-  } catch {
-    throw new FanoutError(400, "invalid_body", "could not read the request body");
-  }
-  if (raw.byteLength > maxBytes) throw new FanoutError(413, "payload_too_large", `body is larger than ${maxBytes} bytes`);
-  return raw;
-}
 
 /**
  * `POST /v1/hooks/:provider`. The signature is checked over the raw bytes before the body
@@ -56,7 +43,7 @@ export function hooksRoute(deps: HooksRouteDeps): Hono {
     if (!provider) throw new FanoutError(404, "unknown_hook", `no hook provider ${JSON.stringify(name)}`);
     const secret = deps.secrets[name];
     if (!secret) throw new FanoutError(404, "hook_not_configured", `the ${name} hook has no secret configured`);
-    const raw = await readRaw(c, deps.maxBodyBytes);
+    const raw = await readBody(c, deps.maxBodyBytes);
     if (!(await provider.verify(c, raw, secret))) {
       throw new FanoutError(401, "invalid_signature", `missing or invalid ${name} signature`);
     }
