@@ -1,6 +1,6 @@
 import type { Redis } from "@upstash/redis/cloudflare";
 import { tagSetKey } from "../routes/cache-tags.js";
-import type { InvalidationStore } from "../routes/invalidation-store.js";
+import { hookDeliveryKey, type InvalidationStore } from "../routes/invalidation-store.js";
 import type { CircuitBreaker } from "./circuit-breaker.js";
 
 /** InvalidationStore over Upstash REST; each method is one HTTP round trip. */
@@ -37,6 +37,6 @@ export class UpstashInvalidationStore implements InvalidationStore {
   }
 
   private deliveryKey(id: string): string {
-    return `${this.prefix}:hook:${id}`;
+    return hookDeliveryKey(this.prefix, id);
   }
 }

@@ -1,10 +1,10 @@
 import type { Redis } from "@upstash/redis/cloudflare";
-import type { TicketStore } from "../protocol/auth/ticket-store.js";
+import { ticketKey, type TicketStore } from "../protocol/auth/ticket-store.js";
 import type { CircuitBreaker } from "./circuit-breaker.js";
 
 /**
  * Subscribe tickets over Upstash REST, under the same keys as the relay's Redis store
- * (relay/broker/ticket-store-redis.ts), so a ticket minted at the edge is redeemed, once,
+ * (`ticketKey`), so a ticket minted at the edge is redeemed, once,
  * by any relay on that Redis.
  */
 export class UpstashTicketStore implements TicketStore {
@@ -24,6 +24,6 @@ export class UpstashTicketStore implements TicketStore {
   }
 
   private key(k: string): string {
-    return `{${this.prefix}:ticket:${k}}`;
+    return ticketKey(this.prefix, k);
   }
 }

@@ -28,6 +28,7 @@ import { errorResponse } from "../routes/error-response.js";
 import { invalidateRoute } from "../routes/invalidate.js";
 import { hooksRoute } from "../routes/hooks/hooks-route.js";
 import type { InvalidationStore } from "../routes/invalidation-store.js";
+import type { TicketStore } from "../protocol/auth/ticket-store.js";
 import { FanoutError } from "../protocol/errors.js";
 import { RedisInvalidationStore } from "./broker/redis-invalidation-store.js";
 import { MemoryInvalidationStore } from "./broker/memory-invalidation-store.js";
@@ -47,16 +48,20 @@ function makeBroker(config: RelayConfig): Broker & MessageLog {
   return config.redisUrl ? new RedisBroker(config.redisUrl, settings) : new MemoryBroker(settings);
 }
 
-function makeInvalidationStore(config: RelayConfig, broker: Broker): InvalidationStore {
-  return broker instanceof RedisBroker ? new RedisInvalidationStore(broker.commands, config.log.prefix) : new MemoryInvalidationStore();
+/** Stores beside the broker, on its Redis command connection when there is one. */
+function makeStores(config: RelayConfig, broker: Broker): { invalidation: InvalidationStore; tickets: TicketStore } {
+  if (broker instanceof RedisBroker) {
+    return { invalidation: new RedisInvalidationStore(broker.commands, config.log.prefix), tickets: new RedisTicketStore(broker.commands, config.log.prefix) };
+  }
+  return { invalidation: new MemoryInvalidationStore(), tickets: new MemoryTicketStore() };
 }
 
 export async function createRelay(config: RelayConfig, opts: { auth?: RelayAuth } = {}): Promise<Relay> {
   const metrics = new RelayMetrics();
   const broker = makeBroker(config);
   const hub = new Hub(broker, broker, metrics, config.unsubscribeDelayMs);
-  const ticketStore = config.redisUrl ? new RedisTicketStore(config.redisUrl, config.log.prefix) : new MemoryTicketStore();
-  const tickets = new Tickets(ticketStore, {
+  const stores = makeStores(config, broker);
+  const tickets = new Tickets(stores.tickets, {
     defaultTtlSeconds: config.ticketTtlSeconds,
     maxTtlSeconds: config.ticketMaxTtlSeconds,
     maxSubscriptions: config.maxSubscriptionsPerConnection,
@@ -99,7 +104,7 @@ export async function createRelay(config: RelayConfig, opts: { auth?: RelayAuth 
   });
   const cors = corsMiddleware(config.corsOrigins);
   if (cors) app.use("/v1/*", cors);
-  const store = makeInvalidationStore(config, broker);
+  const store = stores.invalidation;
   const authorizePublish: RelayAuth["authorizePublish"] = (c, messages) => rc.auth.authorizePublish(c, messages);
   app.route("/", opsRoute(rc));
   app.route("/", eventsRoute(rc) as unknown as Hono);
@@ -149,7 +154,7 @@ export async function createRelay(config: RelayConfig, opts: { auth?: RelayAuth 
       const timer = new Promise<void>((r) => setTimeout(r, graceMs).unref());
       await Promise.race([closed, timer]);
       server?.closeAllConnections();
-      await Promise.all([broker.close(), ticketStore.close()]);
+      await broker.close();
     },
   };
 }

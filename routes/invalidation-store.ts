@@ -20,3 +20,8 @@ export interface InvalidationStore {
   /** Forgets a claim whose processing failed, so the provider's retry is not dropped. */
   releaseDelivery(id: string): Promise<void>;
 }
+
+/** The Redis key remembering a hook delivery: one layout for the relay's and the edge's stores. */
+export function hookDeliveryKey(prefix: string, id: string): string {
+  return `${prefix}:hook:${id}`;
+}

@@ -9,3 +9,12 @@ export interface TicketStore {
   /** Returns the value and deletes it in one step; undefined when unknown, used or expired. */
   take(key: string): Promise<string | undefined>;
 }
+
+/**
+ * The Redis key of a ticket (given the digest the store is keyed by): one layout for every
+ * store on Redis, so a ticket minted at the edge is redeemed by a relay. Each key is its own
+ * Cluster slot.
+ */
+export function ticketKey(prefix: string, digest: string): string {
+  return `{${prefix}:ticket:${digest}}`;
+}

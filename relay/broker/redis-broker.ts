@@ -143,7 +143,7 @@ export class RedisBroker implements Broker, MessageLog {
     return { channel, pattern, id: `x-${this.relayId}-${(this.plainSeq++).toString(36)}`, dataJson: plainDataJson(payload), ts: Date.now() };
   }
 
-  /** The command connection, for stores beside the broker (cache invalidation). */
+  /** The command connection, for stores beside the broker (cache invalidation, tickets). */
   get commands(): RedisClient {
     return this.cmd;
   }

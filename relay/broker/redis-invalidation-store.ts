@@ -1,5 +1,5 @@
 import { tagSetKey } from "../../routes/cache-tags.js";
-import type { InvalidationStore } from "../../routes/invalidation-store.js";
+import { hookDeliveryKey, type InvalidationStore } from "../../routes/invalidation-store.js";
 import { unavailable } from "../../protocol/errors.js";
 import type { RedisClient } from "./redis-connection.js";
 
@@ -33,7 +33,7 @@ export class RedisInvalidationStore implements InvalidationStore {
   }
 
   private deliveryKey(id: string): string {
-    return `${this.prefix}:hook:${id}`;
+    return hookDeliveryKey(this.prefix, id);
   }
 
   private async run<T>(op: () => Promise<T>): Promise<T> {

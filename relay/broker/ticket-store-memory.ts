@@ -21,9 +21,6 @@ export class MemoryTicketStore implements TicketStore {
     return e.expires > Date.now() ? e.value : undefined;
   }
 
-  async close(): Promise<void> {
-    this.entries.clear();
-  }
 
   private sweep(): void {
     const now = Date.now();

@@ -1,26 +1,21 @@
-import type { TicketStore } from "../../protocol/auth/ticket-store.js";
+import { ticketKey, type TicketStore } from "../../protocol/auth/ticket-store.js";
 import { unavailable } from "../../protocol/errors.js";
-import { connect, type RedisClient } from "./redis-connection.js";
+import type { RedisClient } from "./redis-connection.js";
 
 /**
  * Tickets in Redis, so a ticket issued by one relay is used once across all of them:
  * `SET key value PX ttl` to issue, `GETDEL` (Redis ≥ 6.2) to use. Keys are
- * `{<prefix>:ticket:<sha256 of the ticket>}`, each in a slot of its own on a Cluster.
- * Its own connection, opened on first use; commands fail fast (503) while Redis is down.
+ * `ticketKey` (each in a slot of its own on a Cluster). Runs on the broker's command
+ * connection, so commands fail fast (503) while Redis is down.
  */
 export class RedisTicketStore implements TicketStore {
-  private readonly redis: RedisClient;
-
   constructor(
-    url: string,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
-  ) {
-    this.redis = connect(url, { lazyConnect: true, enableOfflineQueue: true, maxRetriesPerRequest: 1, commandTimeout: 2000 });
-    this.redis.on("error", () => undefined /* surfaced as 503s */);
-  }
+  ) {}
 
   private key(k: string): string {
-    return `{${this.prefix}:ticket:${k}}`;
+    return ticketKey(this.prefix, k);
   }
 
   async put(key: string, value: string, ttlMs: number): Promise<void> {
@@ -39,7 +34,4 @@ export class RedisTicketStore implements TicketStore {
     }
   }
 
-  async close(): Promise<void> {
-    this.redis.disconnect();
-  }
 }
