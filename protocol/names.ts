@@ -25,16 +25,12 @@ export function checkChannel(value: unknown, field = "channel"): string {
 }
 
 /** Message types become the SSE `event:` field: 1–128 characters, no control characters. */
-export function checkType(value: unknown): string {
-  if (typeof value !== "string" || value.length === 0 || [...value].length > MAX_TYPE_CHARS) {
-    throw new FanoutError(400, "invalid_type", `type must be a string of 1–${MAX_TYPE_CHARS} characters`);
-  }
-  if (CONTROL.test(value)) {
-    throw new FanoutError(400, "invalid_type", "type must not contain control characters");
-  }
-  return value;
+export function isValidType(value: unknown): value is string {
+  return typeof value === "string" && value.length > 0 && !CONTROL.test(value) && [...value].length <= MAX_TYPE_CHARS;
 }
 
-export function isValidType(value: unknown): value is string {
-  return typeof value === "string" && value.length > 0 && value.length <= MAX_TYPE_CHARS * 2 && !CONTROL.test(value);
+export function checkType(value: unknown): string {
+  if (isValidType(value)) return value;
+  const control = typeof value === "string" && CONTROL.test(value);
+  throw new FanoutError(400, "invalid_type", control ? "type must not contain control characters" : `type must be a string of 1–${MAX_TYPE_CHARS} characters`);
 }
