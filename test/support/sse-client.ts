@@ -1,4 +1,5 @@
 import { request, type IncomingMessage, type ClientRequest } from "node:http";
+import { SseParser } from "../../client/sse-parser.js";
 
 export interface SseEvent {
   id?: string;
@@ -7,8 +8,8 @@ export interface SseEvent {
 }
 
 /**
- * A real SSE client over node:http with a spec-conformant parser (fields, multi-line data,
- * comments). Tests read what a browser's EventSource would see.
+ * A real SSE client over node:http, parsing with the SDK's spec-conformant parser
+ * (client/sse-parser.ts). Tests read what a browser's EventSource would see.
  */
 export class SseClient {
   readonly events: SseEvent[] = [];
@@ -18,7 +19,14 @@ export class SseClient {
   headers: IncomingMessage["headers"] = {};
   body = "";
   closed = false;
-  private buf = "";
+  private readonly parser = new SseParser({
+    onEvent: (e) => {
+      this.lastEventId = e.lastEventId || undefined;
+      this.events.push({ id: this.lastEventId, event: e.type, data: e.data });
+    },
+    onRetry: (ms) => (this.retry = ms),
+    onComment: () => this.comments++,
+  });
   private req?: ClientRequest;
   private res?: IncomingMessage;
   private waiters: Array<() => void> = [];
@@ -57,44 +65,9 @@ export class SseClient {
   }
 
   private feed(chunk: string): void {
-    if (this.status !== 200) {
-      this.body += chunk;
-      return;
-    }
-    this.buf += chunk;
-    let idx: number;
-    while ((idx = this.buf.search(/\r\n\r\n|\n\n|\r\r/)) >= 0) {
-      const block = this.buf.slice(0, idx);
-      this.buf = this.buf.slice(idx + (this.buf.startsWith("\r\n\r\n", idx) ? 4 : 2));
-      this.parseBlock(block);
-    }
+    if (this.status !== 200) this.body += chunk;
+    else this.parser.feed(chunk);
     this.wake();
-  }
-
-  private parseBlock(block: string): void {
-    let event = "message";
-    const data: string[] = [];
-    let id: string | undefined;
-    let any = false;
-    for (const line of block.split(/\r\n|\r|\n/)) {
-      if (line.startsWith(":")) {
-        this.comments++;
-        continue;
-      }
-      const colon = line.indexOf(":");
-      const field = colon < 0 ? line : line.slice(0, colon);
-      let value = colon < 0 ? "" : line.slice(colon + 1);
-      if (value.startsWith(" ")) value = value.slice(1);
-      if (field === "data") {
-        data.push(value);
-        any = true;
-      } else if (field === "event") event = value;
-      else if (field === "id") {
-        id = value;
-        this.lastEventId = value;
-      } else if (field === "retry") this.retry = Number(value);
-    }
-    if (any) this.events.push({ id, event, data: data.join("\n") });
   }
 
   private wake(): void {
