@@ -3,8 +3,6 @@ import type { IncomingMessage } from "node:http";
 import { getCookie } from "hono/cookie";
 import { bearer, unauthorized } from "../../routes/publish-auth.js";
 
-export { bearer, unauthorized };
-
 /** The cookie a browser app may set for same-site (or CORS with credentials) subscriptions. */
 export const TOKEN_COOKIE = "fanout_token";
 

@@ -4,11 +4,11 @@ import type { PublishMessage } from "../../protocol/publish-request.js";
 import { checkChannels, checkPatterns } from "../../protocol/auth/grants.js";
 import { channelAllowed, patternWithin } from "../../protocol/pattern-scope.js";
 import type { JwtVerifier } from "../../protocol/auth/jwt-verifier.js";
-import { authorizePublish, authorizeTicket, matchKey, type PublishAuthOptions, type PublishCaller } from "../../routes/publish-auth.js";
+import { authorizePublish, authorizeTicket, matchKey, unauthorized, type PublishAuthOptions, type PublishCaller } from "../../routes/publish-auth.js";
 import { checkTicketScope, type TicketScope, type Tickets } from "../../protocol/auth/tickets.js";
 import type { RelayAuth } from "./relay-auth.js";
 import type { PublishRateLimiter } from "./publish-rate-limiter.js";
-import { isLoopback, remoteAddress, subscriberToken, unauthorized } from "./credentials.js";
+import { isLoopback, remoteAddress, subscriberToken } from "./credentials.js";
 
 export interface JwtRelayAuthOptions {
   /** `FANOUT_PUBLISH_KEYS`: may publish anywhere, subscribe anywhere, and issue any ticket. */

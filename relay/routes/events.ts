@@ -6,6 +6,7 @@ import { FanoutError, unavailable } from "../../protocol/errors.js";
 import { checkChannel } from "../../protocol/names.js";
 import { formatCursor, parseCursor } from "../../protocol/cursor.js";
 import { Client } from "../client.js";
+import { remoteAddress } from "../auth/credentials.js";
 import { checkCursor, replay, type ResetReason } from "../replay.js";
 import { encodeEvent, encodeRetry } from "../sse/frame.js";
 import { SseConnection } from "../sse/sse-connection.js";
@@ -44,7 +45,7 @@ export function eventsRoute(rc: RelayContext): Hono<NodeEnv> {
     rc.limits.checkPatterns(patterns);
     await rc.auth.authorizeSubscribe(c, channels, patterns);
     if (!broker.isReady() || !hub.initialized) throw unavailable("broker unreachable; retry shortly", 2);
-    const release = rc.limits.acquireConnection(c.env.incoming.socket.remoteAddress ?? "?");
+    const release = rc.limits.acquireConnection(remoteAddress(c) ?? "?");
 
     const res = c.env.outgoing;
     const id = randomUUID();
