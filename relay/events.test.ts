@@ -1,21 +1,16 @@
-import { afterEach, describe, expect, it } from "vitest";
-import { SseClient, publish, ssePool } from "../test/support/sse-client.js";
-import { startRelay, type RunningRelay } from "../test/support/relay-harness.js";
+import { describe, expect, it } from "vitest";
+import { SseClient, publish } from "../test/support/sse-client.js";
+import { relayFixture, type RunningRelay } from "../test/support/relay-harness.js";
 import { brokerModes } from "../test/support/modes.js";
 
 const modes = brokerModes();
 
 describe.each(modes)("GET /v1/events on the $name", (mode) => {
   let r: RunningRelay;
-  const pool = ssePool(() => r.base);
-  const open = pool.open;
-  afterEach(async () => {
-    pool.closeAll();
-    await r?.stop();
-  });
+  const { start, open } = relayFixture();
 
   it("starts with retry and ready, with anti-buffering headers", async () => {
-    r = await startRelay(mode.env());
+    r = await start(mode.env());
     const c = await open("channel=a&channel=b&pattern=user:*:n");
     await c.waitReady();
     expect(c.status).toBe(200);
@@ -31,7 +26,7 @@ describe.each(modes)("GET /v1/events on the $name", (mode) => {
   });
 
   it("delivers exact, pattern and multiplexed messages with envelope, type and id", async () => {
-    r = await startRelay(mode.env());
+    r = await start(mode.env());
     const c = await open("channel=orders:events&channel=chat:general&pattern=user:*:notifications");
     await c.waitReady();
     const p1 = await publish(r.base, { channel: "orders:events", data: { n: 1 }, type: "order.created" });
@@ -56,7 +51,7 @@ describe.each(modes)("GET /v1/events on the $name", (mode) => {
   });
 
   it("delivers a message once to a client whose channel and pattern both match", async () => {
-    r = await startRelay(mode.env());
+    r = await start(mode.env());
     const c = await open("channel=news&pattern=n*&pattern=*s");
     await c.waitReady();
     await publish(r.base, { channel: "news", data: 1 });
@@ -70,7 +65,7 @@ describe.each(modes)("GET /v1/events on the $name", (mode) => {
   });
 
   it("fans one message out to many clients, in publish order", async () => {
-    r = await startRelay(mode.env());
+    r = await start(mode.env());
     const cs = await Promise.all(Array.from({ length: 20 }, () => open("channel=room")));
     await Promise.all(cs.map((c) => c.waitReady()));
     await publish(r.base, { messages: Array.from({ length: 50 }, (_, i) => ({ channel: "room", data: i })) });
@@ -81,7 +76,7 @@ describe.each(modes)("GET /v1/events on the $name", (mode) => {
   });
 
   it("cannot be injected into: newlines in data stay inside one data field", async () => {
-    r = await startRelay(mode.env());
+    r = await start(mode.env());
     const c = await open("channel=inj");
     await c.waitReady();
     await publish(r.base, { channel: "inj", data: "line1\n\nevent: evil\ndata: {\"x\":1}\r\nid: 666" });
@@ -96,7 +91,7 @@ describe.each(modes)("GET /v1/events on the $name", (mode) => {
   });
 
   it("refuses bad subscriptions with 4xx and a code", async () => {
-    r = await startRelay({ ...mode.env(), FANOUT_MAX_SUBSCRIPTIONS: "3" });
+    r = await start({ ...mode.env(), FANOUT_MAX_SUBSCRIPTIONS: "3" });
     const cases: Array<[string, number, string]> = [
       ["", 400, "no_subscriptions"],
       ["channel=", 400, "invalid_channel"],
@@ -117,14 +112,14 @@ describe.each(modes)("GET /v1/events on the $name", (mode) => {
   });
 
   it("sends comment heartbeats on idle streams", async () => {
-    r = await startRelay({ ...mode.env(), FANOUT_HEARTBEAT_MS: "100" });
+    r = await start({ ...mode.env(), FANOUT_HEARTBEAT_MS: "100" });
     const c = await open("channel=idle");
     await c.waitReady();
     await c.waitFor((x) => x.comments >= 2, 3000, "heartbeats");
   });
 
   it("releases broker subscriptions when the last client leaves", async () => {
-    r = await startRelay(mode.env());
+    r = await start(mode.env());
     const a = await open("channel=shared&pattern=p:*");
     const b = await open("channel=shared");
     await Promise.all([a.waitReady(), b.waitReady()]);

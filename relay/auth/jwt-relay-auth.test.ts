@@ -1,7 +1,7 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { SignJWT } from "jose";
-import { SseClient, publish, ssePool } from "../../test/support/sse-client.js";
-import { startRelay, type RunningRelay } from "../../test/support/relay-harness.js";
+import { SseClient, publish } from "../../test/support/sse-client.js";
+import { relayFixture, type RunningRelay } from "../../test/support/relay-harness.js";
 import { brokerModes } from "../../test/support/modes.js";
 import { signFanoutToken } from "../../protocol/auth/sign-token.js";
 
@@ -15,13 +15,8 @@ const settle = () => new Promise((r) => setTimeout(r, 150));
 
 describe.each(modes)("JWT auth on the $name", (mode) => {
   let r: RunningRelay;
-  const pool = ssePool(() => r.base);
-  const open = pool.open;
-  afterEach(async () => {
-    pool.closeAll();
-    await r?.stop();
-  });
-  const start = (env: Record<string, string> = {}) => startRelay({ ...mode.env(), FANOUT_JWT_SECRET: SECRET, FANOUT_PUBLISH_KEYS: KEY, ...env });
+  const { start: startBare, open } = relayFixture();
+  const start = (env: Record<string, string> = {}) => startBare({ ...mode.env(), FANOUT_JWT_SECRET: SECRET, FANOUT_PUBLISH_KEYS: KEY, ...env });
   const key = { Authorization: `Bearer ${KEY}` };
 
   it("refuses subscribers with a missing, expired, not-yet-valid, forged, alg:none or wrong-alg token (401)", async () => {
@@ -142,11 +137,11 @@ describe.each(modes)("JWT auth on the $name", (mode) => {
   });
 
   it("keeps subscribing open without a JWT key, unless public channels are set", async () => {
-    r = await startRelay({ ...mode.env(), FANOUT_PUBLISH_KEYS: KEY });
+    r = await startBare({ ...mode.env(), FANOUT_PUBLISH_KEYS: KEY });
     const open1 = await open("channel=anything&pattern=*");
     await open1.waitReady();
     await r.stop();
-    r = await startRelay({ ...mode.env(), FANOUT_PUBLIC_CHANNELS: "public:*" });
+    r = await startBare({ ...mode.env(), FANOUT_PUBLIC_CHANNELS: "public:*" });
     const pub = await open("channel=public:1");
     await pub.waitReady();
     const priv = await open("channel=private");
@@ -155,7 +150,7 @@ describe.each(modes)("JWT auth on the $name", (mode) => {
   });
 
   it("needs a credential from loopback too once a JWT key is configured", async () => {
-    r = await startRelay({ ...mode.env(), FANOUT_JWT_SECRET: SECRET });
+    r = await startBare({ ...mode.env(), FANOUT_JWT_SECRET: SECRET });
     expect((await publish(r.base, { channel: "a", data: 1 })).status).toBe(401);
     const t = await signFanoutToken(SECRET, { publish: ["a"] });
     expect((await publish(r.base, { channel: "a", data: 1 }, { Authorization: `Bearer ${t}` })).status).toBe(200);

@@ -1,7 +1,7 @@
 import { request } from "node:http";
-import { afterEach, describe, expect, it } from "vitest";
-import { SseClient, publish, ssePool } from "../../test/support/sse-client.js";
-import { startRelay, type RunningRelay } from "../../test/support/relay-harness.js";
+import { describe, expect, it } from "vitest";
+import { SseClient, publish } from "../../test/support/sse-client.js";
+import { relayFixture, type RunningRelay } from "../../test/support/relay-harness.js";
 import { brokerModes } from "../../test/support/modes.js";
 import { signFanoutToken } from "../../protocol/auth/sign-token.js";
 
@@ -27,15 +27,10 @@ async function metric(base: string, code: string): Promise<number> {
 
 describe.each(modes)("limits on the $name", (mode) => {
   let r: RunningRelay;
-  const pool = ssePool(() => r.base);
-  const open = pool.open;
-  afterEach(async () => {
-    pool.closeAll();
-    await r?.stop();
-  });
+  const { start, open } = relayFixture();
 
   it("caps connections in total (429 + Retry-After) and frees the slot on close", async () => {
-    r = await startRelay({ ...mode.env(), FANOUT_MAX_CONNECTIONS: "2" });
+    r = await start({ ...mode.env(), FANOUT_MAX_CONNECTIONS: "2" });
     const [a, b] = [await open("channel=a"), await open("channel=a")];
     await Promise.all([a.waitReady(), b.waitReady()]);
     const c = await open("channel=a");
@@ -51,7 +46,7 @@ describe.each(modes)("limits on the $name", (mode) => {
   });
 
   it("caps connections per client IP", async () => {
-    r = await startRelay({ ...mode.env(), FANOUT_MAX_CONNECTIONS_PER_IP: "2" });
+    r = await start({ ...mode.env(), FANOUT_MAX_CONNECTIONS_PER_IP: "2" });
     const held = [await openFrom(r.base, "channel=a", "127.0.0.1"), await openFrom(r.base, "channel=a", "127.0.0.1")];
     expect(held.map((h) => h.status)).toEqual([200, 200]);
     const third = await openFrom(r.base, "channel=a", "127.0.0.1");
@@ -63,7 +58,7 @@ describe.each(modes)("limits on the $name", (mode) => {
   });
 
   it("caps channels+patterns per connection, pattern length and pattern complexity", async () => {
-    r = await startRelay({ ...mode.env(), FANOUT_MAX_SUBSCRIPTIONS: "3", FANOUT_MAX_PATTERN_STARS: "2", FANOUT_MAX_PATTERN_BYTES: "16" });
+    r = await start({ ...mode.env(), FANOUT_MAX_SUBSCRIPTIONS: "3", FANOUT_MAX_PATTERN_STARS: "2", FANOUT_MAX_PATTERN_BYTES: "16" });
     for (const [qs, code] of [
       ["channel=a&channel=b&pattern=c*&pattern=d*", "too_many_subscriptions"],
       ["pattern=a*b*c*", "pattern_too_complex"],
@@ -80,7 +75,7 @@ describe.each(modes)("limits on the $name", (mode) => {
   });
 
   it("keeps matching cheap for the most backtracking-prone pattern allowed", async () => {
-    r = await startRelay(mode.env());
+    r = await start(mode.env());
     const c = await open(`pattern=${encodeURIComponent("*a*a*a*a*a*a*a*b")}`);
     await c.waitReady();
     const t0 = Date.now();
@@ -93,7 +88,7 @@ describe.each(modes)("limits on the $name", (mode) => {
   });
 
   it("refuses oversized bodies (413) and batches (400)", async () => {
-    r = await startRelay({ ...mode.env(), FANOUT_MAX_BODY_BYTES: "1024", FANOUT_MAX_BATCH: "2" });
+    r = await start({ ...mode.env(), FANOUT_MAX_BODY_BYTES: "1024", FANOUT_MAX_BATCH: "2" });
     const big = await publish(r.base, { channel: "a", data: "x".repeat(2000) });
     expect([big.status, big.json.error.code]).toEqual([413, "payload_too_large"]);
     const batch = await publish(r.base, { messages: [1, 2, 3].map((i) => ({ channel: "a", data: i })) });
@@ -102,7 +97,7 @@ describe.each(modes)("limits on the $name", (mode) => {
 
   it("rate-limits publishing per key with 429 and Retry-After, each key on its own bucket", async () => {
     const secret = "rate-secret-0123456789abcdef0123456789";
-    r = await startRelay({ ...mode.env(), FANOUT_PUBLISH_KEYS: "k1,k2", FANOUT_JWT_SECRET: secret, FANOUT_PUBLISH_RATE: "2" });
+    r = await start({ ...mode.env(), FANOUT_PUBLISH_KEYS: "k1,k2", FANOUT_JWT_SECRET: secret, FANOUT_PUBLISH_RATE: "2" });
     const k1 = { Authorization: "Bearer k1" };
     expect((await publish(r.base, { channel: "a", data: 1 }, k1)).status).toBe(200);
     expect((await publish(r.base, { channel: "a", data: 2 }, k1)).status).toBe(200);

@@ -1,3 +1,5 @@
+import { afterEach } from "vitest";
+import { ssePool } from "./sse-client.js";
 import { loadConfig } from "../../relay/config.js";
 import { createRelay, type Relay } from "../../relay/relay.js";
 
@@ -17,3 +19,25 @@ export async function startRelay(env: Record<string, string | undefined> = {}): 
 }
 
 export type BrokerMode = { name: "memory" | "redis"; env: () => Record<string, string> };
+
+/**
+ * Relays a test starts and the SSE clients it opens on the latest one, all closed after
+ * each test: `const { start, open } = relayFixture()`, then `r = await start(env)` and
+ * `await open("channel=a")` inside the tests.
+ */
+export function relayFixture(): { start(env?: Record<string, string | undefined>): Promise<RunningRelay>; open: ReturnType<typeof ssePool>["open"] } {
+  const started: RunningRelay[] = [];
+  const pool = ssePool(() => started[started.length - 1].base);
+  afterEach(async () => {
+    pool.closeAll();
+    for (const r of started.splice(0)) await r.stop();
+  });
+  return {
+    async start(env = {}) {
+      const r = await startRelay(env);
+      started.push(r);
+      return r;
+    },
+    open: pool.open,
+  };
+}
