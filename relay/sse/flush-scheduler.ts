@@ -18,7 +18,7 @@ export class FlushScheduler {
   private lingerMs = 0;
 
   constructor(
-    private readonly maxLingerMs = 10,
+    private readonly maxLingerMs: number,
     private readonly triggerMs = 0.25,
   ) {}
 
