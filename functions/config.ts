@@ -1,9 +1,9 @@
-import { ConfigError, envBool, envInt, envString, loadSharedSettings, type SharedSettings } from "../routes/shared-settings.js";
+import { ConfigError, envBool, envInt, envString, loadSharedSettings, type Env, type SharedSettings } from "../routes/shared-settings.js";
 
 export { ConfigError };
 
 /** Worker vars and secrets (`wrangler.toml [vars]`, `wrangler secret put`, `.dev.vars`). */
-export type FunctionsEnv = Record<string, unknown>;
+export type FunctionsEnv = Env;
 
 /**
  * The functions' settings. Names and defaults of the shared knobs match the relay's

@@ -68,10 +68,10 @@ export function eventsRoute(rc: RelayContext): Hono<NodeEnv> {
     }
     if (conn.closed) return RESPONSE_ALREADY_SENT;
 
-    const resume = c.req.header("last-event-id") ?? c.req.query("lastEventId");
+    const resume = c.req.header("last-event-id") || c.req.query("lastEventId") || undefined;
     let reset: ResetReason | undefined;
     client.begin(hub.cursor);
-    if (resume !== undefined && resume !== "") {
+    if (resume !== undefined) {
       const parsed = parseCursor(resume, broker.partitions);
       if (parsed.ok) client.begin(parsed.cursor);
       else reset = parsed.reason;
@@ -89,7 +89,7 @@ export function eventsRoute(rc: RelayContext): Hono<NodeEnv> {
     // Heartbeats and drain reach a connection only once its headers are out.
     rc.connections.add(conn);
     conn.send(encodeRetry(config.retryMs));
-    const resuming = resume !== undefined && resume !== "" && reset === undefined;
+    const resuming = resume !== undefined && reset === undefined;
     try {
       if (resuming) reset = await checkCursor(log, client, broker.partitions);
       conn.send(encodeEvent({ id: formatCursor(client.delivered), event: "ready", data: JSON.stringify({ connection: id, channels, patterns }) }));
