@@ -3,8 +3,8 @@ import { RedisServer } from "../../test/support/redis-server.js";
 import { ZERO, comparePositions, parseMessageId } from "../../protocol/position.js";
 import type { LogSettings } from "../../protocol/publish-script.js";
 import type { Broker, BrokerListener, Delivery, MessageLog } from "./broker.js";
-import { MemoryBroker } from "./memory-broker.js";
-import { RedisBroker } from "./redis-broker.js";
+import { MemoryBroker } from "../memory/memory-broker.js";
+import { RedisBroker } from "../redis/redis-broker.js";
 
 /**
  * One contract, every broker: what the hub relies on. Built from a factory so the memory

@@ -3,8 +3,8 @@ import type { LogSettings } from "../../protocol/publish-script.js";
 import type { PublishMessage, PublishResult } from "../../protocol/publish-request.js";
 import { partitionOf } from "../../protocol/partition.js";
 import { comparePositions, formatMessageId, type Position, ZERO } from "../../protocol/position.js";
-import type { Broker, BrokerListener, LogEntry, MessageLog, PartitionState, SubscriptionKind } from "./broker.js";
-import { SubscriptionSet } from "./pattern-set.js";
+import type { Broker, BrokerListener, LogEntry, MessageLog, PartitionState, SubscriptionKind } from "../broker/broker.js";
+import { SubscriptionSet } from "../broker/pattern-set.js";
 
 interface Partition {
   entries: LogEntry[];

@@ -6,7 +6,7 @@ import { parseMessageId, parseStreamId, streamId, type Position, ZERO } from "..
 import { PUBLISH_SCRIPT, publishScriptArgs, publishScriptResults, type LogSettings } from "../../protocol/publish-script.js";
 import type { PublishMessage, PublishResult } from "../../protocol/publish-request.js";
 import { partitionOf, streamKey } from "../../protocol/partition.js";
-import type { Broker, BrokerListener, Delivery, LogEntry, MessageLog, PartitionState, SubscriptionKind } from "./broker.js";
+import type { Broker, BrokerListener, Delivery, LogEntry, MessageLog, PartitionState, SubscriptionKind } from "../broker/broker.js";
 import { connect, connectSubscriber, type RedisClient } from "./redis-connection.js";
 
 const PLAUSIBLE_SKEW_MS = 10 * 60_000;
