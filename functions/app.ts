@@ -3,7 +3,7 @@ import type { PublishMessage } from "../protocol/publish-request.js";
 import { errorResponse } from "../routes/error-response.js";
 import { hooksRoute } from "../routes/hooks/hooks-route.js";
 import { invalidateRoute } from "../routes/invalidate.js";
-import { authorizePublish, authorizeTicket, bearer, type PublishAuthOptions } from "../routes/publish-auth.js";
+import { authorizePublish, authorizeTicket, bearer, ticketLimit, type PublishAuthOptions } from "../routes/publish-auth.js";
 import { ticketsRoute } from "../routes/tickets.js";
 import { Tickets } from "../protocol/auth/tickets.js";
 import { UpstashTicketStore } from "./upstash-ticket-store.js";
@@ -28,7 +28,7 @@ export function createApp(config: FunctionsConfig): Hono {
     clockToleranceSeconds: config.jwtClockSkewSeconds,
   });
   // No loopback at the edge: without keys, publishing is refused unless explicitly opened.
-  const authOpts: PublishAuthOptions = { keys: config.publishKeys, verifier, allowAnonymous: config.allowAnonymousPublish };
+  const authOpts: PublishAuthOptions = { keys: config.publishKeys, verifier, allowAnonymous: config.allowAnonymousPublish, requireSubscriberExp: config.jwtRequireExp };
   const authorize = (c: Context, messages: PublishMessage[]) => authorizePublish(c, messages, authOpts).then(() => undefined);
   const tickets = new Tickets(new UpstashTicketStore(redis, config.log.prefix, breaker), {
     defaultTtlSeconds: config.ticketTtlSeconds,
@@ -52,6 +52,6 @@ export function createApp(config: FunctionsConfig): Hono {
       deliveryTtlSeconds: config.hookDedupeSeconds,
     }),
   );
-  app.route("/", ticketsRoute({ tickets, authorize: (c, scope) => authorizeTicket(c, bearer(c), scope, authOpts, config.publicChannels).then(() => undefined) }));
+  app.route("/", ticketsRoute({ tickets, authorize: (c, scope) => authorizeTicket(c, bearer(c), scope, authOpts, config.publicChannels).then(ticketLimit) }));
   return app;
 }

@@ -78,6 +78,7 @@ export async function createRelay(config: RelayConfig, opts: { auth?: RelayAuth 
     publicChannels: config.publicChannels,
     tickets,
     rateLimiter: new PublishRateLimiter(config.publishRatePerSecond, config.publishBurst),
+    requireExp: config.jwtRequireExp,
   });
   const rc: RelayContext = {
     config,

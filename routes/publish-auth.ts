@@ -2,8 +2,8 @@ import type { Context } from "hono";
 import { FanoutError } from "../protocol/errors.js";
 import type { PublishMessage } from "../protocol/publish-request.js";
 import { checkChannels, checkPatterns } from "../protocol/auth/grants.js";
-import type { TicketScope } from "../protocol/auth/tickets.js";
-import { looksLikeJwt, type JwtVerifier } from "../protocol/auth/jwt-verifier.js";
+import type { TicketLimit, TicketScope } from "../protocol/auth/tickets.js";
+import { checkSubscriberExpiry, looksLikeJwt, type JwtVerifier } from "../protocol/auth/jwt-verifier.js";
 import { sha256, timingSafeEqual, toHex, utf8 } from "./constant-time.js";
 
 export interface PublishAuthOptions {
@@ -18,12 +18,14 @@ export interface PublishAuthOptions {
    * relay passes its socket check; the edge has no loopback and leaves it unset.
    */
   isLoopback?(c: Context): boolean;
+  /** `FANOUT_JWT_REQUIRE_EXP`: a JWT that mints a subscribe ticket must carry `exp`. */
+  requireSubscriberExp?: boolean;
 }
 
 /** Who is publishing: a static key, a verified JWT, or nobody (allowed only when nothing is configured). */
 export type PublishCaller =
   | { kind: "key"; rateKey: string }
-  | { kind: "jwt"; rateKey: string; publish: readonly string[]; subscribe: readonly string[] }
+  | { kind: "jwt"; rateKey: string; publish: readonly string[]; subscribe: readonly string[]; expiresAt?: number }
   | { kind: "anonymous" };
 
 const challenge = { "WWW-Authenticate": 'Bearer realm="fanout"' };
@@ -67,7 +69,7 @@ export async function matchKey(token: string, keys: readonly string[]): Promise<
  * Identifies the caller from `token`. Every configured key is compared in constant time,
  * whichever matches; a JWT is verified with the algorithms pinned to the configured key.
  */
-export async function identifyPublisher(c: Context, token: string | undefined, opts: PublishAuthOptions): Promise<PublishCaller> {
+export async function identifyPublisher(c: Context, token: string | undefined, opts: PublishAuthOptions & { subscriber?: boolean }): Promise<PublishCaller> {
   const configured = opts.keys.length > 0 || opts.verifier?.configured === true;
   if (token === undefined) {
     if (!configured && (opts.allowAnonymous || opts.isLoopback?.(c))) return { kind: "anonymous" };
@@ -86,7 +88,8 @@ export async function identifyPublisher(c: Context, token: string | undefined, o
     const t = await opts.verifier.verify(token);
     // A token without `sub` is limited on its own digest (never on the token text).
     const rateKey = t.subject !== undefined ? `sub:${t.subject}` : `jwt:${toHex(await sha256(utf8(token)))}`;
-    return { kind: "jwt", rateKey, publish: t.grants.publish, subscribe: t.grants.subscribe };
+    if (opts.subscriber) checkSubscriberExpiry(t, opts.requireSubscriberExp ?? true);
+    return { kind: "jwt", rateKey, publish: t.grants.publish, subscribe: t.grants.subscribe, expiresAt: t.expiresAt };
   }
   throw unauthorized("unknown publisher key");
 }
@@ -105,14 +108,21 @@ export async function authorizePublish(c: Context, messages: readonly PublishMes
 /**
  * May the holder of `token` mint a subscribe ticket for `scope`? A publisher key may for
  * anything; a JWT for what it could subscribe to itself (its `subscribe` globs plus the
- * public channels); nobody else, unless nothing is configured (loopback / anonymous rules).
+ * public channels), and only if it carries `exp` (unless `requireSubscriberExp` is off), which
+ * the caller passes on as the ticket's limit; nobody else, unless nothing is configured
+ * (loopback / anonymous rules).
  */
 export async function authorizeTicket(c: Context, token: string | undefined, scope: TicketScope, opts: PublishAuthOptions, publicChannels: readonly string[]): Promise<PublishCaller> {
-  const caller = await identifyPublisher(c, token, opts);
+  const caller = await identifyPublisher(c, token, { ...opts, subscriber: true });
   if (caller.kind === "jwt") {
     const allowed = [...caller.subscribe, ...publicChannels];
     checkChannels(scope.channels, allowed, "subscribe to");
     checkPatterns(scope.patterns, allowed);
   }
   return caller;
+}
+
+/** A ticket minted by this caller ends when its token does; keys and anonymous callers have no end. */
+export function ticketLimit(caller: PublishCaller): TicketLimit {
+  return caller.kind === "jwt" && caller.expiresAt !== undefined ? { notAfterMs: caller.expiresAt * 1000 } : {};
 }

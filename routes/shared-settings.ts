@@ -36,9 +36,10 @@ export function envList(env: Env, name: string, def: string[] = []): string[] {
     .filter((s) => s.length > 0);
 }
 
-export function envBool(env: Env, name: string): boolean {
+export function envBool(env: Env, name: string, def = false): boolean {
   const raw = envString(env, name)?.toLowerCase();
-  if (raw === undefined || raw === "false" || raw === "0") return false;
+  if (raw === undefined) return def;
+  if (raw === "false" || raw === "0") return false;
   if (raw === "true" || raw === "1") return true;
   throw new ConfigError(`${name} must be true or false, got ${JSON.stringify(raw)}`);
 }
@@ -50,6 +51,8 @@ export interface SharedSettings {
   jwtIssuer?: string;
   jwtAudience?: string;
   jwtClockSkewSeconds: number;
+  /** Subscriber tokens (and tokens that mint tickets) without `exp` are refused. */
+  jwtRequireExp: boolean;
   log: LogSettings;
   maxBodyBytes: number;
   maxBatch: number;
@@ -73,6 +76,7 @@ export function loadSharedSettings(env: Env): SharedSettings {
     jwtIssuer: envString(env, "FANOUT_JWT_ISSUER"),
     jwtAudience: envString(env, "FANOUT_JWT_AUDIENCE"),
     jwtClockSkewSeconds: envInt(env, "FANOUT_JWT_CLOCK_SKEW", 5, 0, 300),
+    jwtRequireExp: envBool(env, "FANOUT_JWT_REQUIRE_EXP", true),
     log: {
       prefix: envString(env, "FANOUT_LOG_PREFIX") ?? "fanout",
       partitions: envInt(env, "FANOUT_LOG_PARTITIONS", 4, 1, 64),

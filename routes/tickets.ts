@@ -1,11 +1,14 @@
 import { Hono, type Context } from "hono";
-import type { TicketScope, Tickets } from "../protocol/auth/tickets.js";
+import type { TicketLimit, TicketScope, Tickets } from "../protocol/auth/tickets.js";
 import { readJson } from "./read-body.js";
 
 export interface TicketsRouteDeps {
   tickets: Tickets;
-  /** Throws 401/403/429 unless this caller may open `scope` (see `authorizeTicket` in publish-auth.ts). */
-  authorize(c: Context, scope: TicketScope): Promise<void>;
+  /**
+   * Throws 401/403/429 unless this caller may open `scope` (see `authorizeTicket` in
+   * publish-auth.ts); returns what bounds the ticket (the minting token's `exp`).
+   */
+  authorize(c: Context, scope: TicketScope): Promise<TicketLimit>;
 }
 
 /** Ticket requests are small: a list of names. */
@@ -22,8 +25,8 @@ export function ticketsRoute(deps: TicketsRouteDeps): Hono {
   app.post("/v1/tickets", async (c) => {
     const body = await readJson(c, MAX_TICKET_BODY);
     const { scope, ttlSeconds } = deps.tickets.parseRequest(body);
-    await deps.authorize(c, scope);
-    const issued = await deps.tickets.issue(scope, ttlSeconds);
+    const limit = await deps.authorize(c, scope);
+    const issued = await deps.tickets.issue(scope, ttlSeconds, limit);
     c.header("Cache-Control", "no-store");
     return c.json(issued);
   });

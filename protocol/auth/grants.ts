@@ -2,11 +2,14 @@ import { FanoutError } from "../errors.js";
 import { channelAllowed, patternWithin } from "../pattern-scope.js";
 
 /**
- * What a JWT may do: Redis globs of the channels it may subscribe to and publish on.
+ * What a JWT may do: Redis globs of the channels it may subscribe to and publish on, and
+ * whether it may read the operations endpoints that name channels, patterns and clients.
  */
 export interface Grants {
   readonly subscribe: readonly string[];
   readonly publish: readonly string[];
+  /** `fanout.admin: true`: may read `/v1/stats` with names (never implied by any glob). */
+  readonly admin: boolean;
 }
 
 /** Globs per claim list and bytes per glob: bounds the cost of checking one request. */
@@ -21,16 +24,21 @@ function globList(value: unknown, field: string): string[] {
 }
 
 /**
- * Reads the `fanout` claim, `{ "subscribe": [globs], "publish": [globs] }`. A missing claim
- * grants nothing; a malformed one makes the token invalid (401), not silently empty.
+ * Reads the `fanout` claim, `{ "subscribe": [globs], "publish": [globs], "admin": true? }`.
+ * A missing claim grants nothing; a malformed one makes the token invalid (401), not
+ * silently empty.
  */
 export function parseGrants(claim: unknown): Grants {
-  if (claim === undefined || claim === null) return { subscribe: [], publish: [] };
+  if (claim === undefined || claim === null) return { subscribe: [], publish: [], admin: false };
   if (typeof claim !== "object" || Array.isArray(claim)) {
-    throw new FanoutError(401, "invalid_token", "the token's fanout claim must be an object { subscribe, publish }");
+    throw new FanoutError(401, "invalid_token", "the token's fanout claim must be an object { subscribe, publish, admin }");
   }
   const c = claim as Record<string, unknown>;
-  return { subscribe: globList(c.subscribe, "subscribe"), publish: globList(c.publish, "publish") };
+  // Only the literal `true` grants it: a string "false" must not read as yes.
+  if (c.admin !== undefined && c.admin !== null && typeof c.admin !== "boolean") {
+    throw new FanoutError(401, "invalid_token", "the token's fanout.admin claim must be true or false");
+  }
+  return { subscribe: globList(c.subscribe, "subscribe"), publish: globList(c.publish, "publish"), admin: c.admin === true };
 }
 
 /** Every channel must match one of the globs; 403 naming the first that does not. */

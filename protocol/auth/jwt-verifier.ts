@@ -43,6 +43,20 @@ export function looksLikeJwt(token: string): boolean {
   return token.length <= MAX_TOKEN_LENGTH && JWT_SHAPE.test(token);
 }
 
+/**
+ * A subscriber's token must say when it ends (`FANOUT_JWT_REQUIRE_EXP`, on by default): a
+ * token without `exp` is valid forever, so a leaked one (in a URL, a log, a cookie jar)
+ * could never be retired short of rotating the key, and nothing minted from it (a ticket)
+ * could be bounded by it.
+ */
+export function checkSubscriberExpiry(token: VerifiedToken, required: boolean): void {
+  if (required && token.expiresAt === undefined) {
+    throw new FanoutError(401, "token_missing_exp", "subscriber tokens must carry an exp claim (FANOUT_JWT_REQUIRE_EXP)", {
+      "WWW-Authenticate": 'Bearer realm="fanout", error="invalid_token"',
+    });
+  }
+}
+
 const invalid = (message: string) => new FanoutError(401, "invalid_token", message, { "WWW-Authenticate": 'Bearer realm="fanout", error="invalid_token"' });
 
 /**

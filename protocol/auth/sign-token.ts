@@ -10,11 +10,14 @@ export interface SignTokenOptions {
 }
 
 /**
- * Mints an HS256 token for `FANOUT_JWT_SECRET` carrying `{ fanout: { subscribe, publish } }`,
- * for a backend that hands tokens to its browsers (or tests). Runtime-neutral.
+ * Mints an HS256 token for `FANOUT_JWT_SECRET` carrying `{ fanout: { subscribe, publish } }`
+ * (and `admin: true` when asked), for a backend that hands tokens to its browsers (or
+ * tests). Runtime-neutral.
  */
 export async function signFanoutToken(secret: string, grants: Partial<Grants>, opts: SignTokenOptions = {}): Promise<string> {
-  const jwt = new SignJWT({ fanout: { subscribe: grants.subscribe ?? [], publish: grants.publish ?? [] } })
+  const claim: Record<string, unknown> = { subscribe: grants.subscribe ?? [], publish: grants.publish ?? [] };
+  if (grants.admin) claim.admin = true;
+  const jwt = new SignJWT({ fanout: claim })
     .setProtectedHeader({ alg: "HS256", typ: "JWT" })
     .setIssuedAt()
     .setExpirationTime(Math.floor(Date.now() / 1000) + (opts.expiresIn ?? 3600));

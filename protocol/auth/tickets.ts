@@ -9,6 +9,12 @@ export interface TicketScope {
   patterns: string[];
 }
 
+/** What bounds a ticket besides its own lifetime: the credential that minted it. */
+export interface TicketLimit {
+  /** The minting token's `exp`, ms since the epoch: a ticket never outlives its token. */
+  notAfterMs?: number;
+}
+
 export interface TicketOptions {
   /** Lifetime when the request names none, seconds (`FANOUT_TICKET_TTL`, default 30). */
   defaultTtlSeconds: number;
@@ -78,11 +84,24 @@ export class Tickets {
     return { scope: { channels, patterns }, ttlSeconds };
   }
 
-  async issue(scope: TicketScope, ttlSeconds: number): Promise<{ ticket: string; expiresIn: number }> {
+  /**
+   * Mints a ticket for `scope` that expires after `ttlSeconds`, or when the minting token
+   * does (`limit.notAfterMs`), whichever comes first. `expiresIn` is whole seconds, rounded
+   * down, so a client that trusts it never presents an expired ticket.
+   */
+  async issue(scope: TicketScope, ttlSeconds: number, limit: TicketLimit = {}): Promise<{ ticket: string; expiresIn: number }> {
+    const now = Date.now();
+    const expires = Math.min(now + ttlSeconds * 1000, limit.notAfterMs ?? Infinity);
+    // A token inside its clock-skew grace (or with under a second left) cannot vouch for more.
+    if (expires - now < 1000) {
+      throw new FanoutError(401, "token_expired", "the token expires in under a second; a ticket cannot outlive it", {
+        "WWW-Authenticate": 'Bearer realm="fanout", error="invalid_token"',
+      });
+    }
     const ticket = PREFIX + base64url(crypto.getRandomValues(new Uint8Array(32)));
-    const value = JSON.stringify({ c: scope.channels, p: scope.patterns, e: Date.now() + ttlSeconds * 1000 });
-    await this.store.put(await storeKey(ticket), value, ttlSeconds * 1000);
-    return { ticket, expiresIn: ttlSeconds };
+    const value = JSON.stringify({ c: scope.channels, p: scope.patterns, e: expires });
+    await this.store.put(await storeKey(ticket), value, expires - now);
+    return { ticket, expiresIn: Math.floor((expires - now) / 1000) };
   }
 
   /** Uses the ticket up (whatever happens next) and returns its scope; 401 when it is not valid. */

@@ -3,10 +3,10 @@ import { FanoutError } from "../../protocol/errors.js";
 import type { PublishMessage } from "../../protocol/publish-request.js";
 import { checkChannels, checkPatterns } from "../../protocol/auth/grants.js";
 import { channelAllowed, patternWithin } from "../../protocol/pattern-scope.js";
-import type { JwtVerifier } from "../../protocol/auth/jwt-verifier.js";
-import { authorizePublish, authorizeTicket, matchKey, unauthorized, type PublishAuthOptions, type PublishCaller } from "../../routes/publish-auth.js";
-import { checkTicketScope, type TicketScope, type Tickets } from "../../protocol/auth/tickets.js";
-import type { RelayAuth } from "./relay-auth.js";
+import { checkSubscriberExpiry, looksLikeJwt, type JwtVerifier } from "../../protocol/auth/jwt-verifier.js";
+import { authorizePublish, authorizeTicket, bearer, matchKey, ticketLimit, unauthorized, type PublishAuthOptions, type PublishCaller } from "../../routes/publish-auth.js";
+import { checkTicketScope, type TicketLimit, type TicketScope, type Tickets } from "../../protocol/auth/tickets.js";
+import type { OpsAccess, RelayAuth } from "./relay-auth.js";
 import type { PublishRateLimiter } from "./publish-rate-limiter.js";
 import { isLoopback, remoteAddress, subscriberToken } from "./credentials.js";
 
@@ -18,6 +18,8 @@ export interface JwtRelayAuthOptions {
   publicChannels: readonly string[];
   tickets: Tickets;
   rateLimiter: PublishRateLimiter;
+  /** `FANOUT_JWT_REQUIRE_EXP`: subscriber tokens (and tokens minting tickets) must carry `exp`. */
+  requireExp: boolean;
 }
 
 /** Who is calling: a static key (no per-channel limits), a verified JWT, or the loopback default. */
@@ -40,7 +42,7 @@ export class JwtRelayAuth implements RelayAuth {
   private readonly publishAuth: PublishAuthOptions;
 
   constructor(private readonly opts: JwtRelayAuthOptions) {
-    this.publishAuth = { keys: opts.keys, verifier: opts.verifier, isLoopback: (c) => isLoopback(remoteAddress(c)) };
+    this.publishAuth = { keys: opts.keys, verifier: opts.verifier, isLoopback: (c) => isLoopback(remoteAddress(c)), requireSubscriberExp: opts.requireExp };
     if (opts.keys.length === 0 && !opts.verifier.configured) {
       console.warn("[fanout] neither FANOUT_PUBLISH_KEYS nor FANOUT_JWT_SECRET/FANOUT_JWKS_URL is set: publishing is accepted from loopback clients only");
     }
@@ -60,8 +62,9 @@ export class JwtRelayAuth implements RelayAuth {
     const token = subscriberToken(c);
     if (token !== undefined && (await matchKey(token, this.opts.keys)) >= 0) return;
     if (token !== undefined && this.opts.verifier.configured) {
-      const { grants } = await this.opts.verifier.verify(token);
-      const allowed = [...grants.subscribe, ...this.opts.publicChannels];
+      const verified = await this.opts.verifier.verify(token);
+      checkSubscriberExpiry(verified, this.opts.requireExp);
+      const allowed = [...verified.grants.subscribe, ...this.opts.publicChannels];
       checkChannels(channels, allowed, "subscribe to");
       checkPatterns(patterns, allowed);
       return;
@@ -80,9 +83,33 @@ export class JwtRelayAuth implements RelayAuth {
    * May this caller mint a ticket for `scope`? A publisher key may for anything; a JWT for
    * what it could subscribe to itself; the loopback default when nothing is configured.
    */
-  async authorizeTicket(c: Context, scope: TicketScope): Promise<void> {
+  async authorizeTicket(c: Context, scope: TicketScope): Promise<TicketLimit> {
     const caller = await authorizeTicket(c, subscriberToken(c), scope, this.publishAuth, this.opts.publicChannels);
     this.charge(rateKey(c, caller), 1);
+    return ticketLimit(caller);
+  }
+
+  /**
+   * Names are for operators: a publisher key, or a JWT with `fanout.admin: true`, sent as
+   * `Authorization: Bearer` only (a cookie is an ambient credential a cross-site page could
+   * ride on; a query token ends up in logs). With nothing configured everything is open
+   * anyway, so names are too; with only public channels configured, loopback callers see
+   * them, as only they may publish.
+   */
+  async authorizeOps(c: Context): Promise<OpsAccess> {
+    const credentials = this.opts.keys.length > 0 || this.opts.verifier.configured;
+    if (!credentials) {
+      return this.opts.publicChannels.length === 0 || isLoopback(remoteAddress(c)) ? "names" : "totals";
+    }
+    const token = bearer(c);
+    if (token === undefined) return "totals";
+    if ((await matchKey(token, this.opts.keys)) >= 0) return "names";
+    if (this.opts.verifier.configured && looksLikeJwt(token)) {
+      const { grants } = await this.opts.verifier.verify(token);
+      if (grants.admin) return "names";
+      throw new FanoutError(403, "admin_required", "this token may not read channel names: it needs the claim fanout.admin = true");
+    }
+    throw unauthorized("unknown key or token");
   }
 
   private charge(rateKey: string, cost: number): void {

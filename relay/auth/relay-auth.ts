@@ -1,8 +1,20 @@
 import type { Context } from "hono";
 import type { PublishMessage } from "../../protocol/publish-request.js";
 
+/**
+ * What a caller of the operations endpoints may see: `names` (the channels, patterns and
+ * cursor in `/v1/stats`) or `totals` (counts only, nothing a client chose as a name).
+ */
+export type OpsAccess = "names" | "totals";
+
 /** Who may publish and subscribe to what: the relay's one auth seam. */
 export interface RelayAuth {
   authorizePublish(c: Context, messages: PublishMessage[]): Promise<void>;
   authorizeSubscribe(c: Context, channels: string[], patterns: string[]): Promise<void>;
+  /**
+   * What this caller may read of `/v1/stats`. Throws 401 for a credential that does not
+   * verify and 403 for one that verifies without the right to names; a caller with no
+   * credential gets `totals` whenever any auth is configured.
+   */
+  authorizeOps(c: Context): Promise<OpsAccess>;
 }
