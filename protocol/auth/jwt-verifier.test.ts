@@ -26,14 +26,14 @@ describe("JwtVerifier with FANOUT_JWT_SECRET (HS256)", () => {
   it("accepts a valid token and reads its grants and subject", async () => {
     const t = await signFanoutToken(SECRET, { subscribe: ["user:42:*"], publish: ["chat:*"] }, { subject: "u42" });
     const r = await v.verify(t);
-    expect(r.grants).toEqual({ subscribe: ["user:42:*"], publish: ["chat:*"] });
+    expect(r.grants).toEqual({ subscribe: ["user:42:*"], publish: ["chat:*"], admin: false });
     expect(r.subject).toBe("u42");
     expect(r.expiresAt).toBeGreaterThan(now());
   });
 
   it("treats a token without the fanout claim as granting nothing", async () => {
     const t = await new SignJWT({}).setProtectedHeader({ alg: "HS256" }).sign(enc.encode(SECRET));
-    expect((await v.verify(t)).grants).toEqual({ subscribe: [], publish: [] });
+    expect((await v.verify(t)).grants).toEqual({ subscribe: [], publish: [], admin: false });
   });
 
   it("refuses expired, not-yet-valid, forged, alg:none, wrong-alg and malformed tokens with 401", async () => {
@@ -69,9 +69,16 @@ describe("JwtVerifier with FANOUT_JWT_SECRET (HS256)", () => {
   });
 
   it("refuses a malformed fanout claim with 401 rather than reading it as empty", async () => {
-    for (const fanout of ["*", ["*"], { subscribe: "*" }, { publish: [1] }, { subscribe: [""] }]) {
+    for (const fanout of ["*", ["*"], { subscribe: "*" }, { publish: [1] }, { subscribe: [""] }, { admin: "true" }, { admin: 1 }]) {
       const t = await new SignJWT({ fanout }).setProtectedHeader({ alg: "HS256" }).sign(enc.encode(SECRET));
       expect((await refusal(v.verify(t))).code, JSON.stringify(fanout)).toBe("invalid_token");
+    }
+  });
+
+  it("reads fanout.admin only as the literal true", async () => {
+    for (const [admin, expected] of [[true, true], [false, false], [undefined, false]] as const) {
+      const t = await new SignJWT({ fanout: { admin } }).setProtectedHeader({ alg: "HS256" }).sign(enc.encode(SECRET));
+      expect((await v.verify(t)).grants.admin, String(admin)).toBe(expected);
     }
   });
 

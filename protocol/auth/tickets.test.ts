@@ -49,6 +49,19 @@ describe("Tickets", () => {
     expect(await status(() => t.redeem(ticket))).toBe(401);
   });
 
+  it("never lets a ticket outlive the token that minted it", async () => {
+    const store = new MapStore();
+    const t = new Tickets(store, opts);
+    const notAfterMs = Date.now() + 6_000;
+    const { expiresIn } = await t.issue({ channels: ["a"], patterns: [] }, 300, { notAfterMs });
+    expect(expiresIn).toBeLessThanOrEqual(6);
+    expect(JSON.parse([...store.m.values()][0]).e).toBeLessThanOrEqual(notAfterMs);
+    // A token with less than a second left (or inside its clock-skew grace) mints nothing.
+    expect(await status(() => t.issue({ channels: ["a"], patterns: [] }, 300, { notAfterMs: Date.now() + 500 }))).toBe(401);
+    expect(await status(() => t.issue({ channels: ["a"], patterns: [] }, 300, { notAfterMs: Date.now() - 3_000 }))).toBe(401);
+    expect((await t.issue({ channels: ["a"], patterns: [] }, 300, {})).expiresIn).toBe(300);
+  });
+
   it("validates ticket requests", () => {
     const t = new Tickets(new MapStore(), opts);
     expect(t.parseRequest({ channels: ["a", "a"], patterns: ["p:*"] })).toEqual({ scope: { channels: ["a"], patterns: ["p:*"] }, ttlSeconds: 30 });

@@ -3,6 +3,7 @@ import { SseClient, publish } from "../../test/support/sse-client.js";
 import { startRelay, type RunningRelay } from "../../test/support/relay-harness.js";
 import { brokerModes } from "../../test/support/modes.js";
 import { signFanoutToken } from "../../protocol/auth/sign-token.js";
+import { SignJWT, decodeJwt } from "jose";
 
 const SECRET = "ticket-test-secret-0123456789abcdef012";
 const KEY = "pk-ticket-key";
@@ -91,6 +92,44 @@ describe.each(modes)("subscribe tickets on the $name", (mode) => {
       await c.waitClosed();
       expect(c.status, bogus).toBe(401);
     }
+  });
+
+  it("ends a ticket when the token that minted it expires, whatever ttl was asked for", async () => {
+    const r = await start(mode.env());
+    const jwt = await signFanoutToken(SECRET, { subscribe: ["a"] }, { expiresIn: 3 });
+    const expMs = decodeJwt(jwt).exp! * 1000;
+    const t = await ticket(r.base, { channels: ["a"], ttl: 300 }, { Authorization: `Bearer ${jwt}` });
+    expect(t.status).toBe(200);
+    expect(t.json.expiresIn).toBeGreaterThanOrEqual(1);
+    expect(t.json.expiresIn).toBeLessThanOrEqual(3);
+    await new Promise((res) => setTimeout(res, Math.max(0, expMs - Date.now()) + 200));
+    const c = await open(r.base, `channel=a&ticket=${t.json.ticket}`);
+    await c.waitClosed();
+    expect(c.status).toBe(401);
+    expect(JSON.parse(c.body).error.code).toBe("invalid_ticket");
+    // A key has no expiry of its own: its tickets keep the ttl asked for.
+    expect((await ticket(r.base, { channels: ["a"], ttl: 300 })).json.expiresIn).toBe(300);
+  });
+
+  it("refuses a subscriber token without exp, for streams and for tickets, unless FANOUT_JWT_REQUIRE_EXP=false", async () => {
+    const noExp = await new SignJWT({ fanout: { subscribe: ["a"], publish: ["a"] } }).setProtectedHeader({ alg: "HS256" }).sign(new TextEncoder().encode(SECRET));
+    const auth = { Authorization: `Bearer ${noExp}` };
+    const r = await start(mode.env());
+    const t = await ticket(r.base, { channels: ["a"] }, auth);
+    expect(t.status).toBe(401);
+    expect(t.json.error.code).toBe("token_missing_exp");
+    const c = await open(r.base, "channel=a", auth);
+    await c.waitClosed();
+    expect(c.status).toBe(401);
+    expect(JSON.parse(c.body).error.code).toBe("token_missing_exp");
+    // Publishing is a server's job: a service token without exp still may.
+    expect((await publish(r.base, { channel: "a", data: 1 }, auth)).status).toBe(200);
+
+    const lax = await start({ ...mode.env(), FANOUT_JWT_REQUIRE_EXP: "false" });
+    expect((await ticket(lax.base, { channels: ["a"] }, auth)).json.expiresIn).toBe(30);
+    const ok = await open(lax.base, "channel=a", auth);
+    await ok.waitReady();
+    expect(ok.status).toBe(200);
   });
 
   if (mode.name === "redis broker") {
