@@ -50,6 +50,7 @@ export function createApp(config: FunctionsConfig): Hono {
       secrets: config.hookSecrets,
       mapping: config.hookMapping,
       deliveryTtlSeconds: config.hookDedupeSeconds,
+      policy: config.hookPolicy,
     }),
   );
   app.route("/", ticketsRoute({ tickets, authorize: (c, scope) => authorizeTicket(c, bearer(c), scope, authOpts, config.publicChannels).then(ticketLimit) }));

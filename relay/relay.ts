@@ -124,7 +124,7 @@ export async function createRelay(config: RelayConfig, opts: { auth?: RelayAuth 
   app.route("/", invalidateRoute({ publisher: broker, store, maxBodyBytes: config.maxBodyBytes, authorizePublish }));
   app.route(
     "/",
-    hooksRoute({ publisher: broker, store, maxBodyBytes: config.maxBodyBytes, secrets: config.hookSecrets, mapping: config.hookMapping, deliveryTtlSeconds: config.hookDedupeSeconds }),
+    hooksRoute({ publisher: broker, store, maxBodyBytes: config.maxBodyBytes, secrets: config.hookSecrets, mapping: config.hookMapping, deliveryTtlSeconds: config.hookDedupeSeconds, policy: config.hookPolicy }),
   );
   app.route("/", ticketsRoute({ tickets, authorize: (c, scope) => builtInAuth.authorizeTicket(c, scope) }));
   app.route("/", pageRoute());

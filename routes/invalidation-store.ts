@@ -21,7 +21,11 @@ export interface InvalidationStore {
   releaseDelivery(id: string): Promise<void>;
 }
 
-/** The Redis key remembering a hook delivery: one layout for the relay's and the edge's stores. */
+/**
+ * The Redis key remembering a hook delivery: one layout for the relay's and the edge's
+ * stores. `id` is `<provider>:<hex sha256 of the delivery key>` (hook-delivery.ts), so the
+ * key is bounded and names nothing from the delivery.
+ */
 export function hookDeliveryKey(prefix: string, id: string): string {
   return `${prefix}:hook:${id}`;
 }

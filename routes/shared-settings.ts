@@ -1,5 +1,6 @@
 import type { LogSettings } from "../protocol/publish-script.js";
 import { DEFAULT_HOOK_MAPPING, type HookMapping } from "./hooks/hook-mapping.js";
+import { DEFAULT_HOOK_POLICY, type HookPolicy } from "./hooks/hook-provider.js";
 
 /**
  * Settings both runtimes read with the same names and defaults (relay: process.env; edge:
@@ -59,6 +60,8 @@ export interface SharedSettings {
   hookSecrets: { github?: string; vercel?: string; netlify?: string; generic?: string };
   hookMapping: HookMapping;
   hookDedupeSeconds: number;
+  /** Generic hook: how far `X-Fanout-Timestamp` may be from this clock; whether it is required. */
+  hookPolicy: HookPolicy;
   publicChannels: string[];
   maxSubscriptionsPerConnection: number;
   ticketTtlSeconds: number;
@@ -102,6 +105,10 @@ export function loadSharedSettings(env: Env): SharedSettings {
       netlifyStates: envList(env, "FANOUT_NETLIFY_STATES", DEFAULT_HOOK_MAPPING.netlifyStates),
     },
     hookDedupeSeconds: envInt(env, "FANOUT_HOOK_DEDUPE_TTL", 86_400, 1),
+    hookPolicy: {
+      toleranceSeconds: envInt(env, "FANOUT_HOOK_TOLERANCE", DEFAULT_HOOK_POLICY.toleranceSeconds, 1, 3600),
+      requireTimestamp: envBool(env, "FANOUT_HOOK_REQUIRE_TIMESTAMP", DEFAULT_HOOK_POLICY.requireTimestamp),
+    },
     publicChannels: envList(env, "FANOUT_PUBLIC_CHANNELS"),
     maxSubscriptionsPerConnection: envInt(env, "FANOUT_MAX_SUBSCRIPTIONS", 100, 1),
     ticketTtlSeconds: envInt(env, "FANOUT_TICKET_TTL", 30, 1, ticketMaxTtlSeconds),

@@ -1,30 +1,61 @@
-import { hmacMatches } from "../constant-time.js";
+import { FanoutError } from "../../protocol/errors.js";
+import { hmacMatches, utf8 } from "../constant-time.js";
 import { parseInvalidation } from "../invalidation.js";
 import type { HookProvider } from "./hook-provider.js";
 
-/** Without a delivery header, an identical signed body this recent counts as a redelivery. */
-const SAME_BODY_WINDOW_SECONDS = 600;
+/** Unix seconds, as a sender writes them: digits only, so `t.body` splits one way. */
+const TIMESTAMP = /^[0-9]{1,12}$/;
+
+function signatureHex(header: string | undefined): string | undefined {
+  return header?.startsWith("sha256=") ? header.slice(7).trim().toLowerCase() : undefined;
+}
 
 /**
- * The generic hook: the `/v1/invalidate` body, signed with
- * `X-Fanout-Signature: sha256=<hex HMAC-SHA256 of the raw body>` under `FANOUT_HOOK_SECRET`.
- * A delivery is named by `X-Fanout-Delivery` (or `Idempotency-Key`) and broadcast once per
- * name. Senders that name none are deduped on the signature itself, for ten minutes: a
- * retried delivery repeats the same signed body, while a deliberate repeat can wait, add a
- * nonce to the body, or name its delivery.
+ * The generic hook: the `/v1/invalidate` body, signed under `FANOUT_HOOK_SECRET` in one of
+ * two ways.
+ *
+ * - Timestamped (recommended): `X-Fanout-Timestamp: <unix seconds>` and
+ *   `X-Fanout-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<raw body>">`. Accepted
+ *   within `FANOUT_HOOK_TOLERANCE` of this clock and deduplicated until then: a replay is
+ *   a duplicate, and later stale (401). The same body may be sent again with a new timestamp.
+ * - Body only: `X-Fanout-Signature: sha256=<hex HMAC-SHA256 of the raw body>`. Nothing
+ *   signed says when, so the signed body is the delivery: broadcast once per
+ *   `FANOUT_HOOK_DEDUPE_TTL`, and a captured delivery can be replayed once per that window.
+ *   `FANOUT_HOOK_REQUIRE_TIMESTAMP=true` refuses this form.
+ *
+ * The two forms cannot stand in for each other: the timestamped one signs different bytes,
+ * and a body is a JSON object, never `<digits>.<…>`. `X-Fanout-Delivery` is not signed and
+ * does not name the delivery.
  */
 export const genericHook: HookProvider = {
   name: "generic",
-  async verify(c, raw, secret) {
-    const sig = c.req.header("x-fanout-signature");
-    if (!sig?.startsWith("sha256=")) return false;
-    return hmacMatches("SHA-256", secret, raw, sig.slice(7));
+  async verify(c, raw, secret, policy) {
+    const sig = signatureHex(c.req.header("x-fanout-signature"));
+    if (sig === undefined) return false;
+    const ts = c.req.header("x-fanout-timestamp");
+    if (ts === undefined) {
+      if (policy.requireTimestamp) {
+        throw new FanoutError(401, "timestamp_required", "this hook accepts only timestamped signatures (X-Fanout-Timestamp; FANOUT_HOOK_REQUIRE_TIMESTAMP)");
+      }
+      return hmacMatches("SHA-256", secret, raw, sig);
+    }
+    if (!TIMESTAMP.test(ts)) return false;
+    const prefix = utf8(`${ts}.`);
+    const signed = new Uint8Array(prefix.byteLength + raw.byteLength);
+    signed.set(prefix);
+    signed.set(raw, prefix.byteLength);
+    return hmacMatches("SHA-256", secret, signed, sig);
   },
-  interpret(c, body) {
+  interpret(c, body, _mapping, policy) {
     const invalidation = parseInvalidation(body);
-    const named = c.req.header("x-fanout-delivery") || c.req.header("idempotency-key");
-    if (named) return { kind: "invalidate", invalidation, deliveryId: named.slice(0, 200) };
-    const sig = (c.req.header("x-fanout-signature") ?? "").slice(7).toLowerCase();
-    return { kind: "invalidate", invalidation, deliveryId: `sig:${sig}`, deliveryTtlSeconds: SAME_BODY_WINDOW_SECONDS };
+    const sig = signatureHex(c.req.header("x-fanout-signature")) ?? "";
+    const ts = c.req.header("x-fanout-timestamp");
+    if (ts === undefined) return { kind: "invalidate", invalidation, delivery: { key: `sig:${sig}` } };
+    const at = Number(ts) * 1000;
+    return {
+      kind: "invalidate",
+      invalidation,
+      delivery: { key: `t:${ts}:${sig}`, at, windowSeconds: policy.toleranceSeconds, aheadSeconds: policy.toleranceSeconds },
+    };
   },
 };

@@ -43,3 +43,28 @@ export function field(body: unknown, ...path: string[]): string | undefined {
   if (typeof v === "number") return String(v);
   return typeof v === "string" && v.length > 0 ? v : undefined;
 }
+
+/**
+ * A provider's timestamp as ms since the epoch: a number (seconds when below 1e12, else
+ * ms) or an ISO 8601 string; undefined when absent or unreadable.
+ */
+export function timeOf(value: unknown): number | undefined {
+  if (typeof value === "number" && Number.isFinite(value) && value > 0) return value < 1e12 ? value * 1000 : value;
+  if (typeof value === "string" && value.length > 0 && value.length <= 64) {
+    const ms = Date.parse(value);
+    return Number.isNaN(ms) ? undefined : ms;
+  }
+  return undefined;
+}
+
+/** The latest readable timestamp at these paths of `body` (an event is as recent as its newest time). */
+export function latestTime(body: unknown, ...paths: string[][]): number | undefined {
+  let latest: number | undefined;
+  for (const path of paths) {
+    let v: unknown = body;
+    for (const p of path) v = v !== null && typeof v === "object" ? (v as Record<string, unknown>)[p] : undefined;
+    const t = timeOf(v);
+    if (t !== undefined && (latest === undefined || t > latest)) latest = t;
+  }
+  return latest;
+}

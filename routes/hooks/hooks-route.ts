@@ -8,7 +8,8 @@ import { runInvalidation } from "../invalidation.js";
 import { genericHook } from "./generic.js";
 import { githubHook } from "./github.js";
 import { DEFAULT_HOOK_MAPPING, type HookMapping } from "./hook-mapping.js";
-import type { HookProvider } from "./hook-provider.js";
+import { DEFAULT_HOOK_POLICY, type HookPolicy, type HookProvider } from "./hook-provider.js";
+import { claimFor } from "./hook-delivery.js";
 import { netlifyHook } from "./netlify.js";
 import { vercelHook } from "./vercel.js";
 
@@ -21,21 +22,28 @@ export interface HooksRouteDeps {
   /** Secret per provider name; a provider without one answers 404 (the hook is off). */
   secrets: Partial<Record<string, string>>;
   mapping?: Partial<HookMapping>;
-  /** How long a delivery id is remembered (providers retry for hours). */
+  /**
+   * How long a delivery is remembered (providers retry for hours); a delivery whose signed
+   * time is older than this is refused, since a replay of it could no longer be recognised.
+   */
   deliveryTtlSeconds: number;
+  /** Generic-hook signing rules (timestamp tolerance, body-only signatures allowed or not). */
+  policy?: Partial<HookPolicy>;
   providers?: readonly HookProvider[];
 }
 
 
 /**
  * `POST /v1/hooks/:provider`. The signature is checked over the raw bytes before the body
- * is parsed, so an unsigned request learns nothing but 401. A delivery id is claimed before
- * the work and released if the work fails, so a provider's retry after a 503 is processed
- * while a redelivery of a processed hook is not broadcast again.
+ * is parsed, so an unsigned request learns nothing but 401. A delivery is named and dated by
+ * signed bytes only (see hook-delivery.ts); it is claimed before the work and released if
+ * the work fails, so a provider's retry after a 503 is processed while a redelivery, or a
+ * replay, of a processed hook is not broadcast again.
  */
 export function hooksRoute(deps: HooksRouteDeps): Hono {
   const providers = new Map((deps.providers ?? HOOK_PROVIDERS).map((p) => [p.name, p]));
   const mapping: HookMapping = { ...DEFAULT_HOOK_MAPPING, ...deps.mapping };
+  const policy: HookPolicy = { ...DEFAULT_HOOK_POLICY, ...deps.policy };
   const app = new Hono();
   app.post("/v1/hooks/:provider", async (c) => {
     const name = c.req.param("provider");
@@ -44,27 +52,20 @@ export function hooksRoute(deps: HooksRouteDeps): Hono {
     const secret = deps.secrets[name];
     if (!secret) throw new FanoutError(404, "hook_not_configured", `the ${name} hook has no secret configured`);
     const raw = await readBody(c, deps.maxBodyBytes);
-    if (!(await provider.verify(c, raw, secret))) {
+    if (!(await provider.verify(c, raw, secret, policy))) {
       throw new FanoutError(401, "invalid_signature", `missing or invalid ${name} signature`);
     }
-    const action = provider.interpret(c, decodeJsonBody(raw, deps.maxBodyBytes), mapping);
-    const delivery = action.deliveryId;
-    if (action.kind === "ignore") return c.json({ ignored: true, reason: action.reason, delivery }, 202);
+    const action = provider.interpret(c, decodeJsonBody(raw, deps.maxBodyBytes), mapping, policy);
+    if (action.kind === "ignore") return c.json({ ignored: true, reason: action.reason }, 202);
 
-    const claim = delivery === undefined ? undefined : `${name}:${delivery}`;
-    const ttl = Math.min(deps.deliveryTtlSeconds, action.deliveryTtlSeconds ?? Infinity);
-    if (claim !== undefined && !(await deps.store.claimDelivery(claim, ttl))) {
-      return c.json({ duplicate: true, delivery });
-    }
+    const delivery = action.delivery.key;
+    const { claim, ttlSeconds } = await claimFor(name, action.delivery, deps.deliveryTtlSeconds);
+    if (!(await deps.store.claimDelivery(claim, ttlSeconds))) return c.json({ duplicate: true, delivery });
     try {
-      const out = await runInvalidation(deps, action.invalidation, {
-        source: name,
-        event: action.event,
-        idempotencyId: claim === undefined ? undefined : `hook:${claim}`.slice(0, 256),
-      });
+      const out = await runInvalidation(deps, action.invalidation, { source: name, event: action.event, idempotencyId: `hook:${claim}` });
       return c.json({ id: out.id, receivers: out.receivers, deleted: out.deleted, duplicate: out.duplicate, delivery });
     } catch (err) {
-      if (claim !== undefined) await deps.store.releaseDelivery(claim).catch(() => undefined);
+      await deps.store.releaseDelivery(claim).catch(() => undefined);
       throw err;
     }
   });

@@ -1,13 +1,15 @@
-import { jwtVerify } from "jose";
+import { decodeJwt, jwtVerify } from "jose";
 import { sha256, timingSafeEqual, fromHex, utf8 } from "../constant-time.js";
-import { deployInvalidation, field } from "./hook-mapping.js";
+import { deployInvalidation, field, latestTime, timeOf } from "./hook-mapping.js";
 import type { HookProvider } from "./hook-provider.js";
 
 /**
  * Netlify deploy notifications: `X-Webhook-Signature` is a JWS (HS256 under the hook's
- * secret) with claims `{ "iss": "netlify", "sha256": "<hex sha256 of the raw body>" }`.
- * The body is the deploy object; Netlify sends no delivery header, so a delivery is the
- * deploy id and its state (one notification per state change).
+ * secret) with claims `{ "iss": "netlify", "sha256": "<hex sha256 of the raw body>" }`, so
+ * the body is signed through its digest. Netlify sends no delivery id: a delivery is the
+ * deploy id, its state and its publish/update time (a restored deploy is `ready` again,
+ * later). It is dated by the JWS `iat` when Netlify sets one, else by the deploy's newest
+ * of `updated_at` / `published_at` / `created_at`.
  */
 export const netlifyHook: HookProvider = {
   name: "netlify",
@@ -22,14 +24,16 @@ export const netlifyHook: HookProvider = {
       return false;
     }
   },
-  interpret(_c, body, mapping) {
+  interpret(c, body, mapping) {
     const state = field(body, "state") ?? "";
-    const deployId = field(body, "id");
-    const deliveryId = deployId ? `${deployId}:${state}` : undefined;
     const event = `deploy_${state}`;
-    if (!mapping.netlifyStates.includes(state)) {
-      return { kind: "ignore", reason: `deploy state ${JSON.stringify(state)} is not mapped`, deliveryId, event };
-    }
-    return { kind: "invalidate", invalidation: deployInvalidation(mapping, deployId), deliveryId, event };
+    if (!mapping.netlifyStates.includes(state)) return { kind: "ignore", reason: `deploy state ${JSON.stringify(state)} is not mapped`, event };
+    // verify() accepted this JWS, so its claims are the signed ones.
+    const claims = decodeJwt(c.req.header("x-webhook-signature") ?? "");
+    const deployId = field(body, "id");
+    const when = field(body, "published_at") ?? field(body, "updated_at") ?? "";
+    const key = deployId ? `${deployId}:${state}:${when}` : `sha256:${String(claims.sha256).toLowerCase()}`;
+    const at = timeOf(claims.iat) ?? latestTime(body, ["updated_at"], ["published_at"], ["created_at"]);
+    return { kind: "invalidate", invalidation: deployInvalidation(mapping, deployId), delivery: { key, at }, event };
   },
 };

@@ -1,10 +1,11 @@
 import { hmacMatches } from "../constant-time.js";
-import { deployInvalidation, field } from "./hook-mapping.js";
+import { deployInvalidation, field, latestTime } from "./hook-mapping.js";
 import type { HookProvider } from "./hook-provider.js";
 
 /**
  * Vercel webhooks: `x-vercel-signature: <hex HMAC-SHA1>` of the raw body. The body is
- * `{ id, type, payload: { deployment: { id, … } } }`; `id` identifies the delivery.
+ * `{ id, type, createdAt, payload: { deployment: { id, … } } }`: `id` names the delivery
+ * and `createdAt` dates it, both inside the signature.
  */
 export const vercelHook: HookProvider = {
   name: "vercel",
@@ -13,13 +14,12 @@ export const vercelHook: HookProvider = {
     if (!sig) return false;
     return hmacMatches("SHA-1", secret, raw, sig);
   },
-  interpret(_c, body, mapping) {
+  interpret(c, body, mapping) {
     const event = field(body, "type") ?? "";
-    const deliveryId = field(body, "id");
-    if (!mapping.vercelEvents.includes(event)) {
-      return { kind: "ignore", reason: `event ${JSON.stringify(event)} is not mapped`, deliveryId, event };
-    }
+    if (!mapping.vercelEvents.includes(event)) return { kind: "ignore", reason: `event ${JSON.stringify(event)} is not mapped`, event };
+    const id = field(body, "id");
+    const key = id ? `id:${id}` : `sig:${(c.req.header("x-vercel-signature") ?? "").trim().toLowerCase()}`;
     const deployId = field(body, "payload", "deployment", "id");
-    return { kind: "invalidate", invalidation: deployInvalidation(mapping, deployId), deliveryId, event };
+    return { kind: "invalidate", invalidation: deployInvalidation(mapping, deployId), delivery: { key, at: latestTime(body, ["createdAt"]) }, event };
   },
 };
