@@ -98,6 +98,19 @@ describe.each(providers)("POST /v1/hooks/$name", (p) => {
     }
   });
 
+  it("treats a replay under a fresh delivery header as the same delivery (headers are not signed)", async () => {
+    const env = hookEnv(uniq(p.name));
+    const delivery = uniq("delivery");
+    const body = p.body(delivery);
+    const signature = await p.sign(body, secret);
+    expect((await post(env, body, { ...p.headers(delivery), ...signature })).json.duplicate).toBe(false);
+    for (let i = 0; i < 3; i++) {
+      const replay = await post(env, body, { ...p.headers(uniq("fresh")), ...signature, "idempotency-key": uniq("k") });
+      expect(replay.status).toBe(200);
+      expect(replay.json.duplicate).toBe(true);
+    }
+  });
+
   it("refuses a bad signature with 401", async () => {
     const env = hookEnv(uniq(p.name));
     const delivery = uniq("delivery");
@@ -197,7 +210,7 @@ describe("hook mapping", () => {
     expect(b.json.error.code).toBe("invalid_keys");
   });
 
-  it("the generic hook without a delivery header treats the same signed body as a redelivery", async () => {
+  it("the generic hook treats the same body-signed body as one delivery, whatever name it is sent under", async () => {
     const env = hookEnv("unused");
     const body = JSON.stringify({ tags: [uniq("t")], scope: uniq("g") });
     const headers = { "x-fanout-signature": `sha256=${await hex("SHA-256", SECRETS.generic, body)}` };
@@ -206,9 +219,34 @@ describe("hook mapping", () => {
     expect(first.json.duplicate).toBe(false);
     const again = await call(env, "/v1/hooks/generic", { raw: body, key: null, headers });
     expect(again.json.duplicate).toBe(true);
-    // A named delivery is deduped by its name instead: another name is another delivery.
+    // The name is not signed, so a replayer could pick a fresh one: it names nothing.
     const named = await call(env, "/v1/hooks/generic", { raw: body, key: null, headers: { ...headers, "idempotency-key": uniq("k") } });
-    expect(named.json.duplicate).toBe(false);
+    expect(named.json.duplicate).toBe(true);
+  });
+
+  it("the generic hook's timestamped signature sends one body again under a new timestamp, and refuses an old one", async () => {
+    const env = hookEnv("unused", { FANOUT_HOOK_TOLERANCE: "60" });
+    const body = JSON.stringify({ tags: [uniq("t")], scope: uniq("g") });
+    const t = Math.floor(Date.now() / 1000);
+    const signed = async (ts: number) => ({ "x-fanout-timestamp": String(ts), "x-fanout-signature": `sha256=${await hex("SHA-256", SECRETS.generic, `${ts}.${body}`)}` });
+    const post = async (ts: number) => call(env, "/v1/hooks/generic", { raw: body, key: null, headers: await signed(ts) });
+    expect((await post(t)).json.duplicate).toBe(false);
+    expect((await post(t)).json.duplicate).toBe(true);
+    expect((await post(t + 1)).json.duplicate).toBe(false);
+    const old = await post(t - 70);
+    expect(old.status).toBe(401);
+    expect(old.json.error.code).toBe("stale_delivery");
+  });
+
+  it("a GitHub delivery whose signed push time is older than FANOUT_HOOK_DEDUPE_TTL is refused as a replay", async () => {
+    const env = hookEnv(uniq("site"), { FANOUT_HOOK_DEDUPE_TTL: "3600" });
+    const push = (pushedAt: number) => JSON.stringify({ ref: "refs/heads/main", before: "0".repeat(40), after: uniq("sha"), repository: { pushed_at: pushedAt } });
+    const send = async (body: string) =>
+      call(env, "/v1/hooks/github", { raw: body, key: null, headers: { "x-github-event": "push", "x-github-delivery": uniq("d"), "x-hub-signature-256": `sha256=${await hex("SHA-256", SECRETS.github, body)}` } });
+    const old = await send(push(Math.floor(Date.now() / 1000) - 7200));
+    expect(old.status).toBe(401);
+    expect(old.json.error.code).toBe("stale_delivery");
+    expect((await send(push(Math.floor(Date.now() / 1000) - 60))).status).toBe(200);
   });
 
   it("a failed delivery is not remembered, so the provider's retry goes through", async () => {
