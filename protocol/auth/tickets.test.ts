@@ -49,6 +49,16 @@ describe("Tickets", () => {
     expect(await status(() => t.redeem(ticket))).toBe(401);
   });
 
+  it("reads a store value that is not a ticket as no ticket (401), never a crash", async () => {
+    for (const junk of ["not json", "null", "[]", '{"c":"a","p":[],"e":1e15}', '{"c":[1],"p":[],"e":1e15}', '{"c":[],"p":[]}']) {
+      const store = new MapStore();
+      const t = new Tickets(store, opts);
+      const { ticket } = await t.issue({ channels: ["a"], patterns: [] }, 30);
+      store.m.set([...store.m.keys()][0], junk);
+      expect(await status(() => t.redeem(ticket)), junk).toBe(401);
+    }
+  });
+
   it("never lets a ticket outlive the token that minted it", async () => {
     const store = new MapStore();
     const t = new Tickets(store, opts);

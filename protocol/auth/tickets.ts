@@ -41,6 +41,23 @@ async function storeKey(ticket: string): Promise<string> {
 
 const invalidTicket = () => new FanoutError(401, "invalid_ticket", "the ticket is unknown, expired or already used");
 
+const isNames = (x: unknown): x is string[] => Array.isArray(x) && x.every((n) => typeof n === "string");
+
+/**
+ * A stored ticket, or undefined when the value is not one: the store is shared Redis, and
+ * a value another program wrote under a ticket key must read as no ticket, not as a 500.
+ */
+function readStored(raw: string): { c: string[]; p: string[]; e: number } | undefined {
+  let v: unknown;
+  try {
+    v = JSON.parse(raw);
+  } catch {
+    return undefined;
+  }
+  const o = v as Record<string, unknown> | null;
+  return o !== null && typeof o === "object" && isNames(o.c) && isNames(o.p) && typeof o.e === "number" ? (o as { c: string[]; p: string[]; e: number }) : undefined;
+}
+
 /** A literal glob for a channel name: Redis glob metacharacters escaped. */
 function literalGlob(channel: string): string {
   return channel.replace(/[*?[\]\\]/g, "\\$&");
@@ -109,8 +126,8 @@ export class Tickets {
     if (!TICKET_SHAPE.test(ticket)) throw invalidTicket();
     const raw = await this.store.take(await storeKey(ticket));
     if (raw === undefined) throw invalidTicket();
-    const v = JSON.parse(raw) as { c: string[]; p: string[]; e: number };
-    if (v.e <= Date.now()) throw invalidTicket();
+    const v = readStored(raw);
+    if (v === undefined || v.e <= Date.now()) throw invalidTicket();
     return { channels: v.c, patterns: v.p };
   }
 }
