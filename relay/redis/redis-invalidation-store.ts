@@ -40,7 +40,10 @@ export class RedisInvalidationStore implements InvalidationStore {
     try {
       return await op();
     } catch (err) {
-      throw unavailable(`Redis is unreachable: ${(err as Error).message}`, 2);
+      // The client's error text (connection state, addresses, server replies) is for the
+      // operator's log, not for whoever sent the request.
+      console.warn("[fanout] invalidation store:", (err as Error).message);
+      throw unavailable("Redis is unreachable", 2);
     }
   }
 }
