@@ -66,10 +66,11 @@ export async function matchKey(token: string, keys: readonly string[]): Promise<
 }
 
 /**
- * Identifies the caller from `token`. Every configured key is compared in constant time,
+ * Identifies the caller from `token` (for `purpose`: a subscriber's JWT must carry `exp`
+ * unless `requireSubscriberExp` is off). Every configured key is compared in constant time,
  * whichever matches; a JWT is verified with the algorithms pinned to the configured key.
  */
-export async function identifyPublisher(c: Context, token: string | undefined, opts: PublishAuthOptions & { subscriber?: boolean }): Promise<PublishCaller> {
+export async function identifyPublisher(c: Context, token: string | undefined, opts: PublishAuthOptions, purpose: "publish" | "subscribe" = "publish"): Promise<PublishCaller> {
   const configured = opts.keys.length > 0 || opts.verifier?.configured === true;
   if (token === undefined) {
     if (!configured && (opts.allowAnonymous || opts.isLoopback?.(c))) return { kind: "anonymous" };
@@ -88,7 +89,8 @@ export async function identifyPublisher(c: Context, token: string | undefined, o
     const t = await opts.verifier.verify(token);
     // A token without `sub` is limited on its own digest (never on the token text).
     const rateKey = t.subject !== undefined ? `sub:${t.subject}` : `jwt:${toHex(await sha256(utf8(token)))}`;
-    if (opts.subscriber) checkSubscriberExpiry(t, opts.requireSubscriberExp ?? true);
+    // Publishing is a server's job and service tokens may be long-lived; subscribing is not.
+    if (purpose === "subscribe") checkSubscriberExpiry(t, opts.requireSubscriberExp ?? true);
     return { kind: "jwt", rateKey, publish: t.grants.publish, subscribe: t.grants.subscribe, expiresAt: t.expiresAt };
   }
   throw unauthorized("unknown publisher key");
@@ -113,7 +115,7 @@ export async function authorizePublish(c: Context, messages: readonly PublishMes
  * (loopback / anonymous rules).
  */
 export async function authorizeTicket(c: Context, token: string | undefined, scope: TicketScope, opts: PublishAuthOptions, publicChannels: readonly string[]): Promise<PublishCaller> {
-  const caller = await identifyPublisher(c, token, { ...opts, subscriber: true });
+  const caller = await identifyPublisher(c, token, opts, "subscribe");
   if (caller.kind === "jwt") {
     const allowed = [...caller.subscribe, ...publicChannels];
     checkChannels(scope.channels, allowed, "subscribe to");
