@@ -1,4 +1,4 @@
-import { spawnSync } from "node:child_process";
+import { spawnSync, type SpawnSyncOptions } from "node:child_process";
 import { accessSync, constants, statSync } from "node:fs";
 import { delimiter, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -97,7 +97,7 @@ function hostOf(env: Env): Host {
 
 /** Installs `packages` with apt-get, its chatter kept out of the test output; false if apt-get failed. */
 function aptInstall(packages: readonly string[], env: Env): boolean {
-  const opts = { stdio: ["ignore", "ignore", "inherit"] as const, env: { ...env, DEBIAN_FRONTEND: "noninteractive" } };
+  const opts: SpawnSyncOptions = { stdio: ["ignore", "ignore", "inherit"], env: { ...env, DEBIAN_FRONTEND: "noninteractive" } };
   return (
     spawnSync("apt-get", ["update", "-qq"], opts).status === 0 &&
     spawnSync("apt-get", ["install", "-y", "-qq", ...packages], opts).status === 0
