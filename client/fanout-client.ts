@@ -47,8 +47,12 @@ const CONTROL_EVENTS = new Set(["ready", "reset"]);
  * headers, reconnects with jittered exponential backoff (honouring `retry:` and
  * `Retry-After`), and stops for good on a refusal that retrying cannot fix (400, 401, 403).
  *
+ * A stream never ends on purpose: it has no end marker, so a relay that crashes, drains or is
+ * cut off by a proxy all look alike (a clean close, or a frame cut short). Every close is a
+ * drop: the client reconnects with backoff and resumes; only `close()` and refusals stop it.
  * Delivery is exactly once across reconnects: the client remembers the id of the last event
- * it handed to its handlers and resumes from it; the relay replays precisely what follows.
+ * it handed to its handlers and resumes from it (an event cut short is discarded, never
+ * handed over); the relay replays precisely what follows.
  * Handlers run synchronously in stream order; an id counts as handled once they return.
  *
  * Connecting starts on the next microtask, so handlers registered right after `new` see
@@ -169,9 +173,9 @@ export class FanoutClient {
   }
 
   /**
-   * One connection, from request to the end of its stream. Resolves when the stream ends
-   * (0: reconnect after the usual backoff); throws FanoutClientError on an HTTP refusal or
-   * a network failure.
+   * One connection, from request to the end of its stream. Resolves when the stream ends,
+   * however it ends (0: a drop, reconnect after the usual backoff); throws FanoutClientError
+   * on an HTTP refusal or a network failure.
    */
   private async connect(): Promise<0 | "closed"> {
     const abort = new AbortController();

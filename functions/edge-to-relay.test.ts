@@ -1,5 +1,5 @@
 import { describe, expect, inject, it } from "vitest";
-import { call, openSse, testEnv, uniq, type SseEvent } from "./test-helpers.js";
+import { call, openSse, testEnv, uniq, type SseEvent } from "./test/helpers.js";
 
 // The same log prefix (and default partitions) as the relay process: one durable log.
 const env = testEnv({ FANOUT_LOG_PREFIX: inject("relayLogPrefix"), FANOUT_PUBLISH_KEYS: "edge-key" });

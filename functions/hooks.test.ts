@@ -4,7 +4,7 @@ import { hmac, sha256, toHex, utf8 } from "../routes/constant-time.js";
 import { Redis } from "@upstash/redis/cloudflare";
 import { inject } from "vitest";
 import { storeCacheEntry } from "./cache-entry.js";
-import { call, logEntries, plainSubscriber, redis, testEnv, uniq, type Env } from "./test-helpers.js";
+import { call, logEntries, plainSubscriber, redis, testEnv, uniq, type Env } from "./test/helpers.js";
 
 const SECRETS = { github: "gh-secret", vercel: "vc-secret", netlify: "nl-secret", generic: "generic-secret" };
 

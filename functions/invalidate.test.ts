@@ -2,7 +2,7 @@ import { Redis } from "@upstash/redis/cloudflare";
 import { describe, expect, inject, it } from "vitest";
 import { tagSetKey } from "../routes/cache-tags.js";
 import { storeCacheEntry } from "./cache-entry.js";
-import { call, logEntries, plainSubscriber, redis, testEnv, uniq } from "./test-helpers.js";
+import { call, logEntries, plainSubscriber, redis, testEnv, uniq } from "./test/helpers.js";
 
 const env = testEnv();
 const app = new Redis({ url: inject("restUrl"), token: inject("restToken"), automaticDeserialization: false, enableTelemetry: false });

@@ -1,6 +1,6 @@
 import { signFanoutToken } from "../protocol/auth/sign-token.js";
 import { describe, expect, inject, it } from "vitest";
-import { call, logEntries, plainSubscriber, testEnv, uniq } from "./test-helpers.js";
+import { call, logEntries, plainSubscriber, testEnv, uniq } from "./test/helpers.js";
 
 const env = testEnv();
 
@@ -169,19 +169,25 @@ describe("bad input is a 4xx, never a 500, and publishes nothing", () => {
 });
 
 describe("Redis unreachable", () => {
-  it("is a 503 with Retry-After, and fails fast once the breaker opens", async () => {
-    const down = testEnv({ UPSTASH_REDIS_REST_URL: inject("deadUrl"), FANOUT_BREAKER_THRESHOLD: "2", FANOUT_BREAKER_COOLDOWN_MS: "30000" });
-    for (let i = 0; i < 2; i++) {
-      const r = await call(down, "/v1/publish", { body: { channel: "x", data: 1 } });
-      expect(r.status).toBe(503);
-      expect(r.json.error.code).toBe("broker_unavailable");
-      expect(Number(r.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
-    }
+  // workerd logs every outbound connection that fails as "uncaught exception … Network
+  // connection lost", even when the worker catches it (as here): this test's one failed
+  // connection prints that once, by design.
+  it("is a 503 with Retry-After after one attempt (the breaker, not the REST client, decides when to try again), then fails fast", async () => {
+    const cut = async () => Number(await (await fetch(`${inject("dropUrl")}/count`)).text());
+    const down = testEnv({ UPSTASH_REDIS_REST_URL: inject("dropUrl"), FANOUT_BREAKER_THRESHOLD: "1", FANOUT_BREAKER_COOLDOWN_MS: "30000" });
+    const before = await cut();
+    const r = await call(down, "/v1/publish", { body: { channel: "x", data: 1 } });
+    expect(r.status).toBe(503);
+    expect(r.json.error.code).toBe("broker_unavailable");
+    expect(Number(r.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+    expect(await cut()).toBe(before + 1);
+
     const open = await call(down, "/v1/publish", { body: { channel: "x", data: 1 } });
     expect(open.status).toBe(503);
     expect(Number(open.headers.get("retry-after"))).toBeGreaterThan(1);
     expect(open.json.error.message).toMatch(/not retrying/);
-    // "not retrying": the breaker answered without a network call.
+    // The open breaker answered without a network call.
+    expect(await cut()).toBe(before + 1);
   });
 
   it("is a 503 when the REST endpoint is up but its Redis is not", async () => {

@@ -15,7 +15,9 @@ export function upstashClient(config: FunctionsConfig): Redis {
     automaticDeserialization: false,
     enableAutoPipelining: false,
     enableTelemetry: false,
-    retry: false,
+    // `retry: false` still makes a second attempt at once in @upstash/redis 1.39 (its loop
+    // runs attempts + 1 times), doubling the requests to a Redis that is already failing.
+    retry: { retries: 0 },
     signal: () => AbortSignal.timeout(config.redisTimeoutMs),
   });
 }

@@ -35,6 +35,39 @@ describe("in a real browser (headless Chromium)", () => {
     }
   });
 
+  it("the start page starts a new stream, resuming, after the relay refused a reconnection (where EventSource gives up)", async () => {
+    const r = await startRelay({ FANOUT_RETRY_MS: "100" });
+    const page = await browser.newPage();
+    try {
+      let refused = 0;
+      page.on("response", (res) => {
+        if (res.url().includes("/v1/events") && res.status() === 503) refused++;
+      });
+      await page.goto(`${r.base}/`);
+      await page.waitForSelector("#status.live");
+      await publish(r.base, { channel: "demo", data: "before" });
+      await page.waitForSelector("#log li:has-text('before')");
+      // The relay refuses new streams with 503 (as while it drains) and drops the open one.
+      r.relay.context.draining = true;
+      for (const conn of [...r.relay.context.connections]) conn.destroy("error");
+      await page.waitForSelector("#status.down");
+      const deadline = Date.now() + 10_000;
+      while (refused === 0 && Date.now() < deadline) await new Promise((x) => setTimeout(x, 50));
+      expect(refused).toBeGreaterThan(0);
+      await publish(r.base, { channel: "demo", data: "missed" });
+      r.relay.context.draining = false;
+      await page.waitForSelector("#status.live", { timeout: 15_000 });
+      await page.waitForSelector("#log li:has-text('missed')");
+      await publish(r.base, { channel: "demo", data: "after" });
+      await page.waitForSelector("#log li:has-text('after')");
+      const log = await page.$$eval("#log li:not(.meta)", (lis) => lis.map((li) => li.textContent));
+      expect(log.filter((t) => /"(before|missed|after)"/.test(t ?? ""))).toHaveLength(3);
+    } finally {
+      await page.close();
+      await r.stop();
+    }
+  });
+
   it("EventSource resumes with Last-Event-ID across a relay restart and misses nothing", async () => {
     const redis = await RedisServer.start();
     const env = { REDIS_URL: redis.url, FANOUT_RETRY_MS: "200", FANOUT_UNSUBSCRIBE_DELAY_MS: "50" };

@@ -1,8 +1,9 @@
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import type { TestProject } from "vitest/node";
-import { RedisServer, freePort } from "../test/support/redis-server.js";
-import { startUpstashRestServer, type UpstashRestServer } from "../tools/upstash-rest-server.js";
+import { RedisServer, freePort } from "../../test/support/redis-server.js";
+import { startUpstashRestServer, type UpstashRestServer } from "../../tools/upstash-rest-server.js";
+import { startConnectionDropper } from "./connection-dropper.js";
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -12,6 +13,8 @@ declare module "vitest" {
     brokenRestUrl: string;
     /** Nothing listens here. */
     deadUrl: string;
+    /** Cuts every connection without an answer; `GET <dropUrl>/count` tells how many it cut. */
+    dropUrl: string;
     /** A relay (Node, `relay/main.ts`) on the same Redis; "" if it did not start. */
     relayUrl: string;
     relayError: string;
@@ -21,7 +24,7 @@ declare module "vitest" {
 }
 
 const E2E_PREFIX = "e2e";
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
 /**
  * Runs the relay as its own Node process (as in production) in its own process group, so
@@ -94,6 +97,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
     project.provide("restToken", TOKEN);
     project.provide("brokenRestUrl", broken.url);
     project.provide("deadUrl", `http://127.0.0.1:${await freePort()}`);
+    const dropper = await startConnectionDropper();
+    started.push(dropper);
+    project.provide("dropUrl", dropper.url);
     project.provide("relayLogPrefix", E2E_PREFIX);
     // The end-to-end test needs it; the rest must not fail with it.
     try {

@@ -1,6 +1,6 @@
 import { inject } from "vitest";
-import { partitionOf, streamKey } from "../protocol/partition.js";
-import worker from "./index.js";
+import { partitionOf, streamKey } from "../../protocol/partition.js";
+import worker from "../index.js";
 
 /**
  * Helpers for the tests that run inside workerd: requests go straight to the worker's
