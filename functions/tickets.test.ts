@@ -1,7 +1,7 @@
 import { SignJWT } from "jose";
 import { describe, expect, it } from "vitest";
 import { signFanoutToken } from "../protocol/auth/sign-token.js";
-import { call, testEnv } from "./test-helpers.js";
+import { call, testEnv } from "./test/helpers.js";
 
 const SECRET = "edge-ticket-secret-0123456789abcdef0123";
 
