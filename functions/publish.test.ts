@@ -17,7 +17,7 @@ describe("POST /v1/publish", () => {
       expect(r.status).toBe(200);
       expect(r.json).toEqual({ id: expect.stringMatching(/^\d+-\d+-\d+$/), channel, receivers: 1, duplicate: false });
       const envelope = JSON.parse(await sub.next());
-      expect(envelope).toEqual({ id: r.json.id, channel, type: "order.created", data: { n: 1, s: "é" }, ts: expect.any(Number) });
+      expect(envelope).toEqual({ id: r.json.id, channel, type: "order.created", data: { n: 1, s: "é" }, ts: expect.any(Number), mac: expect.stringMatching(/^[0-9a-f]{40}$/) });
       const log = await logEntries(env, channel);
       expect(log).toHaveLength(1);
       expect(r.json.id.endsWith(`-${log[0].id}`)).toBe(true);
