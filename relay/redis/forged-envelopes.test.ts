@@ -95,6 +95,28 @@ describe("payloads from other Redis clients (redis broker)", () => {
     }
   });
 
+  it("delivers a copy of an envelope published before the relay started as plain data", async () => {
+    const prefix = `forge${n++}`;
+    const first = await start({ REDIS_URL: server.url, FANOUT_LOG_PREFIX: prefix });
+    const watch = new Redis(server.url);
+    const seen: string[] = [];
+    watch.on("message", (_ch: string, msg: string) => seen.push(msg));
+    await watch.subscribe("old");
+    try {
+      const real = await publish(first.base, { channel: "old", data: "original" });
+      for (let i = 0; i < 100 && seen.length === 0; i++) await new Promise((x) => setTimeout(x, 10));
+      expect(JSON.parse(seen[0]).id).toBe(real.json.id);
+      const r = await start({ REDIS_URL: server.url, FANOUT_LOG_PREFIX: prefix });
+      const c = await open("channel=old");
+      await c.waitReady();
+      await redis.publish("old", seen[0]);
+      await sentinel(r, "old", [c]);
+      expect(c.envelopes()[0]).toMatchObject({ id: expect.stringMatching(/^x-/), data: { id: real.json.id, data: "original" } });
+    } finally {
+      watch.disconnect();
+    }
+  });
+
   it("never shows SSE clients the envelope's mac", async () => {
     const r = await startRelay();
     const c = await open("channel=m&pattern=m*");

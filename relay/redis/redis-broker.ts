@@ -124,8 +124,11 @@ export class RedisBroker implements Broker, MessageLog {
         return;
       }
       // Replies come in order: once the marker is confirmed, every resubscribe before it is live.
+      // A settle then tells the classifier where the log ends, so a copy of something
+      // published while the link was down is not taken for a log message.
       sub.subscribe(this.marker).then(
-        () => {
+        async () => {
+          await this.settled().catch(() => undefined);
           try {
             listener.recovered();
           } catch (err) {
@@ -140,7 +143,11 @@ export class RedisBroker implements Broker, MessageLog {
     // Start even when Redis is down: the relay serves /healthz and reports 503 until it is up.
     await Promise.all([this.cmd.connect().catch(() => undefined), sub.connect().catch(() => undefined)]);
     await this.loadSecrets();
-    if (this.sub.status === "ready") await sub.subscribe(this.marker).catch(() => undefined);
+    if (this.sub.status === "ready") {
+      await sub.subscribe(this.marker).catch(() => undefined);
+      // Where the log ends now: envelopes at or below it that arrive later are copies.
+      await this.settled().catch(() => undefined);
+    }
   }
 
   /**
