@@ -24,8 +24,8 @@ interface Publish {
  * Redis sends the copies of one PUBLISH (one for the channel, then one per matching pattern)
  * back to back on a connection, since a PUBLISH is atomic. A message with the same channel and
  * payload as the one before it, by a route that publish has not used yet, is such a copy: it
- * shares the first copy's classification and is marked `again`, so the hub gives a client
- * one copy per publish. A repeated route (or a `message`, which Redis always sends first)
+ * shares the first copy's classification and is marked `again` (the broker passes that on to
+ * the hub, which gives a client one copy per publish). A repeated route (or a `message`, which Redis always sends first)
  * starts a new publish.
  */
 export class LiveClassifier {
@@ -46,15 +46,19 @@ export class LiveClassifier {
     this.last = new Array(partitions).fill(ZERO);
   }
 
-  classify(channel: string, pattern: string | undefined, payload: string): Delivery {
+  /**
+   * One copy as Redis sent it: by the channel subscription (`route` undefined) or by one of
+   * the relay's Redis patterns. `again` is set when it is another copy of the previous one.
+   */
+  classify(channel: string, route: string | undefined, payload: string): Delivery {
     const cur = this.current;
-    if (cur && pattern !== undefined && cur.channel === channel && cur.payload === payload && !cur.routes.has(pattern)) {
-      cur.routes.add(pattern);
-      return { ...cur.base, pattern, again: true };
+    if (cur && route !== undefined && cur.channel === channel && cur.payload === payload && !cur.routes.has(route)) {
+      cur.routes.add(route);
+      return { ...cur.base, again: true };
     }
     const base = this.fresh(channel, payload);
-    this.current = { channel, payload, routes: new Set([pattern]), base };
-    return pattern === undefined ? base : { ...base, pattern };
+    this.current = { channel, payload, routes: new Set([route]), base };
+    return base;
   }
 
   /** Something else arrived on the connection (a marker, a drop): the next message is a new publish. */

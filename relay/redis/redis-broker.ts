@@ -6,8 +6,9 @@ import { macKey, PUBLISH_SCRIPT, publishScriptArgs, publishScriptResults, random
 import type { PublishMessage, PublishResult } from "../../protocol/publish-request.js";
 import { partitionOf, streamKey } from "../../protocol/partition.js";
 import { checkPublishable, reservedPrefix } from "../../protocol/reserved-channels.js";
-import type { Broker, BrokerListener, LogEntry, MessageLog, PartitionState, SubscriptionKind } from "../broker/broker.js";
+import type { Broker, BrokerListener, Delivery, LogEntry, MessageLog, PartitionState, SubscriptionKind } from "../broker/broker.js";
 import { LiveClassifier } from "./live-classifier.js";
+import { PatternRoutes } from "./pattern-routes.js";
 import { connect, connectSubscriber, type RedisClient } from "./redis-connection.js";
 
 type Scripted = RedisClient & {
@@ -49,6 +50,11 @@ const SETTLE_TIMEOUT_MS = 2000;
  * Redis broker: one connection for commands (publish script, log reads), one for
  * subscriptions. ioredis re-issues SUBSCRIBE/PSUBSCRIBE after a reconnect; once they are
  * live again the hub is told to catch up from the log, so the drop costs no message.
+ *
+ * What arrives on the subscription is classified by live-classifier.ts (only the log moves a
+ * cursor). Clients' globs never reach Redis as such: Redis gets one cheap pattern per group
+ * (pattern-routes.ts) and the globs are matched here, so no client can make Redis's PUBLISH
+ * slow for everyone.
  */
 export class RedisBroker implements Broker, MessageLog {
   readonly partitions: number;
@@ -61,6 +67,10 @@ export class RedisBroker implements Broker, MessageLog {
   private readonly live: LiveClassifier;
   private secretsLoadedAt = 0;
   private secretsLoading?: Promise<void>;
+  /** Clients' globs, routed through cheap Redis patterns (see pattern-routes.ts). */
+  private readonly globs = new PatternRoutes();
+  /** Whether the publish being received has reached the hub yet (its later deliveries are `again`). */
+  private forwarded = false;
   /** A channel of this relay's own: subscribing to it after a reconnect is a barrier behind ioredis's resubscribes. */
   private readonly marker: string;
   /** `<prefix>:relay:` — reserved for relays' marker channels. */
@@ -96,16 +106,18 @@ export class RedisBroker implements Broker, MessageLog {
       try {
         if (channel === this.marker) this.onMarker(payload);
         else if (channel.startsWith(this.markerPrefix)) this.live.interrupt();
-        else listener.deliver(this.live.classify(channel, undefined, payload));
+        else this.onCopy(channel, undefined, payload, undefined);
       } catch (err) {
         listener.fault("redis message", err);
       }
     });
-    sub.on("pmessage", (pattern: string, channel: string, payload: string) => {
+    // Buffers: the relay matches clients' globs against the channel's bytes, as Redis does.
+    sub.on("pmessageBuffer", (route: string, channel: Buffer, payload: Buffer) => {
       try {
+        const name = channel.toString("utf8");
         // Relays' marker channels are internal: a pattern like `*` must not deliver them.
-        if (channel.startsWith(this.markerPrefix)) this.live.interrupt();
-        else listener.deliver(this.live.classify(channel, pattern, payload));
+        if (name.startsWith(this.markerPrefix)) this.live.interrupt();
+        else this.onCopy(name, route, payload.toString("utf8"), channel);
       } catch (err) {
         listener.fault("redis pmessage", err);
       }
@@ -148,6 +160,24 @@ export class RedisBroker implements Broker, MessageLog {
       // Where the log ends now: envelopes at or below it that arrive later are copies.
       await this.settled().catch(() => undefined);
     }
+  }
+
+  /**
+   * One copy of a PUBLISH as Redis sent it: by the channel subscription, or by one of the
+   * relay's Redis patterns, which the clients' globs of its group are matched against here.
+   * Each resulting delivery but the first of a publish is marked `again`.
+   */
+  private onCopy(channel: string, route: string | undefined, payload: string, channelBytes: Uint8Array | undefined): void {
+    const d = this.live.classify(channel, route, payload);
+    if (!d.again) this.forwarded = false;
+    if (route === undefined) this.forward(d, undefined);
+    else this.globs.forEachMatch(route, channelBytes!, (glob) => this.forward(d, glob));
+  }
+
+  private forward(d: Delivery, pattern: string | undefined): void {
+    const again = this.forwarded;
+    this.forwarded = true;
+    this.listener?.deliver(pattern === undefined && !again && !d.again ? d : { ...d, pattern, again });
   }
 
   /**
@@ -227,14 +257,14 @@ export class RedisBroker implements Broker, MessageLog {
   async subscribe(kind: SubscriptionKind, name: string): Promise<void> {
     if (kind === "channel" && name.startsWith(this.markerPrefix)) throw new Error(`${name} is reserved for the relays`);
     if (kind === "channel") await this.sub.subscribe(name);
-    else await this.sub.psubscribe(name);
+    else await this.globs.add(name, (route) => this.sub.psubscribe(route));
   }
 
   async unsubscribe(kind: SubscriptionKind, name: string): Promise<void> {
     // The marker subscription is the broker's own, never a client's to release.
     if (kind === "channel" && name.startsWith(this.markerPrefix)) return;
     if (kind === "channel") await this.sub.unsubscribe(name);
-    else await this.sub.punsubscribe(name);
+    else await this.globs.remove(name, (route) => this.sub.punsubscribe(route));
   }
 
   async publish(messages: PublishMessage[]): Promise<PublishResult[]> {
