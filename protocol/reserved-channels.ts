@@ -1,5 +1,6 @@
 import { FanoutError } from "./errors.js";
-import { patternWithin } from "./pattern-scope.js";
+import { toBytes } from "./glob.js";
+import { parseGlob } from "./pattern-scope.js";
 
 /**
  * Channels under `<log prefix>:relay:` belong to the relays themselves (each relay's marker
@@ -15,24 +16,31 @@ export function isReservedChannel(channel: string, logPrefix: string): boolean {
   return channel.startsWith(reservedPrefix(logPrefix));
 }
 
-/** A glob whose language is exactly "starts with `prefix`": metacharacters escaped. */
-function prefixGlob(prefix: string): string {
-  return `${prefix.replace(/[*?[\]\\]/g, (c) => `\\${c}`)}*`;
-}
-
 /**
  * True when every channel `pattern` can match is reserved: such a subscription could only
  * ever carry relay markers. A pattern that also matches other channels (`*`) is allowed; the
  * relay never delivers markers through it.
+ *
+ * With the pattern read as Redis reads it (pattern-scope.ts parseGlob), every match starts
+ * with the reserved prefix exactly when each of its first tokens is the prefix's byte and
+ * nothing else: a `*` or a wider byte set there lets a match take another byte at that place.
+ * (A pattern that matches nothing at all is not refused; it delivers nothing either way.)
+ * Linear in the pattern, unlike the general inclusion check, since it runs on every stream.
  */
 export function isReservedPattern(pattern: string, logPrefix: string): boolean {
-  const reserved = reservedPrefix(logPrefix);
-  const i = pattern.search(/[*?[\\]/);
-  const literal = i < 0 ? pattern : pattern.slice(0, i);
-  if (literal.startsWith(reserved)) return true;
-  // Every match starts with `literal`: unless it could continue into the prefix, none is reserved.
-  if (!reserved.startsWith(literal)) return false;
-  return patternWithin(pattern, [prefixGlob(reserved)]);
+  const reserved = toBytes(reservedPrefix(logPrefix));
+  const bytes = toBytes(pattern);
+  // Only the first tokens matter. Parsing stops at the cut as at the pattern's end, so when a
+  // prefix parses into more tokens than needed, its first ones are the full parse's.
+  let tokens = parseGlob(bytes.subarray(0, 4 * reserved.length + 16));
+  if (tokens.length <= reserved.length) tokens = parseGlob(bytes);
+  if (tokens.length < reserved.length) return false;
+  for (let i = 0; i < reserved.length; i++) {
+    const t = tokens[i];
+    if (t.kind === "star" || t.set[reserved[i]] !== 1) return false;
+    for (let b = 0; b < 256; b++) if (b !== reserved[i] && t.set[b] === 1) return false;
+  }
+  return true;
 }
 
 /** Refuses a subscription to reserved channels (400 `reserved_channel`). */

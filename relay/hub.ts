@@ -81,7 +81,8 @@ export class Hub implements BrokerListener {
     try {
       if (this.backlog) {
         if (this.backlog.length < MAX_BACKLOG) this.backlog.push(d);
-        else console.warn("[fanout] catch-up backlog full; dropping a live message (it is still in the log)");
+        // Log messages are read back from the log by the catch-up; a plain one is lost.
+        else this.fault("catch-up backlog full", new Error(`over ${MAX_BACKLOG} live messages held; dropped one`));
         return;
       }
       this.dispatchLive(d);
