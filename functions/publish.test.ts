@@ -44,6 +44,14 @@ describe("POST /v1/publish", () => {
     expect((await logEntries(env, b)).map((e) => e.fields.d)).toEqual(['"two"']);
   });
 
+  it("refuses channels reserved for the relays (<prefix>:relay:*) with 400 reserved_channel, publishing nothing", async () => {
+    const a = uniq("fine");
+    const r = await call(env, "/v1/publish", { body: { messages: [{ channel: a, data: 1 }, { channel: `${env.FANOUT_LOG_PREFIX}:relay:x`, data: 2 }] } });
+    expect(r.status).toBe(400);
+    expect(r.json.error.code).toBe("reserved_channel");
+    expect(await logEntries(env, a)).toEqual([]);
+  });
+
   it("accepts glob metacharacters and a 1024-byte channel", async () => {
     for (const channel of [uniq("user:*:[a-z]?\\x"), "é".repeat(512)]) {
       const r = await call(env, "/v1/publish", { body: { channel, data: null } });
