@@ -49,6 +49,7 @@ describe("POST /v1/invalidate", () => {
         type: "invalidate",
         data: { scope, keys: [k1, k2], tags: [tag1, tag2], paths: ["/docs/*"], source: "api" },
         ts: expect.any(Number),
+        mac: expect.stringMatching(/^[0-9a-f]{40}$/),
       });
       await expect(sub.next(200)).rejects.toThrow(/no message/);
       // The broadcast is in the durable log too, for SSE clients resuming later.

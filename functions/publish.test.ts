@@ -17,7 +17,7 @@ describe("POST /v1/publish", () => {
       expect(r.status).toBe(200);
       expect(r.json).toEqual({ id: expect.stringMatching(/^\d+-\d+-\d+$/), channel, receivers: 1, duplicate: false });
       const envelope = JSON.parse(await sub.next());
-      expect(envelope).toEqual({ id: r.json.id, channel, type: "order.created", data: { n: 1, s: "é" }, ts: expect.any(Number) });
+      expect(envelope).toEqual({ id: r.json.id, channel, type: "order.created", data: { n: 1, s: "é" }, ts: expect.any(Number), mac: expect.stringMatching(/^[0-9a-f]{40}$/) });
       const log = await logEntries(env, channel);
       expect(log).toHaveLength(1);
       expect(r.json.id.endsWith(`-${log[0].id}`)).toBe(true);
@@ -42,6 +42,14 @@ describe("POST /v1/publish", () => {
     ]);
     expect((await logEntries(env, a)).map((e) => e.fields.d)).toEqual(["1", "[3]"]);
     expect((await logEntries(env, b)).map((e) => e.fields.d)).toEqual(['"two"']);
+  });
+
+  it("refuses channels reserved for the relays (<prefix>:relay:*) with 400 reserved_channel, publishing nothing", async () => {
+    const a = uniq("fine");
+    const r = await call(env, "/v1/publish", { body: { messages: [{ channel: a, data: 1 }, { channel: `${env.FANOUT_LOG_PREFIX}:relay:x`, data: 2 }] } });
+    expect(r.status).toBe(400);
+    expect(r.json.error.code).toBe("reserved_channel");
+    expect(await logEntries(env, a)).toEqual([]);
   });
 
   it("accepts glob metacharacters and a 1024-byte channel", async () => {

@@ -1,3 +1,4 @@
+import { jsonDepthExceeds, MAX_JSON_DEPTH } from "./json-depth.js";
 import { isValidType } from "./names.js";
 import { parseMessageId } from "./position.js";
 
@@ -13,7 +14,8 @@ export interface Envelope {
 
 /**
  * Builds envelope JSON from parts, with `data` already serialized. The one writer of the
- * shape (the publish script builds the same fields in Lua for plain Redis subscribers).
+ * shape SSE clients see (the publish script builds the same fields in Lua for plain Redis
+ * subscribers, plus its `mac`, which never reaches an SSE client: frames are built here).
  */
 export function envelopeJson(id: string, channel: string, pattern: string | undefined, type: string | undefined, dataJson: string, ts: number): string {
   let s = `{"id":${JSON.stringify(id)},"channel":${JSON.stringify(channel)}`;
@@ -22,13 +24,22 @@ export function envelopeJson(id: string, channel: string, pattern: string | unde
   return `${s},"data":${dataJson},"ts":${ts}}`;
 }
 
-/** A Redis payload recognised as one of ours (published through edge-fanout on `channel`). */
+/** A Redis payload shaped like one of ours (published through edge-fanout on `channel`). */
 export interface ParsedEnvelope {
   id: string;
   type?: string;
   dataJson: string;
   ts: number;
+  /** The publish script's authentication tag; the broker checks it (redis/envelope-mac.ts). */
+  mac?: string;
 }
+
+/**
+ * Deepest Redis payload read as JSON. An envelope wraps `data` in one more level; anything
+ * deeper is not parsed at all, since `JSON.parse`/`JSON.stringify` recurse and throw a
+ * RangeError at a few thousand levels (see json-depth.ts).
+ */
+const MAX_PAYLOAD_DEPTH = MAX_JSON_DEPTH + 1;
 
 /**
  * Recognises an envelope written by edge-fanout. Anything else that arrives on a channel
@@ -38,6 +49,7 @@ export interface ParsedEnvelope {
  */
 export function parseEnvelope(payload: string, channel: string): ParsedEnvelope | undefined {
   if (payload.length < 20 || payload.charCodeAt(0) !== 0x7b /* { */) return undefined;
+  if (jsonDepthExceeds(payload, MAX_PAYLOAD_DEPTH)) return undefined;
   let v: unknown;
   try {
     v = JSON.parse(payload);
@@ -46,16 +58,20 @@ export function parseEnvelope(payload: string, channel: string): ParsedEnvelope 
   }
   if (v === null || typeof v !== "object" || Array.isArray(v)) return undefined;
   const o = v as Record<string, unknown>;
-  if (typeof o.id !== "string" || o.channel !== channel || typeof o.ts !== "number" || !("data" in o)) return undefined;
+  if (typeof o.id !== "string" || o.channel !== channel || !Number.isSafeInteger(o.ts) || !("data" in o)) return undefined;
   if (!parseMessageId(o.id)) return undefined;
   if (o.type !== undefined && !isValidType(o.type)) return undefined;
-  return { id: o.id, type: o.type as string | undefined, dataJson: JSON.stringify(o.data), ts: o.ts };
+  if (o.mac !== undefined && typeof o.mac !== "string") return undefined;
+  return { id: o.id, type: o.type as string | undefined, dataJson: JSON.stringify(o.data), ts: o.ts as number, mac: o.mac as string | undefined };
 }
 
-/** Plain Redis payloads: JSON is delivered parsed, anything else as a string. */
+/**
+ * Plain Redis payloads: JSON is delivered parsed, anything else as a string. JSON nested
+ * deeper than edge-fanout reads is delivered as a string too (its text, unparsed).
+ */
 export function plainDataJson(payload: string): string {
   const t = payload.trim();
-  if (t.length > 0) {
+  if (t.length > 0 && !jsonDepthExceeds(t, MAX_PAYLOAD_DEPTH)) {
     try {
       return JSON.stringify(JSON.parse(t));
     } catch {

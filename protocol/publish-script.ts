@@ -1,5 +1,6 @@
 import type { PublishMessage, PublishResult } from "./publish-request.js";
 import { idempotencyKey, partitionOf, streamKey } from "./partition.js";
+import { checkPublishable } from "./reserved-channels.js";
 
 /**
  * Appends each message to its partition's stream and publishes it, in one atomic script, so
@@ -7,26 +8,34 @@ import { idempotencyKey, partitionOf, streamKey } from "./partition.js";
  * other. Also the idempotency check. Used by the relay (ioredis EVALSHA) and by the edge
  * functions (Upstash REST EVAL): one definition of what a publish is.
  *
- * KEYS: per message, its stream key and its idempotency key.
- * ARGV: maxlen, ttl ms (0 = none), dedupe seconds, then per message:
+ * KEYS: per message, its stream key, its idempotency key and its partition's MAC key.
+ * ARGV: maxlen, ttl ms (0 = none), dedupe seconds, a fresh random secret (used only if the
+ *       partition has none yet), then per message:
  *       partition, channel, type ("" = none), data JSON, idempotency id ("" = none).
  * Returns per message {duplicate 0/1, id, receivers}.
  *
- * The PUBLISH payload is the envelope JSON; plain Redis subscribers see exactly that.
+ * The PUBLISH payload is the envelope JSON plus `"mac"`: a keyed hash of the id, channel and
+ * ts under the partition's secret, nested (sha1(k .. sha1(k .. m))) so it cannot be extended.
+ * The secret lives in Redis beside the log, in the partition's slot; a program that may only
+ * PUBLISH cannot read it, so it cannot make a payload the relays take for a log message
+ * (relay/redis/envelope-mac.ts checks the tag). Plain Redis subscribers see the envelope
+ * with `mac`; SSE clients never do (their frames are rebuilt by protocol/envelope.ts).
  */
 export const PUBLISH_SCRIPT = `
 local maxlen = ARGV[1]
 local ttl = tonumber(ARGV[2])
 local dedupe = ARGV[3]
+local fresh = ARGV[4]
+local secrets = {}
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local nows = string.format('%.0f', now)
 local out = {}
-local n = (#ARGV - 3) / 5
+local n = (#ARGV - 4) / 5
 for i = 1, n do
-  local a = 3 + (i - 1) * 5
+  local a = 4 + (i - 1) * 5
   local part, ch, ty, data, idem = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]
-  local skey, ikey = KEYS[2 * i - 1], KEYS[2 * i]
+  local skey, ikey, mkey = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
   local prev = false
   if idem ~= '' then prev = redis.call('GET', ikey) end
   if prev then
@@ -43,7 +52,17 @@ for i = 1, n do
     local id = part .. '-' .. sid
     local env = '{"id":"' .. id .. '","channel":' .. cjson.encode(ch)
     if ty ~= '' then env = env .. ',"type":' .. cjson.encode(ty) end
-    env = env .. ',"data":' .. data .. ',"ts":' .. nows .. '}'
+    local secret = secrets[mkey]
+    if not secret then
+      secret = redis.call('GET', mkey)
+      if not secret then
+        redis.call('SET', mkey, fresh)
+        secret = fresh
+      end
+      secrets[mkey] = secret
+    end
+    local mac = redis.sha1hex(secret .. redis.sha1hex(secret .. id .. '\\0' .. ch .. '\\0' .. nows))
+    env = env .. ',"data":' .. data .. ',"ts":' .. nows .. ',"mac":"' .. mac .. '"}'
     local r = redis.call('PUBLISH', ch, env)
     if idem ~= '' then redis.call('SET', ikey, id .. '|' .. r, 'EX', dedupe) end
     out[i] = {0, id, r}
@@ -63,12 +82,25 @@ export interface LogSettings {
   dedupeSeconds: number;
 }
 
+/** Where a partition's envelope secret is kept: in the partition's Cluster slot. */
+export function macKey(prefix: string, partition: number): string {
+  return `{${prefix}:${partition}}:mac`;
+}
+
+/** 160 random bits as hex, from the platform's CSPRNG (Node and Workers alike). */
+export function randomSecret(): string {
+  const b = new Uint8Array(20);
+  globalThis.crypto.getRandomValues(b);
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
 export function publishScriptArgs(messages: PublishMessage[], s: LogSettings): { keys: string[]; args: string[] } {
+  checkPublishable(messages, s.prefix);
   const keys: string[] = [];
-  const args: string[] = [String(s.maxLen), String(s.ttlMs), String(s.dedupeSeconds)];
+  const args: string[] = [String(s.maxLen), String(s.ttlMs), String(s.dedupeSeconds), randomSecret()];
   for (const m of messages) {
     const p = partitionOf(m.channel, s.partitions);
-    keys.push(streamKey(s.prefix, p), idempotencyKey(s.prefix, p, m.channel, m.id ?? ""));
+    keys.push(streamKey(s.prefix, p), idempotencyKey(s.prefix, p, m.channel, m.id ?? ""), macKey(s.prefix, p));
     args.push(String(p), m.channel, m.type ?? "", m.data, m.id ?? "");
   }
   return { keys, args };

@@ -23,6 +23,8 @@ export class Client {
    * with the merged cursor until the relay's cursor passes its own.
    */
   private aheadOfRelay = false;
+  /** The hub's stamp of the last publish offered to this client (one copy per publish). */
+  stamp = 0;
 
   constructor(
     readonly id: string,

@@ -7,6 +7,7 @@ import type { Client } from "./client.js";
 import { encodeDelivery, type Frame } from "./message-frame.js";
 import type { RelayMetrics } from "./metrics.js";
 import { RateMeter } from "./rate-meter.js";
+import { FaultLog } from "./fault-log.js";
 
 const CATCH_UP_PAGE = 500;
 const MAX_BACKLOG = 100_000;
@@ -15,7 +16,10 @@ const CATCH_UP_RETRY_MS = 250;
 /**
  * Routes broker messages to clients over the relay's reference-counted subscriptions
  * (subscription-registry.ts). Each message is encoded once and the same bytes are queued to
- * every matching client.
+ * every matching client. A publish that matches several of the relay's subscriptions arrives
+ * as several copies (the later ones marked `again`); each gets the same dispatch stamp, and a
+ * client already stamped with it is skipped, so a client gets one copy per publish, the
+ * first (the exact channel's, when it has one), with or without a log position.
  *
  * The hub also keeps the relay cursor: the highest log position received per partition.
  * Messages of a partition arrive in log order, so every client has been offered everything
@@ -33,6 +37,10 @@ export class Hub implements BrokerListener {
   private settleNext?: Promise<void>;
   /** Messages in (per routed copy) and frames out, per second over the last 10 s. */
   readonly rates = new RateMeter();
+  /** Last dispatch stamp handed out, and the one of the last live publish (for its `again` copies). */
+  private stamp = 0;
+  private liveStamp = 0;
+  private readonly faults = new FaultLog();
 
   constructor(
     private readonly broker: Broker,
@@ -70,12 +78,27 @@ export class Hub implements BrokerListener {
   // ---- broker side -------------------------------------------------------------------
 
   deliver(d: Delivery): void {
-    if (this.backlog) {
-      if (this.backlog.length < MAX_BACKLOG) this.backlog.push(d);
-      else console.warn("[fanout] catch-up backlog full; dropping a live message (it is still in the log)");
-      return;
+    try {
+      if (this.backlog) {
+        if (this.backlog.length < MAX_BACKLOG) this.backlog.push(d);
+        // Log messages are read back from the log by the catch-up; a plain one is lost.
+        else this.fault("catch-up backlog full", new Error(`over ${MAX_BACKLOG} live messages held; dropped one`));
+        return;
+      }
+      this.dispatchLive(d);
+    } catch (err) {
+      this.fault("hub deliver", err);
     }
-    this.dispatch(d);
+  }
+
+  /** Counted and logged (rate-limited); the message is skipped and the relay goes on. */
+  fault(where: string, err: unknown): void {
+    try {
+      this.metrics.messageFaults.inc({ where });
+      this.faults.report(where, err);
+    } catch {
+      /* reporting must not throw into a handler */
+    }
   }
 
   down(): void {
@@ -96,7 +119,10 @@ export class Hub implements BrokerListener {
       for (let p = 0; p < this.broker.partitions; p++) {
         for (;;) {
           const page = await this.log.read(p, this.cursor[p], CATCH_UP_PAGE);
-          for (const e of page) recovered += this.subs.live.route(e, (d) => this.dispatch(d)) > 0 ? 1 : 0;
+          for (const e of page) {
+            let s = 0;
+            recovered += this.subs.live.route(e, (d) => this.dispatch(d, d.again ? s : (s = ++this.stamp))) > 0 ? 1 : 0;
+          }
           // Entries nobody here subscribes to still move the cursor past them.
           if (page.length > 0) this.advance(p, page[page.length - 1].pos);
           if (page.length < CATCH_UP_PAGE) break;
@@ -104,7 +130,7 @@ export class Hub implements BrokerListener {
       }
       const held = this.backlog ?? [];
       this.backlog = undefined;
-      for (const d of held) this.dispatch(d);
+      for (const d of held) this.dispatchLive(d);
       this.metrics.catchUps.inc();
       this.metrics.caughtUp.inc(recovered);
     } catch (err) {
@@ -130,17 +156,38 @@ export class Hub implements BrokerListener {
     }
   }
 
-  private dispatch(d: Delivery): void {
-    if (d.pos !== undefined && d.partition !== undefined) this.advance(d.partition, d.pos);
-    this.metrics.messagesIn.inc();
-    this.rates.markIn();
-    const clients = this.subs.clientsFor(d.channel, d.pattern);
-    if (!clients || clients.size === 0) return;
-    const frame: Frame = { delivery: d, cursor: this.cursor.slice(), bytes: encodeDelivery(d, this.cursorText.toString()) };
-    for (const c of clients) c.offer(frame);
-    this.metrics.messagesOut.inc(clients.size);
-    this.rates.mark(clients.size);
-    this.metrics.latency.observe(Math.max(0, Date.now() - d.ts) / 1000);
+  private dispatchLive(d: Delivery): void {
+    this.dispatch(d, d.again ? this.liveStamp : (this.liveStamp = ++this.stamp));
+  }
+
+  /** Never throws: one failing client or message costs only itself. */
+  private dispatch(d: Delivery, stamp: number): void {
+    try {
+      if (d.pos !== undefined && d.partition !== undefined) this.advance(d.partition, d.pos);
+      this.metrics.messagesIn.inc();
+      this.rates.markIn();
+      const clients = this.subs.clientsFor(d.channel, d.pattern);
+      if (!clients || clients.size === 0) return;
+      let frame: Frame | undefined;
+      let sent = 0;
+      for (const c of clients) {
+        if (c.stamp === stamp) continue;
+        c.stamp = stamp;
+        frame ??= { delivery: d, cursor: this.cursor.slice(), bytes: encodeDelivery(d, this.cursorText.toString()) };
+        try {
+          c.offer(frame);
+        } catch (err) {
+          this.fault("client offer", err);
+        }
+        sent++;
+      }
+      if (sent === 0) return;
+      this.metrics.messagesOut.inc(sent);
+      this.rates.mark(sent);
+      this.metrics.latency.observe(Math.max(0, Date.now() - d.ts) / 1000);
+    } catch (err) {
+      this.fault("hub dispatch", err);
+    }
   }
 
   // ---- client side -------------------------------------------------------------------

@@ -13,6 +13,7 @@ export class RelayMetrics {
   readonly resets = new Counter({ name: "fanout_resets_total", help: "event: reset sent (cursor beyond retention, unknown or malformed)", labelNames: ["reason"], registers: [this.registry] });
   readonly catchUps = new Counter({ name: "fanout_catchups_total", help: "Catch-ups from the log after the broker link came back", registers: [this.registry] });
   readonly caughtUp = new Counter({ name: "fanout_caught_up_messages_total", help: "Messages recovered from the log after a broker drop", registers: [this.registry] });
+  readonly messageFaults = new Counter({ name: "fanout_message_faults_total", help: "Failures on the message path, by place (the message was skipped, the relay went on)", labelNames: ["where"], registers: [this.registry] });
   readonly rejected = new Counter({ name: "fanout_rejected_total", help: "Requests refused, by code", labelNames: ["code"], registers: [this.registry] });
   readonly latency = new Histogram({
     name: "fanout_publish_to_write_seconds",

@@ -17,6 +17,9 @@ interface Subscription {
  * browsers on one channel cost one Redis subscription. The first client subscribes, the last
  * one leaving releases it after a short delay (against churn), a failed subscription is
  * forgotten so the next client retries, and calls for one name never overtake each other.
+ * Only clients' subscriptions live here: the broker's own (the Redis marker channel) are
+ * outside the count, on reserved names no client can hold (protocol/reserved-channels.ts),
+ * and the broker never releases them on a client's behalf.
  */
 export class SubscriptionRegistry {
   private readonly channels = new Map<string, Subscription>();

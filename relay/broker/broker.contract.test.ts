@@ -28,7 +28,12 @@ const factories: Array<[string, () => Broker & MessageLog]> = [
 describe.each(factories)("%s", (_name, make) => {
   let broker: Broker & MessageLog;
   let got: Delivery[];
-  const listener: BrokerListener = { deliver: (d) => got.push(d), down: () => undefined, recovered: () => undefined };
+  const listener: BrokerListener = {
+    deliver: (d) => got.push(d),
+    down: () => undefined,
+    recovered: () => undefined,
+    fault: () => undefined,
+  };
   const start = async () => {
     got = [];
     broker = make();

@@ -18,6 +18,11 @@ export interface Delivery {
   type?: string;
   dataJson: string;
   ts: number;
+  /**
+   * Another copy of the message delivered just before (the same publish, routed by one more
+   * of this relay's subscriptions). The hub sends a client one copy per publish.
+   */
+  again?: boolean;
 }
 
 export interface LogEntry {
@@ -48,6 +53,11 @@ export interface BrokerListener {
   down(): void;
   /** Subscriptions are live again after a drop: catch up from the log before going live. */
   recovered(): void;
+  /**
+   * Something on the message path threw. The broker catches at every event handler and
+   * timer and reports here (the hub counts and logs it); the next message is handled as usual.
+   */
+  fault(where: string, err: unknown): void;
 }
 
 /**

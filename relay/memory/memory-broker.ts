@@ -2,6 +2,7 @@ import { FanoutError } from "../../protocol/errors.js";
 import type { LogSettings } from "../../protocol/publish-script.js";
 import type { PublishMessage, PublishResult } from "../../protocol/publish-request.js";
 import { partitionOf } from "../../protocol/partition.js";
+import { checkPublishable } from "../../protocol/reserved-channels.js";
 import { comparePositions, formatMessageId, type Position, ZERO } from "../../protocol/position.js";
 import type { Broker, BrokerListener, LogEntry, MessageLog, PartitionState, SubscriptionKind } from "../broker/broker.js";
 import { SubscriptionSet } from "../broker/pattern-set.js";
@@ -49,6 +50,7 @@ export class MemoryBroker implements Broker, MessageLog {
 
   async publish(messages: PublishMessage[]): Promise<PublishResult[]> {
     if (!this.listener) throw new FanoutError(503, "broker_unavailable", "broker not started");
+    checkPublishable(messages, this.settings.prefix);
     const now = Date.now();
     this.sweepDedupe(now);
     return messages.map((m) => {

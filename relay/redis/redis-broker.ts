@@ -1,20 +1,33 @@
-import { randomUUID } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import type { Cluster, Redis } from "ioredis";
-import { parseEnvelope, plainDataJson } from "../../protocol/envelope.js";
 import { FanoutError, unavailable } from "../../protocol/errors.js";
-import { parseMessageId, parseStreamId, streamId, type Position, ZERO } from "../../protocol/position.js";
-import { PUBLISH_SCRIPT, publishScriptArgs, publishScriptResults, type LogSettings } from "../../protocol/publish-script.js";
+import { parseStreamId, streamId, type Position, ZERO } from "../../protocol/position.js";
+import { macKey, PUBLISH_SCRIPT, publishScriptArgs, publishScriptResults, randomSecret, type LogSettings } from "../../protocol/publish-script.js";
 import type { PublishMessage, PublishResult } from "../../protocol/publish-request.js";
 import { partitionOf, streamKey } from "../../protocol/partition.js";
+import { checkPublishable, reservedPrefix } from "../../protocol/reserved-channels.js";
 import type { Broker, BrokerListener, Delivery, LogEntry, MessageLog, PartitionState, SubscriptionKind } from "../broker/broker.js";
+import { LiveClassifier } from "./live-classifier.js";
+import { PatternRoutes } from "./pattern-routes.js";
 import { connect, connectSubscriber, type RedisClient } from "./redis-connection.js";
-
-const PLAUSIBLE_SKEW_MS = 10 * 60_000;
 
 type Scripted = RedisClient & {
   fanoutPublish(numKeys: number, ...args: string[]): Promise<unknown>;
   fanoutSettle(numKeys: number, ...args: string[]): Promise<unknown>;
+  fanoutSecret(numKeys: number, ...args: string[]): Promise<unknown>;
 };
+
+/** A partition's envelope secret: the one in Redis, or ARGV[1] (fresh randomness) if there is none yet. */
+const SECRET_SCRIPT = `
+local v = redis.call('GET', KEYS[1])
+if not v then
+  redis.call('SET', KEYS[1], ARGV[1])
+  v = ARGV[1]
+end
+return v
+`;
+/** At most one secret reload per this interval when tags stop verifying. */
+const SECRET_RELOAD_MS = 1000;
 
 /**
  * Reads the last entry of each partition given and publishes them to this relay's marker
@@ -37,6 +50,11 @@ const SETTLE_TIMEOUT_MS = 2000;
  * Redis broker: one connection for commands (publish script, log reads), one for
  * subscriptions. ioredis re-issues SUBSCRIBE/PSUBSCRIBE after a reconnect; once they are
  * live again the hub is told to catch up from the log, so the drop costs no message.
+ *
+ * What arrives on the subscription is classified by live-classifier.ts (only the log moves a
+ * cursor). Clients' globs never reach Redis as such: Redis gets one cheap pattern per group
+ * (pattern-routes.ts) and the globs are matched here, so no client can make Redis's PUBLISH
+ * slow for everyone.
  */
 export class RedisBroker implements Broker, MessageLog {
   readonly partitions: number;
@@ -44,10 +62,15 @@ export class RedisBroker implements Broker, MessageLog {
   private readonly sub: Redis;
   private listener?: BrokerListener;
   private subReadyOnce = false;
-  private plainSeq = 0;
-  private settleSeq = 0;
   private readonly settleWaiters = new Map<string, (ends: Position[]) => void>();
   private readonly relayId = randomUUID().slice(0, 8);
+  private readonly live: LiveClassifier;
+  private secretsLoadedAt = 0;
+  private secretsLoading?: Promise<void>;
+  /** Clients' globs, routed through cheap Redis patterns (see pattern-routes.ts). */
+  private readonly globs = new PatternRoutes();
+  /** Whether the publish being received has reached the hub yet (its later deliveries are `again`). */
+  private forwarded = false;
   /** A channel of this relay's own: subscribing to it after a reconnect is a barrier behind ioredis's resubscribes. */
   private readonly marker: string;
   /** `<prefix>:relay:` — reserved for relays' marker channels. */
@@ -55,7 +78,10 @@ export class RedisBroker implements Broker, MessageLog {
 
   constructor(url: string, private readonly settings: LogSettings) {
     this.partitions = settings.partitions;
-    this.markerPrefix = `${settings.prefix}:relay:`;
+    this.markerPrefix = reservedPrefix(settings.prefix);
+    this.live = new LiveClassifier(settings.partitions, () => {
+      if (Date.now() - this.secretsLoadedAt >= SECRET_RELOAD_MS) void this.loadSecrets();
+    });
     this.marker = `${this.markerPrefix}${this.relayId}`;
     const retryStrategy = (times: number) => Math.min(100 * 2 ** Math.min(times, 5), 2000);
     // Commands fail fast while Redis is down (publish answers 503) instead of queueing.
@@ -67,42 +93,128 @@ export class RedisBroker implements Broker, MessageLog {
     );
     this.cmd.defineCommand("fanoutPublish", { lua: PUBLISH_SCRIPT });
     this.cmd.defineCommand("fanoutSettle", { lua: SETTLE_SCRIPT });
+    this.cmd.defineCommand("fanoutSecret", { lua: SECRET_SCRIPT });
     for (const c of [this.cmd, this.sub]) c.on("error", () => undefined /* surfaced through status and 503s */);
   }
 
   async start(listener: BrokerListener): Promise<void> {
     this.listener = listener;
     const sub = this.sub;
+    // Every handler on the message path catches: a payload that cannot be handled costs
+    // that payload (counted by the hub), never the process or the messages after it.
     sub.on("message", (channel: string, payload: string) => {
-      if (channel === this.marker) this.onMarker(payload);
-      else listener.deliver(this.toDelivery(channel, undefined, payload));
+      try {
+        if (channel === this.marker) this.onMarker(payload);
+        else if (channel.startsWith(this.markerPrefix)) this.live.interrupt();
+        else this.onCopy(channel, undefined, payload, undefined);
+      } catch (err) {
+        listener.fault("redis message", err);
+      }
     });
-    sub.on("pmessage", (pattern: string, channel: string, payload: string) => {
-      // Relays' marker channels are internal: a pattern like `*` must not deliver them.
-      if (!channel.startsWith(this.markerPrefix)) listener.deliver(this.toDelivery(channel, pattern, payload));
+    // Buffers: the relay matches clients' globs against the channel's bytes, as Redis does.
+    sub.on("pmessageBuffer", (route: string, channel: Buffer, payload: Buffer) => {
+      try {
+        const name = channel.toString("utf8");
+        // Relays' marker channels are internal: a pattern like `*` must not deliver them.
+        if (name.startsWith(this.markerPrefix)) this.live.interrupt();
+        else this.onCopy(name, route, payload.toString("utf8"), channel);
+      } catch (err) {
+        listener.fault("redis pmessage", err);
+      }
     });
-    sub.on("close", () => listener.down());
+    sub.on("close", () => {
+      try {
+        this.live.interrupt();
+        listener.down();
+      } catch (err) {
+        listener.fault("redis close", err);
+      }
+    });
     sub.on("ready", () => {
       if (!this.subReadyOnce) {
         this.subReadyOnce = true;
         return;
       }
       // Replies come in order: once the marker is confirmed, every resubscribe before it is live.
+      // A settle then tells the classifier where the log ends, so a copy of something
+      // published while the link was down is not taken for a log message.
       sub.subscribe(this.marker).then(
-        () => listener.recovered(),
+        async () => {
+          await this.settled().catch(() => undefined);
+          try {
+            listener.recovered();
+          } catch (err) {
+            listener.fault("redis recovered", err);
+          }
+        },
         () => undefined /* dropped again; the next ready retries */,
       );
     });
+    // Redis may have restarted without its data (and its secrets): reload on every reconnect.
+    this.cmd.on("ready", () => void this.loadSecrets());
     // Start even when Redis is down: the relay serves /healthz and reports 503 until it is up.
     await Promise.all([this.cmd.connect().catch(() => undefined), sub.connect().catch(() => undefined)]);
-    if (this.sub.status === "ready") await sub.subscribe(this.marker).catch(() => undefined);
+    await this.loadSecrets();
+    if (this.sub.status === "ready") {
+      await sub.subscribe(this.marker).catch(() => undefined);
+      // Where the log ends now: envelopes at or below it that arrive later are copies.
+      await this.settled().catch(() => undefined);
+    }
+  }
+
+  /**
+   * One copy of a PUBLISH as Redis sent it: by the channel subscription, or by one of the
+   * relay's Redis patterns, which the clients' globs of its group are matched against here.
+   * Each resulting delivery but the first of a publish is marked `again`.
+   */
+  private onCopy(channel: string, route: string | undefined, payload: string, channelBytes: Uint8Array | undefined): void {
+    const d = this.live.classify(channel, route, payload);
+    if (!d.again) this.forwarded = false;
+    if (route === undefined) this.forward(d, undefined);
+    else this.globs.forEachMatch(route, channelBytes!, (glob) => this.forward(d, glob));
+  }
+
+  private forward(d: Delivery, pattern: string | undefined): void {
+    const again = this.forwarded;
+    this.forwarded = true;
+    this.listener?.deliver(pattern === undefined && !again && !d.again ? d : { ...d, pattern, again });
+  }
+
+  /**
+   * Reads (creating where missing) each partition's envelope secret. Never throws: until it
+   * succeeds, envelopes are delivered as plain data (live, without a log position).
+   */
+  private loadSecrets(): Promise<void> {
+    this.secretsLoading ??= (async () => {
+      this.secretsLoadedAt = Date.now();
+      try {
+        await Promise.all(
+          this.live.secrets.map(async (_, p) => {
+            const v = await this.cmd.fanoutSecret(1, macKey(this.settings.prefix, p), randomSecret());
+            if (typeof v === "string" && v.length > 0) this.live.secrets[p] = v;
+          }),
+        );
+      } catch {
+        /* Redis unreachable: the command link's next ready retries */
+      } finally {
+        this.secretsLoading = undefined;
+      }
+    })();
+    return this.secretsLoading;
   }
 
   private onMarker(payload: string): void {
     const [token, ...ids] = payload.split(" ");
     const resolve = this.settleWaiters.get(token);
+    if (!resolve) {
+      // Not one of ours (the tokens are random): ignore it.
+      this.live.interrupt();
+      return;
+    }
     this.settleWaiters.delete(token);
-    resolve?.(ids.map((id) => parseStreamId(id) ?? ZERO));
+    const ends = ids.map((id) => parseStreamId(id) ?? ZERO);
+    this.live.settledTo(ends);
+    resolve(ends);
   }
 
   async settled(): Promise<Position[]> {
@@ -115,7 +227,8 @@ export class RedisBroker implements Broker, MessageLog {
   }
 
   private async settleGroup(partitions: number[]): Promise<Position[]> {
-    const token = `${this.relayId}.${this.settleSeq++}`;
+    // Unguessable: anyone able to PUBLISH could otherwise answer a settle with made-up ends.
+    const token = randomBytes(12).toString("base64url");
     const arrived = new Promise<Position[]>((resolve, reject) => {
       this.settleWaiters.set(token, resolve);
       setTimeout(() => {
@@ -132,17 +245,6 @@ export class RedisBroker implements Broker, MessageLog {
     return arrived;
   }
 
-  private toDelivery(channel: string, pattern: string | undefined, payload: string): Delivery {
-    const env = parseEnvelope(payload, channel);
-    const mid = env && parseMessageId(env.id);
-    // A live log message is fresh. An "envelope" whose position is far from now came from
-    // another program imitating one: taking its position would move the relay cursor.
-    if (env && mid && mid.partition < this.partitions && Math.abs(Date.now() - mid.pos.ms) < PLAUSIBLE_SKEW_MS) {
-      return { channel, pattern, id: env.id, partition: mid.partition, pos: mid.pos, type: env.type, dataJson: env.dataJson, ts: env.ts };
-    }
-    return { channel, pattern, id: `x-${this.relayId}-${(this.plainSeq++).toString(36)}`, dataJson: plainDataJson(payload), ts: Date.now() };
-  }
-
   /** The command connection, for stores beside the broker (cache invalidation, tickets). */
   get commands(): RedisClient {
     return this.cmd;
@@ -153,16 +255,20 @@ export class RedisBroker implements Broker, MessageLog {
   }
 
   async subscribe(kind: SubscriptionKind, name: string): Promise<void> {
+    if (kind === "channel" && name.startsWith(this.markerPrefix)) throw new Error(`${name} is reserved for the relays`);
     if (kind === "channel") await this.sub.subscribe(name);
-    else await this.sub.psubscribe(name);
+    else await this.globs.add(name, (route) => this.sub.psubscribe(route));
   }
 
   async unsubscribe(kind: SubscriptionKind, name: string): Promise<void> {
+    // The marker subscription is the broker's own, never a client's to release.
+    if (kind === "channel" && name.startsWith(this.markerPrefix)) return;
     if (kind === "channel") await this.sub.unsubscribe(name);
-    else await this.sub.punsubscribe(name);
+    else await this.globs.remove(name, (route) => this.sub.punsubscribe(route));
   }
 
   async publish(messages: PublishMessage[]): Promise<PublishResult[]> {
+    checkPublishable(messages, this.settings.prefix);
     if (this.cmd.status !== "ready") throw unavailable("Redis is unreachable", 2);
     try {
       if (!this.isCluster()) return await this.runScript(messages);

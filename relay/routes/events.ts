@@ -4,6 +4,7 @@ import { Hono, type Context } from "hono";
 import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
 import { FanoutError, unavailable } from "../../protocol/errors.js";
 import { checkChannel } from "../../protocol/names.js";
+import { checkSubscribable } from "../../protocol/reserved-channels.js";
 import { formatCursor, parseCursor } from "../../protocol/cursor.js";
 import { Client } from "../client.js";
 import { remoteAddress } from "../auth/credentials.js";
@@ -14,7 +15,7 @@ import type { RelayContext } from "../relay-context.js";
 
 type NodeEnv = { Bindings: { incoming: IncomingMessage; outgoing: ServerResponse } };
 
-function readSubscriptions(c: Context, max: number): { channels: string[]; patterns: string[] } {
+function readSubscriptions(c: Context, max: number, logPrefix: string): { channels: string[]; patterns: string[] } {
   const channels = [...new Set(c.req.queries("channel") ?? [])];
   const patterns = [...new Set(c.req.queries("pattern") ?? [])];
   if (channels.length + patterns.length === 0) {
@@ -25,6 +26,7 @@ function readSubscriptions(c: Context, max: number): { channels: string[]; patte
   }
   channels.forEach((ch) => checkChannel(ch, "channel"));
   patterns.forEach((p) => checkChannel(p, "pattern"));
+  checkSubscribable(channels, patterns, logPrefix);
   return { channels, patterns };
 }
 
@@ -41,7 +43,7 @@ export function eventsRoute(rc: RelayContext): Hono<NodeEnv> {
   app.get("/v1/events", async (c) => {
     const { config, hub, broker, log, metrics } = rc;
     if (rc.draining) throw unavailable("relay is shutting down; reconnect elsewhere", 1);
-    const { channels, patterns } = readSubscriptions(c, config.maxSubscriptionsPerConnection);
+    const { channels, patterns } = readSubscriptions(c, config.maxSubscriptionsPerConnection, config.log.prefix);
     rc.limits.checkPatterns(patterns);
     await rc.auth.authorizeSubscribe(c, channels, patterns);
     if (!broker.isReady() || !hub.initialized) throw unavailable("broker unreachable; retry shortly", 2);

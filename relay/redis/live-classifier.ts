@@ -1,0 +1,92 @@
+import { randomBytes } from "node:crypto";
+import { parseEnvelope, plainDataJson } from "../../protocol/envelope.js";
+import { comparePositions, parseMessageId, type Position, ZERO } from "../../protocol/position.js";
+import type { Delivery } from "../broker/broker.js";
+import { macMatches } from "./envelope-mac.js";
+
+interface Publish {
+  channel: string;
+  payload: string;
+  /** Routes this publish has reached the connection by so far (undefined: the channel itself). */
+  routes: Set<string | undefined>;
+  base: Delivery;
+}
+
+/**
+ * Decides what each message on the relay's subscriber connection is, in arrival order.
+ *
+ * A log message is one the publish script sent: its `mac` verifies under the partition's
+ * secret, and its log position is above every position this connection has received in that
+ * partition. Anything else — a plain PUBLISH from another program, whatever it looks like, a
+ * forged envelope, a re-published copy of a real one — is plain data, delivered live with
+ * no position, so it can never move a cursor or hide a message.
+ *
+ * Redis sends the copies of one PUBLISH (one for the channel, then one per matching pattern)
+ * back to back on a connection, since a PUBLISH is atomic. A message with the same channel and
+ * payload as the one before it, by a route that publish has not used yet, is such a copy: it
+ * shares the first copy's classification and is marked `again` (the broker passes that on to
+ * the hub, which gives a client one copy per publish). A repeated route (or a `message`, which Redis always sends first)
+ * starts a new publish.
+ */
+export class LiveClassifier {
+  /** Per partition, the envelope secret (loaded from Redis by the broker). */
+  readonly secrets: (string | undefined)[];
+  private readonly last: Position[];
+  private current?: Publish;
+  /** Plain ids are unique per process and say nothing about the relay's marker channel. */
+  private readonly plainPrefix = randomBytes(6).toString("base64url");
+  private plainSeq = 0;
+
+  constructor(
+    private readonly partitions: number,
+    /** A well-formed tag did not verify: the secret may have changed (Redis lost its data). */
+    private readonly onMismatch: () => void,
+  ) {
+    this.secrets = new Array(partitions).fill(undefined);
+    this.last = new Array(partitions).fill(ZERO);
+  }
+
+  /**
+   * One copy as Redis sent it: by the channel subscription (`route` undefined) or by one of
+   * the relay's Redis patterns. `again` is set when it is another copy of the previous one.
+   */
+  classify(channel: string, route: string | undefined, payload: string): Delivery {
+    const cur = this.current;
+    if (cur && route !== undefined && cur.channel === channel && cur.payload === payload && !cur.routes.has(route)) {
+      cur.routes.add(route);
+      return { ...cur.base, again: true };
+    }
+    const base = this.fresh(channel, payload);
+    this.current = { channel, payload, routes: new Set([route]), base };
+    return base;
+  }
+
+  /** Something else arrived on the connection (a marker, a drop): the next message is a new publish. */
+  interrupt(): void {
+    this.current = undefined;
+  }
+
+  /** A settle marker arrived: every log message up to `ends` has been received before it. */
+  settledTo(ends: Position[]): void {
+    this.interrupt();
+    ends.forEach((pos, p) => {
+      if (p < this.partitions && comparePositions(pos, this.last[p]) > 0) this.last[p] = pos;
+    });
+  }
+
+  private fresh(channel: string, payload: string): Delivery {
+    const env = parseEnvelope(payload, channel);
+    const mid = env?.mac !== undefined ? parseMessageId(env.id) : undefined;
+    if (env?.mac !== undefined && mid && mid.partition < this.partitions) {
+      const p = mid.partition;
+      const secret = this.secrets[p];
+      if (secret === undefined || !macMatches(secret, env.id, channel, env.ts, env.mac)) {
+        this.onMismatch();
+      } else if (comparePositions(mid.pos, this.last[p]) > 0) {
+        this.last[p] = mid.pos;
+        return { channel, id: env.id, partition: p, pos: mid.pos, type: env.type, dataJson: env.dataJson, ts: env.ts };
+      }
+    }
+    return { channel, id: `x-${this.plainPrefix}-${(this.plainSeq++).toString(36)}`, dataJson: plainDataJson(payload), ts: Date.now() };
+  }
+}

@@ -1,0 +1,112 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Redis } from "ioredis";
+import { publish, type SseClient } from "../../test/support/sse-client.js";
+import { relayFixture } from "../../test/support/relay-harness.js";
+import { RedisServer } from "../../test/support/redis-server.js";
+import { prng } from "../../test/support/prng.js";
+import { redisRoute } from "./pattern-routes.js";
+
+describe("clients' globs are matched in the relay; Redis only sees cheap patterns (redis broker)", () => {
+  let server: RedisServer;
+  let redis: Redis;
+  let n = 0;
+  const { start, open } = relayFixture();
+  beforeAll(async () => {
+    server = await RedisServer.start();
+    redis = new Redis(server.url);
+  });
+  afterAll(async () => {
+    redis.disconnect();
+    await server.dispose();
+  });
+
+  it("cuts a glob after its first star run, at a token boundary", () => {
+    expect(redisRoute("*a*a*a*a*a*a*a*xyz")).toBe("*");
+    expect(redisRoute("user:?:x*y*z")).toBe("user:?:x*");
+    expect(redisRoute("user:[*]:a*b")).toBe("user:[*]:a*");
+    expect(redisRoute("a[b-*]c*d")).toBe("a[b-*]c*");
+    expect(redisRoute("a\\*b*c*")).toBe("a\\*b*");
+    expect(redisRoute("ab**c*")).toBe("ab*");
+    expect(redisRoute("plain")).toBe("plain");
+    expect(redisRoute("open[*a*b")).toBe("open[*a*b");
+    expect(redisRoute("[]*x")).toBe("[]*");
+    expect(redisRoute("x\\")).toBe("x\\");
+  });
+
+  it("subscribes Redis to patterns with at most one trailing star run", async () => {
+    const monitor = await new Redis(server.url).monitor();
+    const seen: string[][] = [];
+    monitor.on("monitor", (_t: string, args: string[]) => {
+      if (String(args[0]).toLowerCase() === "psubscribe") seen.push(args.slice(1));
+    });
+    try {
+      const r = await start({ REDIS_URL: server.url, FANOUT_LOG_PREFIX: `routes${n++}` });
+      const costly = `*a*a*a*a*a*a*a*${"a".repeat(200)}`;
+      const c = await open(`pattern=${encodeURIComponent(costly)}&pattern=${encodeURIComponent("k:?:*x*y")}`);
+      await c.waitReady();
+      await redis.publish(`zz${"a".repeat(210)}`, "hit");
+      await redis.publish("k:1:_x_y", "hit2");
+      await redis.publish("k:1:_x_", "miss");
+      const fence = await publish(r.base, { channel: "k:2:xy", data: "fence" });
+      await c.waitFor((x) => x.envelopes().some((e) => e.id === fence.json.id), 5000, "fence");
+      expect(c.envelopes().map((e) => [e.data, e.pattern])).toEqual([
+        ["hit", costly],
+        ["hit2", "k:?:*x*y"],
+        ["fence", "k:?:*x*y"],
+      ]);
+      const subscribed = seen.flat();
+      expect(subscribed).toEqual(expect.arrayContaining(["*", "k:?:*"]));
+      expect(subscribed).not.toContain(costly);
+      for (const p of subscribed) expect(p.indexOf("*") === -1 || /^[^*]*\*$/.test(p), p).toBe(true);
+    } finally {
+      monitor.disconnect();
+    }
+  });
+
+  it("delivers exactly what Redis's own matcher would, byte for byte (randomized, Redis as the oracle)", async () => {
+    const seed = 20261130;
+    const rand = prng(seed);
+    const pick = (s: string) => s[Math.floor(rand() * s.length)];
+    const r = await start({ REDIS_URL: server.url, FANOUT_LOG_PREFIX: `routes${n++}` });
+    const globs = new Set<string>();
+    while (globs.size < 24) {
+      let g = "";
+      const len = 1 + Math.floor(rand() * 7);
+      for (let i = 0; i < len; i++) g += pick("ab:*?[]^-\\ab*");
+      globs.add(g);
+    }
+    const oracle = new Redis(server.url);
+    const expected = new Map<string, string[]>();
+    oracle.on("pmessageBuffer", (pattern: string, _channel: Buffer, payload: Buffer) => {
+      expected.set(pattern, [...(expected.get(pattern) ?? []), payload.toString()]);
+    });
+    try {
+      await oracle.psubscribe(...globs);
+      const clients = new Map<string, SseClient>();
+      for (const g of globs) {
+        const c = await open(`channel=fence&pattern=${encodeURIComponent(g)}`);
+        await c.waitFor((x) => x.closed || x.events.some((e) => e.event === "ready"), 5000, "ready or refusal");
+        // Globs the relay refuses (over its cost limits) are not what this test is about.
+        if (c.status === 200) clients.set(g, c);
+      }
+      expect(clients.size).toBeGreaterThan(12);
+      for (let i = 0; i < 300; i++) {
+        const bytes: number[] = [];
+        const len = 1 + Math.floor(rand() * 6);
+        for (let k = 0; k < len; k++) bytes.push(rand() < 0.05 ? 0xff : pick("ab:-*?[]^\\").charCodeAt(0));
+        await redis.publish(Buffer.from(bytes), `m${i}`);
+      }
+      await redis.publish("fence", "fence");
+      for (const c of clients.values()) await c.waitFor((x) => x.envelopes().some((e) => e.data === "fence"), 10_000, "fence");
+      let matched = 0;
+      for (const [g, c] of clients) {
+        const got = c.envelopes().filter((e) => e.channel !== "fence").map((e) => e.data);
+        expect(got, `glob ${JSON.stringify(g)} (seed ${seed})`).toEqual(expected.get(g) ?? []);
+        matched += got.length;
+      }
+      expect(matched).toBeGreaterThan(100);
+    } finally {
+      oracle.disconnect();
+    }
+  });
+});
