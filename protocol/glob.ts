@@ -24,6 +24,8 @@ interface State {
   skipLonger: boolean;
   /** Loop iterations so far (outer, `*` collapse and scan, class scan, trailing `*` skip). */
   steps: number;
+  /** Past this many steps a `*` scan gives up, and with it the whole match (undecided). */
+  limit: number;
 }
 
 function matchImpl(p: Uint8Array, pi: number, s: Uint8Array, si: number, st: State, nesting: number): boolean {
@@ -44,6 +46,11 @@ function matchImpl(p: Uint8Array, pi: number, s: Uint8Array, si: number, st: Sta
         st.steps++;
         if (matchImpl(p, pi + 1, s, si, st, nesting + 1)) return true;
         if (st.skipLonger) return false;
+        if (st.steps > st.limit) {
+          // Only `*` scans repeat work: giving up here unwinds every scan above at once.
+          st.skipLonger = true;
+          return false;
+        }
         si++;
         slen--;
       }
@@ -117,14 +124,25 @@ function matchImpl(p: Uint8Array, pi: number, s: Uint8Array, si: number, st: Sta
 
 /** True when `channel` matches the Redis glob `pattern` (both as UTF-8 bytes). */
 export function globMatchBytes(pattern: Uint8Array, channel: Uint8Array): boolean {
-  return matchImpl(pattern, 0, channel, 0, { skipLonger: false, steps: 0 }, 0);
+  return matchImpl(pattern, 0, channel, 0, { skipLonger: false, steps: 0, limit: Infinity }, 0);
 }
 
 /** The matcher's loop iterations for one match: the work a PUBLISH costs per pattern. */
 export function globMatchSteps(pattern: Uint8Array, channel: Uint8Array): number {
-  const st: State = { skipLonger: false, steps: 0 };
+  const st: State = { skipLonger: false, steps: 0, limit: Infinity };
   matchImpl(pattern, 0, channel, 0, st, 0);
   return st.steps;
+}
+
+/**
+ * A match that gives up after about `maxSteps` loop iterations (plus at most one pass over
+ * the pattern): `match` is undefined when it gave up. For checks whose cost a caller has to
+ * bound, like authorizing channels against globs it did not choose.
+ */
+export function globMatchBounded(pattern: Uint8Array, channel: Uint8Array, maxSteps: number): { match: boolean | undefined; steps: number } {
+  const st: State = { skipLonger: false, steps: 0, limit: maxSteps };
+  const match = matchImpl(pattern, 0, channel, 0, st, 0);
+  return { match: match ? true : st.steps > maxSteps ? undefined : false, steps: st.steps };
 }
 
 export function globMatch(pattern: string, channel: string): boolean {

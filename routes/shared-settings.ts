@@ -1,3 +1,4 @@
+import type { PatternCostLimits } from "../protocol/pattern-cost.js";
 import type { LogSettings } from "../protocol/publish-script.js";
 import { DEFAULT_HOOK_MAPPING, type HookMapping } from "./hooks/hook-mapping.js";
 
@@ -58,6 +59,12 @@ export interface SharedSettings {
   hookDedupeSeconds: number;
   publicChannels: string[];
   maxSubscriptionsPerConnection: number;
+  /**
+   * What one connection's patterns may cost to match (protocol/pattern-cost.ts), applied when
+   * a stream opens and when a ticket is issued, so the edge never issues a ticket the relay
+   * would refuse.
+   */
+  patternLimits: PatternCostLimits;
   ticketTtlSeconds: number;
   ticketMaxTtlSeconds: number;
 }
@@ -100,6 +107,13 @@ export function loadSharedSettings(env: Env): SharedSettings {
     hookDedupeSeconds: envInt(env, "FANOUT_HOOK_DEDUPE_TTL", 86_400, 1),
     publicChannels: envList(env, "FANOUT_PUBLIC_CHANNELS"),
     maxSubscriptionsPerConnection: envInt(env, "FANOUT_MAX_SUBSCRIPTIONS", 100, 1),
+    patternLimits: {
+      maxStars: envInt(env, "FANOUT_MAX_PATTERN_STARS", 8, 0, 100),
+      maxBytes: envInt(env, "FANOUT_MAX_PATTERN_BYTES", 256, 1, 1024),
+      // ≈ 1024 × the longest text after a `*` (about 96 bytes); see patternCost.
+      maxCost: envInt(env, "FANOUT_MAX_PATTERN_COST", 100_000, 1_000),
+      maxConnectionCost: envInt(env, "FANOUT_MAX_CONNECTION_PATTERN_COST", 1_000_000, 1_000),
+    },
     ticketTtlSeconds: envInt(env, "FANOUT_TICKET_TTL", 30, 1, ticketMaxTtlSeconds),
     ticketMaxTtlSeconds,
   };
