@@ -216,6 +216,15 @@ describe("bad input at the edge (same route modules inside workerd)", () => {
     expect(await logEntries(env, channel)).toHaveLength(1);
   });
 
+  it("issues tickets only for patterns a relay connection could hold (400 pattern_too_complex)", async () => {
+    const costly = await call(env, "/v1/tickets", { body: { patterns: [`*${"a".repeat(200)}b`] } });
+    expect([costly.status, costly.json.error?.code]).toEqual([400, "pattern_too_complex"]);
+    const together = await call(env, "/v1/tickets", { body: { patterns: Array.from({ length: 12 }, (_, i) => `*${"x".repeat(80)}${i}`) } });
+    expect([together.status, together.json.error?.code]).toEqual([400, "pattern_too_complex"]);
+    const ok = await call(env, "/v1/tickets", { body: { patterns: ["user:*:notifications", "chat:[a-z]*"] } });
+    expect(ok.status).toBe(200);
+  });
+
   it("refuses lone surrogates in type, id and invalidation keys, and numbers beyond a double", async () => {
     const channel = uniq("lone");
     for (const [path, body, code] of [
