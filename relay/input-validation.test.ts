@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { Redis } from "ioredis";
+import { createHmac } from "node:crypto";
 import { publish } from "../test/support/sse-client.js";
 import { relayFixture } from "../test/support/relay-harness.js";
 import { brokerModes } from "../test/support/modes.js";
@@ -44,6 +45,18 @@ describe.each(modes)("request bodies on the $name", (mode) => {
     await watcher.waitMessages(2);
     expect(watcher.envelopes().map((e) => e.channel)).toEqual(["deep:ok", "deep:text"]);
     expect(watcher.envelopes()[0].data).toEqual(deepest);
+  });
+
+  it("refuses deep JSON in a signed hook body too (400 json_too_deep, after the signature check)", async () => {
+    const secret = "hook-secret-0123456789";
+    const r = await start({ ...mode.env(), FANOUT_HOOK_SECRET: secret });
+    const body = `{"keys":${nested(10_000)}}`;
+    const sign = (b: string) => `sha256=${createHmac("sha256", secret).update(b).digest("hex")}`;
+    const res = await fetch(`${r.base}/v1/hooks/generic`, { method: "POST", headers: { "X-Fanout-Signature": sign(body) }, body });
+    expect(res.status).toBe(400);
+    expect((await res.json()).error.code).toBe("json_too_deep");
+    const unsigned = await fetch(`${r.base}/v1/hooks/generic`, { method: "POST", headers: { "X-Fanout-Signature": sign("{}") }, body });
+    expect(unsigned.status).toBe(401);
   });
 
   it("refuses numbers beyond a double (they would arrive as null) with 400 invalid_number", async () => {
