@@ -48,8 +48,13 @@ export function loadConfig(env: Env = process.env): RelayConfig {
     if (o !== "*" && !/^https?:\/\/[^/\s]+$/.test(o)) throw new ConfigError(`FANOUT_CORS_ORIGINS entries must be origins like https://app.example.com (no path), got ${JSON.stringify(o)}`);
   }
   const publishRatePerSecond = envInt(env, "FANOUT_PUBLISH_RATE", 0, 0);
+  const shared = loadSharedSettings(env);
+  const maxRelayPatternCost = envInt(env, "FANOUT_MAX_RELAY_PATTERN_COST", 10_000_000, 1_000);
+  if (maxRelayPatternCost < shared.patternLimits.maxConnectionCost) {
+    throw new ConfigError("FANOUT_MAX_RELAY_PATTERN_COST must be at least FANOUT_MAX_CONNECTION_PATTERN_COST (one connection's patterns must fit the relay)");
+  }
   return {
-    ...loadSharedSettings(env),
+    ...shared,
     port: envInt(env, "PORT", 8080, 0, 65535),
     host: envString(env, "HOST") ?? "0.0.0.0",
     redisUrl,
@@ -58,7 +63,7 @@ export function loadConfig(env: Env = process.env): RelayConfig {
     retryMs: envInt(env, "FANOUT_RETRY_MS", 2000, 0),
     maxConnections: envInt(env, "FANOUT_MAX_CONNECTIONS", 20_000, 1),
     maxConnectionsPerIp: envInt(env, "FANOUT_MAX_CONNECTIONS_PER_IP", 20_000, 1),
-    maxRelayPatternCost: envInt(env, "FANOUT_MAX_RELAY_PATTERN_COST", 10_000_000, 1_000),
+    maxRelayPatternCost,
     queueMaxBytes: envInt(env, "FANOUT_QUEUE_MAX_BYTES", 1024 * 1024, 1024),
     queueMaxMessages: envInt(env, "FANOUT_QUEUE_MAX_MESSAGES", 1000, 1),
     unsubscribeDelayMs: envInt(env, "FANOUT_UNSUBSCRIBE_DELAY_MS", 1000, 0),
