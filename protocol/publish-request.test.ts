@@ -46,3 +46,16 @@ describe("parsePublishBody", () => {
     expect(ok.messages[0]).toEqual({ channel: "c\ud83d\ude00", data: '"\\ud800"', type: "\ud83d\ude00", id: "k\ud83d\ude00" });
   });
 });
+
+describe("decodeJsonBody on long digit runs", () => {
+  it("tells finite long numbers from infinite ones", () => {
+    // ~1 MiB of 308-digit numbers (a backtracking /\d{309}/ hint took 1.2 s on this).
+    const runs = `[${Array.from({ length: 3300 }, () => "1".repeat(308)).join(",")}]`;
+    const parsed = decodeJsonBody(utf8(runs), 2 << 20) as number[];
+    expect(parsed).toHaveLength(3300);
+    expect(code(() => decodeJsonBody(utf8(`[${"1".repeat(308)},${"1".repeat(309)}]`), 4096))).toBeUndefined();
+    expect(code(() => decodeJsonBody(utf8(`[${"1".repeat(308)},${"9".repeat(309)}]`), 4096))).toBe("400 invalid_number");
+    expect(code(() => decodeJsonBody(utf8(`{"e":1e+308,"x":2E+308}`), 4096))).toBe("400 invalid_number");
+    expect(code(() => decodeJsonBody(utf8(`[${"1".repeat(300)}.${"0".repeat(400)}]`), 4096))).toBeUndefined();
+  });
+});
