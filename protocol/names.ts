@@ -37,13 +37,14 @@ export function checkChannel(value: unknown, field = "channel"): string {
 
 /** Message types become the SSE `event:` field: 1–128 characters, no control characters, valid UTF-8. */
 export function isValidType(value: unknown): value is string {
-  return typeof value === "string" && value.length > 0 && !CONTROL.test(value) && isWellFormed(value) && [...value].length <= MAX_TYPE_CHARS;
+  // Two UTF-16 units per character at most: longer strings are refused before being split.
+  return typeof value === "string" && value.length > 0 && value.length <= 2 * MAX_TYPE_CHARS && !CONTROL.test(value) && isWellFormed(value) && [...value].length <= MAX_TYPE_CHARS;
 }
 
 export function checkType(value: unknown): string {
   if (isValidType(value)) return value;
   const why =
-    typeof value !== "string" || value.length === 0 || [...value].length > MAX_TYPE_CHARS
+    typeof value !== "string" || value.length === 0 || value.length > 2 * MAX_TYPE_CHARS || [...value].length > MAX_TYPE_CHARS
       ? `type must be a string of 1–${MAX_TYPE_CHARS} characters`
       : CONTROL.test(value)
         ? "type must not contain control characters"
