@@ -112,7 +112,7 @@ describe.each(modes)("limits on the $name", (mode) => {
   });
 
   it("bounds the matching cost of all patterns on the relay (503 pattern_budget_exhausted), counting a shared pattern once", async () => {
-    r = await start({ ...mode.env(), FANOUT_MAX_RELAY_PATTERN_COST: "200000" });
+    r = await start({ ...mode.env(), FANOUT_MAX_RELAY_PATTERN_COST: "200000", FANOUT_MAX_CONNECTION_PATTERN_COST: "200000" });
     const costly = (tag: string) => `pattern=${encodeURIComponent(`*${"x".repeat(80)}${tag}`)}`;
     const a = await open(costly("a"));
     const b = await open(costly("a"));
