@@ -104,10 +104,6 @@ export class Tickets {
 export function checkTicketScope(scope: TicketScope, channels: string[], patterns: string[]): void {
   // A listed channel is in scope as it is; only the others need matching against the patterns.
   const listed = new Set(scope.channels);
-  checkChannels(
-    channels.filter((ch) => !listed.has(ch)),
-    scope.patterns,
-    "subscribe to",
-  );
+  checkChannels(channels.filter((ch) => !listed.has(ch)), scope.patterns, "subscribe to");
   checkPatterns(patterns, [...scope.channels.map(literalGlob), ...scope.patterns]);
 }
