@@ -11,7 +11,7 @@ describe("relay configuration", () => {
     expect(c.maxBodyBytes).toBe(1024 * 1024);
     expect(c.publishKeys).toEqual([]);
     expect(c.patternLimits).toEqual({ maxStars: 8, maxBytes: 256, maxCost: 100_000, maxConnectionCost: 1_000_000 });
-    expect(c.maxRelayPatternCost).toBe(10_000_000);
+    expect(c.maxRelayPatternCost).toBe(5_000_000);
   });
 
   it("refuses bad values with a message naming the variable", () => {

@@ -49,7 +49,7 @@ export function loadConfig(env: Env = process.env): RelayConfig {
   }
   const publishRatePerSecond = envInt(env, "FANOUT_PUBLISH_RATE", 0, 0);
   const shared = loadSharedSettings(env);
-  const maxRelayPatternCost = envInt(env, "FANOUT_MAX_RELAY_PATTERN_COST", 10_000_000, 1_000);
+  const maxRelayPatternCost = envInt(env, "FANOUT_MAX_RELAY_PATTERN_COST", 5_000_000, 1_000);
   if (maxRelayPatternCost < shared.patternLimits.maxConnectionCost) {
     throw new ConfigError("FANOUT_MAX_RELAY_PATTERN_COST must be at least FANOUT_MAX_CONNECTION_PATTERN_COST (one connection's patterns must fit the relay)");
   }
