@@ -11,8 +11,9 @@ const STAR = 0x2a, LBRACKET = 0x5b, RBRACKET = 0x5d, BACKSLASH = 0x5c, CARET = 0
  * (and the embedded broker's port of it) does on every PUBLISH, for every pattern.
  *
  * Why this bound holds: split the pattern into segments around its `*` runs. A `*` tries
- * the rest of the pattern at each channel position; with the `skipLonger` cut-off (Redis ≥
- * 7.0.9) a `*` whose scan reaches the end of the channel fails the whole match, so a scan
+ * the rest of the pattern at each channel position; with the `skipLonger` cut-off (Redis
+ * 6.0.18, 6.2.11, 7.0.9 and later: CVE-2022-36021; older Redis is exponential in the number
+ * of `*` runs) a `*` whose scan reaches the end of the channel fails the whole match, so a scan
  * ends at the first position where its segment matches (handing over to the next `*`, which
  * decides the result alone) or at the end. The scans of successive `*` runs therefore cover
  * disjoint channel positions — at most `channelBytes` in all — and each position costs one
