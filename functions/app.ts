@@ -34,6 +34,7 @@ export function createApp(config: FunctionsConfig): Hono {
     defaultTtlSeconds: config.ticketTtlSeconds,
     maxTtlSeconds: config.ticketMaxTtlSeconds,
     maxSubscriptions: config.maxSubscriptionsPerConnection,
+    patternLimits: config.patternLimits,
   });
 
   const app = new Hono();

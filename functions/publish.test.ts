@@ -210,3 +210,50 @@ describe("Redis unreachable", () => {
     expect((await call(down, "/v1/publish", { raw: "{" })).status).toBe(400);
   });
 });
+
+describe("bad input at the edge (same route modules inside workerd)", () => {
+  const nested = (depth: number) => "[".repeat(depth) + "]".repeat(depth);
+
+  it("refuses deep JSON with 400 json_too_deep on publish, invalidate and tickets", async () => {
+    const channel = uniq("deep");
+    expect((await call(env, "/v1/publish", { body: { channel, data: JSON.parse(nested(63)) } })).status).toBe(200);
+    for (const depth of [64, 4113, 10_000]) {
+      for (const [path, raw] of [
+        ["/v1/publish", `{"channel":"${channel}","data":${nested(depth)}}`],
+        ["/v1/invalidate", `{"keys":${nested(depth)}}`],
+        ["/v1/tickets", `{"channels":${nested(depth)}}`],
+      ]) {
+        const r = await call(env, path, { raw });
+        expect([r.status, r.json.error?.code], `${path} at ${depth}`).toEqual([400, "json_too_deep"]);
+      }
+    }
+    expect(await logEntries(env, channel)).toHaveLength(1);
+  });
+
+  it("issues tickets only for patterns a relay connection could hold (400 pattern_too_complex)", async () => {
+    const costly = await call(env, "/v1/tickets", { body: { patterns: [`*${"a".repeat(200)}b`] } });
+    expect([costly.status, costly.json.error?.code]).toEqual([400, "pattern_too_complex"]);
+    const together = await call(env, "/v1/tickets", { body: { patterns: Array.from({ length: 12 }, (_, i) => `*${"x".repeat(80)}${i}`) } });
+    expect([together.status, together.json.error?.code]).toEqual([400, "pattern_too_complex"]);
+    const ok = await call(env, "/v1/tickets", { body: { patterns: ["user:*:notifications", "chat:[a-z]*"] } });
+    expect(ok.status).toBe(200);
+  });
+
+  it("refuses lone surrogates in type, id and invalidation keys, and numbers beyond a double", async () => {
+    const channel = uniq("lone");
+    for (const [path, body, code] of [
+      ["/v1/publish", { channel, data: 1, type: "k\ud800" }, "invalid_type"],
+      ["/v1/publish", { channel, data: 1, id: "k\ud800" }, "invalid_id"],
+      ["/v1/publish", { channel, data: 1, id: "k\udbff" }, "invalid_id"],
+      ["/v1/invalidate", { keys: ["k\udbff"] }, "invalid_keys"],
+    ] as const) {
+      const r = await call(env, path, { body });
+      expect([r.status, r.json.error?.code], JSON.stringify(body)).toEqual([400, code]);
+    }
+    const huge = await call(env, "/v1/publish", { raw: `{"channel":"${channel}","data":1e400}` });
+    expect([huge.status, huge.json.error?.code]).toEqual([400, "invalid_number"]);
+    const pair = await call(env, "/v1/publish", { body: { channel, data: 1, id: "k\ud83d\ude00", type: "\ud83d\ude00" } });
+    expect(pair.status).toBe(200);
+    expect(await logEntries(env, channel)).toHaveLength(1);
+  });
+});

@@ -5,8 +5,10 @@
  *
  * Redis compares raw bytes, and in ranges it compares C `char`s, which are signed on the
  * platforms Redis runs on; so range bounds use signed bytes, as Redis does.
- * Cost is bounded: the `skipLonger` early exit (Redis ≥ 7.2) keeps `*` runs polynomial, and
- * nesting past 1000 stars fails as in Redis.
+ * Cost is bounded: the `skipLonger` early exit (CVE-2022-36021, Redis 7.0.9 and later) keeps
+ * `*` runs polynomial, and nesting past 1000 stars fails as in Redis. `steps` counts the
+ * loop iterations, so pattern-cost.ts's worst-case estimate can be checked against the real
+ * matcher.
  */
 const STAR = 0x2a, QMARK = 0x3f, LBRACKET = 0x5b, RBRACKET = 0x5d, BACKSLASH = 0x5c, CARET = 0x5e, DASH = 0x2d;
 
@@ -20,6 +22,10 @@ const signed = (b: number): number => (b > 127 ? b - 256 : b);
 
 interface State {
   skipLonger: boolean;
+  /** Loop iterations so far (outer, `*` collapse and scan, class scan, trailing `*` skip). */
+  steps: number;
+  /** Past this many steps a `*` scan gives up, and with it the whole match (undecided). */
+  limit: number;
 }
 
 function matchImpl(p: Uint8Array, pi: number, s: Uint8Array, si: number, st: State, nesting: number): boolean {
@@ -27,16 +33,24 @@ function matchImpl(p: Uint8Array, pi: number, s: Uint8Array, si: number, st: Sta
   let plen = p.length - pi;
   let slen = s.length - si;
   while (plen > 0 && slen > 0) {
+    st.steps++;
     const c = p[pi];
     if (c === STAR) {
       while (plen > 1 && p[pi + 1] === STAR) {
+        st.steps++;
         pi++;
         plen--;
       }
       if (plen === 1) return true;
       while (slen > 0) {
+        st.steps++;
         if (matchImpl(p, pi + 1, s, si, st, nesting + 1)) return true;
         if (st.skipLonger) return false;
+        if (st.steps > st.limit) {
+          // Only `*` scans repeat work: giving up here unwinds every scan above at once.
+          st.skipLonger = true;
+          return false;
+        }
         si++;
         slen--;
       }
@@ -55,6 +69,7 @@ function matchImpl(p: Uint8Array, pi: number, s: Uint8Array, si: number, st: Sta
       }
       let match = false;
       for (;;) {
+        st.steps++;
         if (plen >= 2 && p[pi] === BACKSLASH) {
           pi++;
           plen--;
@@ -97,6 +112,7 @@ function matchImpl(p: Uint8Array, pi: number, s: Uint8Array, si: number, st: Sta
     plen--;
     if (slen === 0) {
       while (plen > 0 && p[pi] === STAR) {
+        st.steps++;
         pi++;
         plen--;
       }
@@ -108,7 +124,25 @@ function matchImpl(p: Uint8Array, pi: number, s: Uint8Array, si: number, st: Sta
 
 /** True when `channel` matches the Redis glob `pattern` (both as UTF-8 bytes). */
 export function globMatchBytes(pattern: Uint8Array, channel: Uint8Array): boolean {
-  return matchImpl(pattern, 0, channel, 0, { skipLonger: false }, 0);
+  return matchImpl(pattern, 0, channel, 0, { skipLonger: false, steps: 0, limit: Infinity }, 0);
+}
+
+/** The matcher's loop iterations for one match: the work a PUBLISH costs per pattern. */
+export function globMatchSteps(pattern: Uint8Array, channel: Uint8Array): number {
+  const st: State = { skipLonger: false, steps: 0, limit: Infinity };
+  matchImpl(pattern, 0, channel, 0, st, 0);
+  return st.steps;
+}
+
+/**
+ * A match that gives up after about `maxSteps` loop iterations (plus at most one pass over
+ * the pattern): `match` is undefined when it gave up. For checks whose cost a caller has to
+ * bound, like authorizing channels against globs it did not choose.
+ */
+export function globMatchBounded(pattern: Uint8Array, channel: Uint8Array, maxSteps: number): { match: boolean | undefined; steps: number } {
+  const st: State = { skipLonger: false, steps: 0, limit: maxSteps };
+  const match = matchImpl(pattern, 0, channel, 0, st, 0);
+  return { match: match ? true : st.steps > maxSteps ? undefined : false, steps: st.steps };
 }
 
 export function globMatch(pattern: string, channel: string): boolean {

@@ -1,6 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { globMatch, globMatchBytes, toBytes } from "./glob.js";
-import { channelAllowed, patternWithin } from "./pattern-scope.js";
+import { ScopeBudget, channelAllowed, patternWithin } from "./pattern-scope.js";
+import { FanoutError } from "./errors.js";
+import { checkChannels, checkPatterns } from "./auth/grants.js";
+import { checkTicketScope } from "./auth/tickets.js";
 
 describe("patternWithin", () => {
   it.each([
@@ -167,5 +170,34 @@ describe("patternWithin against a brute-force oracle", () => {
     // With stars the oracle only sees short channels, so it may report containment that the
     // checker rightly refuses; most such cases must still be proved.
     expect(provedWithStars).toBeGreaterThan(containedUpTo6WithStars * 0.5);
+  });
+});
+
+describe("the work budget of one authorization check", () => {
+  const code = (f: () => unknown): string | undefined => {
+    try {
+      f();
+      return undefined;
+    } catch (e) {
+      if (e instanceof FanoutError) return `${e.status} ${e.code}`;
+      throw e;
+    }
+  };
+  // 100 channels of 1 KiB that nearly match globs like `*aaaa…b`: unbounded, seconds of CPU.
+  const channels = Array.from({ length: 100 }, (_, i) => "a".repeat(1020) + String(i).padStart(4, "0"));
+  const costly = Array.from({ length: 10 }, (_, i) => `*${"a".repeat(94)}b${i}`);
+
+  it("refuses with 400 scope_too_complex once the requester's channels and patterns exhaust it", () => {
+    expect(code(() => checkChannels(channels, [...costly, "a*"], "subscribe to"))).toBe("400 scope_too_complex");
+    const budget = new ScopeBudget(1_000_000);
+    expect(code(() => channels.forEach((ch) => channelAllowed(ch, [...costly, "a*"], budget)))).toBe("400 scope_too_complex");
+    const complexGrants = Array.from({ length: 64 }, (_, i) => `${"[^a]".repeat(250)}${i}`);
+    expect(code(() => checkPatterns(Array.from({ length: 100 }, (_, i) => `*a*b*${i}`), complexGrants))).toBe("400 scope_too_complex");
+  });
+
+  it("is far from reached by ordinary checks, and a ticket's listed channels need no matching", () => {
+    expect(code(() => checkChannels(channels.map((c) => `user:42:${c.slice(0, 900)}`), ["public:*", "org:*:events", "user:42:*"], "subscribe to"))).toBeUndefined();
+    expect(code(() => checkPatterns(["user:42:*", "org:7:events", "org:*:events"], ["public:*", "org:*:events", "user:42:*"]))).toBeUndefined();
+    expect(code(() => checkTicketScope({ channels, patterns: costly }, channels, []))).toBeUndefined();
   });
 });

@@ -18,7 +18,8 @@
  * The answer is exact within a work budget; past it, or for anything outside the model
  * above, the answer is `false` (refuse).
  */
-import { globMatch, toBytes } from "./glob.js";
+import { FanoutError } from "./errors.js";
+import { globMatchBounded, toBytes } from "./glob.js";
 
 const STAR = 0x2a, QMARK = 0x3f, LBRACKET = 0x5b, RBRACKET = 0x5d, BACKSLASH = 0x5c, CARET = 0x5e, DASH = 0x2d;
 
@@ -41,6 +42,31 @@ const MAX_STAR_RUNS = 1000;
 const MAX_PAIRS = 20_000;
 /** Subset-construction work (allowed-side states touched) before refusing. */
 const MAX_WORK = 2_000_000;
+/** Work one authorization check (all of a request's channels or patterns) may take; see ScopeBudget. */
+export const MAX_SCOPE_WORK = 4_000_000;
+
+/**
+ * The work left for one authorization check. The caller's channels and patterns are chosen
+ * by the requester, and the globs they are checked against are long-lived (a token's
+ * claims, a ticket's patterns): without a bound, 100 channels of 1 KiB against a few globs
+ * like `*aaaa…b` take seconds of CPU in one request. Units: matcher steps, glob bytes
+ * parsed, and subset-construction work. Running out is a 400, not a silent "no", so the
+ * caller learns why (`scope_too_complex`).
+ */
+export class ScopeBudget {
+  constructor(private left = MAX_SCOPE_WORK) {}
+
+  get remaining(): number {
+    return Math.max(0, this.left);
+  }
+
+  spend(units: number): void {
+    this.left -= units;
+    if (this.left < 0) {
+      throw new FanoutError(400, "scope_too_complex", "these channels and patterns take too much work to check against the credential's globs; ask for fewer or shorter ones");
+    }
+  }
+}
 
 const signed = (b: number): number => (b > 127 ? b - 256 : b);
 
@@ -109,8 +135,16 @@ export function starRuns(tokens: readonly GlobToken[]): number {
 }
 
 /** True when `channel` may be subscribed to under the `allowed` globs. */
-export function channelAllowed(channel: string, allowed: readonly string[]): boolean {
-  return allowed.some((glob) => globMatch(glob, channel));
+export function channelAllowed(channel: string, allowed: readonly string[], budget = new ScopeBudget()): boolean {
+  const ch = toBytes(channel);
+  for (const glob of allowed) {
+    const g = toBytes(glob);
+    const { match, steps } = globMatchBounded(g, ch, budget.remaining);
+    budget.spend(steps + g.length);
+    if (match === undefined) budget.spend(Infinity);
+    if (match) return true;
+  }
+  return false;
 }
 
 /**
@@ -118,24 +152,27 @@ export function channelAllowed(channel: string, allowed: readonly string[]): boo
  * of the `allowed` globs. Sound: `true` is never wrong. `false` means "not provably
  * contained" — a counterexample exists, or the check ran out of budget.
  */
-export function patternWithin(pattern: string, allowed: readonly string[]): boolean {
+export function patternWithin(pattern: string, allowed: readonly string[], budget = new ScopeBudget()): boolean {
   // The same bytes mean the same language, whatever the budget would say.
   if (allowed.includes(pattern)) return pattern.length > 0;
   const p = parseGlob(toBytes(pattern));
   // The empty pattern matches only the empty channel, which is not a channel.
   if (p.length === 0) return false;
+  budget.spend(pattern.length + allowed.reduce((n, a) => n + a.length, 0));
   const globs = allowed.map((a) => parseGlob(toBytes(a))).filter((t) => t.length > 0 && starRuns(t) <= MAX_STAR_RUNS);
   if (globs.length === 0) return false;
-  return new Inclusion(p, globs).holds();
+  return new Inclusion(p, globs, budget).holds();
 }
 
 /**
  * The byte classes no glob tells apart: one representative byte per class. Partition
  * refinement by each distinct set; a single literal byte simply becomes a class of its own.
  */
-function representatives(tokenLists: readonly GlobToken[][]): number[] {
+function representatives(tokenLists: readonly GlobToken[][], budget: ScopeBudget): number[] {
   const sets = new Set<Uint8Array>();
   for (const tokens of tokenLists) for (const t of tokens) if (t.kind === "byte") sets.add(t.set);
+  // Each distinct class refines the partition in one pass over the 256 bytes.
+  budget.spend(sets.size * 256);
   let cls = new Int32Array(256);
   let classes = 1;
   const literals: number[] = [];
@@ -197,8 +234,9 @@ class Inclusion {
   constructor(
     private readonly pattern: GlobToken[],
     allowed: GlobToken[][],
+    private readonly budget: ScopeBudget,
   ) {
-    this.reps = representatives([pattern, ...allowed]);
+    this.reps = representatives([pattern, ...allowed], budget);
     for (const tokens of allowed) {
       this.starts.push(this.token.length);
       tokens.forEach((t, i) => {
@@ -234,6 +272,7 @@ class Inclusion {
     const expand = (p: number, d: number): boolean => {
       const tok = this.pattern[p];
       if (tok === undefined) return true;
+      this.budget.spend(this.reps.length);
       for (let c = 0; c < this.reps.length; c++) {
         let q: number;
         if (tok.kind === "star") q = p;
@@ -279,6 +318,7 @@ class Inclusion {
     const known = this.subsetIds.get(key);
     if (known !== undefined) return known;
     this.work += states.length;
+    this.budget.spend(states.length);
     if (this.work > MAX_WORK) return -1;
     const id = this.subsets.length;
     this.subsets.push({
@@ -297,6 +337,7 @@ class Inclusion {
     const cached = cur.next[c];
     if (cached >= 0) return cached;
     this.work += cur.states.length;
+    this.budget.spend(cur.states.length);
     if (this.work > MAX_WORK) return -1;
     const b = this.reps[c];
     const moved: number[] = [];

@@ -10,6 +10,8 @@ describe("relay configuration", () => {
     expect(c.log).toEqual({ prefix: "fanout", partitions: 4, maxLen: 1000, ttlMs: 3_600_000, dedupeSeconds: 300 });
     expect(c.maxBodyBytes).toBe(1024 * 1024);
     expect(c.publishKeys).toEqual([]);
+    expect(c.patternLimits).toEqual({ maxStars: 8, maxBytes: 256, maxCost: 100_000, maxConnectionCost: 1_000_000 });
+    expect(c.maxRelayPatternCost).toBe(5_000_000);
   });
 
   it("refuses bad values with a message naming the variable", () => {
@@ -21,6 +23,8 @@ describe("relay configuration", () => {
       [{ REDIS_URL: "http://x" }, /REDIS_URL must be/],
       [{ FANOUT_CORS_ORIGINS: "*,https://a.example" }, /FANOUT_CORS_ORIGINS/],
       [{ FANOUT_JWKS_URL: "file:///etc/keys" }, /FANOUT_JWKS_URL must be an http\(s\) URL/],
+      [{ FANOUT_MAX_PATTERN_COST: "2000000" }, /FANOUT_MAX_CONNECTION_PATTERN_COST must be at least FANOUT_MAX_PATTERN_COST/],
+      [{ FANOUT_MAX_RELAY_PATTERN_COST: "5000" }, /FANOUT_MAX_RELAY_PATTERN_COST must be at least/],
     ];
     for (const [env, msg] of cases) expect(() => loadConfig(env), JSON.stringify(env)).toThrow(msg);
     expect(() => loadConfig({ PORT: "x" })).toThrow(ConfigError);

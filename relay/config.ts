@@ -17,8 +17,11 @@ export interface RelayConfig extends SharedSettings {
   retryMs: number;
   maxConnections: number;
   maxConnectionsPerIp: number;
-  maxPatternStars: number;
-  maxPatternBytes: number;
+  /**
+   * Worst-case matching steps of all distinct patterns open on this relay together: what one
+   * message can cost the relay (embedded broker) or Redis (PSUBSCRIBE) to route.
+   */
+  maxRelayPatternCost: number;
   queueMaxBytes: number;
   queueMaxMessages: number;
   unsubscribeDelayMs: number;
@@ -45,8 +48,13 @@ export function loadConfig(env: Env = process.env): RelayConfig {
     if (o !== "*" && !/^https?:\/\/[^/\s]+$/.test(o)) throw new ConfigError(`FANOUT_CORS_ORIGINS entries must be origins like https://app.example.com (no path), got ${JSON.stringify(o)}`);
   }
   const publishRatePerSecond = envInt(env, "FANOUT_PUBLISH_RATE", 0, 0);
+  const shared = loadSharedSettings(env);
+  const maxRelayPatternCost = envInt(env, "FANOUT_MAX_RELAY_PATTERN_COST", 5_000_000, 1_000);
+  if (maxRelayPatternCost < shared.patternLimits.maxConnectionCost) {
+    throw new ConfigError("FANOUT_MAX_RELAY_PATTERN_COST must be at least FANOUT_MAX_CONNECTION_PATTERN_COST (one connection's patterns must fit the relay)");
+  }
   return {
-    ...loadSharedSettings(env),
+    ...shared,
     port: envInt(env, "PORT", 8080, 0, 65535),
     host: envString(env, "HOST") ?? "0.0.0.0",
     redisUrl,
@@ -55,8 +63,7 @@ export function loadConfig(env: Env = process.env): RelayConfig {
     retryMs: envInt(env, "FANOUT_RETRY_MS", 2000, 0),
     maxConnections: envInt(env, "FANOUT_MAX_CONNECTIONS", 20_000, 1),
     maxConnectionsPerIp: envInt(env, "FANOUT_MAX_CONNECTIONS_PER_IP", 20_000, 1),
-    maxPatternStars: envInt(env, "FANOUT_MAX_PATTERN_STARS", 8, 0, 100),
-    maxPatternBytes: envInt(env, "FANOUT_MAX_PATTERN_BYTES", 256, 1, 1024),
+    maxRelayPatternCost,
     queueMaxBytes: envInt(env, "FANOUT_QUEUE_MAX_BYTES", 1024 * 1024, 1024),
     queueMaxMessages: envInt(env, "FANOUT_QUEUE_MAX_MESSAGES", 1000, 1),
     unsubscribeDelayMs: envInt(env, "FANOUT_UNSUBSCRIBE_DELAY_MS", 1000, 0),

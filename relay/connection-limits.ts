@@ -1,26 +1,65 @@
 import { FanoutError } from "../protocol/errors.js";
-import { toBytes } from "../protocol/glob.js";
-import { checkPatternCost } from "../protocol/pattern-cost.js";
+import { checkPatternCosts, patternCost, type PatternCostLimits } from "../protocol/pattern-cost.js";
 
-/** Per-relay caps on streams, total and per client IP, answered with 429 before any work. */
+/**
+ * Per-relay caps on streams, answered before any work: 429 past the total or per-IP count,
+ * 400 for patterns one connection may not hold, 503 when the relay's pattern budget is spent.
+ *
+ * The pattern budget bounds what routing one message can cost. Every distinct pattern open
+ * on the relay is matched against every message — by the embedded broker, or in Redis mode
+ * by Redis itself on each PUBLISH (one PSUBSCRIBE per distinct pattern) — so the relay sums
+ * the worst-case cost (`patternCost`) of its distinct patterns: a pattern joins the sum when
+ * its first stream opens and leaves it when its last stream closes, and a stream that would
+ * push the sum past `maxRelayPatternCost` is refused.
+ */
 export class ConnectionLimits {
   private total = 0;
   private readonly perIp = new Map<string, number>();
+  private readonly patterns = new Map<string, { cost: number; streams: number }>();
+  private patternCostInUse = 0;
 
   constructor(
     private readonly maxTotal: number,
     private readonly maxPerIp: number,
-    private readonly maxPatternStars: number,
-    private readonly maxPatternBytes: number,
+    private readonly patternLimits: PatternCostLimits,
+    private readonly maxRelayPatternCost: number,
   ) {}
 
-  /** Reserves a connection slot; the returned function releases it (once). */
-  acquireConnection(ip: string): () => void {
+  /** Worst-case matching steps per message of the distinct patterns open now. */
+  get patternCost(): number {
+    return this.patternCostInUse;
+  }
+
+  /**
+   * Reserves a connection slot and the relay-wide cost of its patterns (already through
+   * `checkPatterns`); the returned function releases both (once).
+   */
+  acquireConnection(ip: string, patterns: readonly string[] = []): () => void {
     const mine = this.perIp.get(ip) ?? 0;
     if (this.total >= this.maxTotal) this.refuse("too_many_connections", "the relay is at its connection limit");
     if (mine >= this.maxPerIp) this.refuse("too_many_connections_from_ip", "too many connections from this address");
+    const distinct = [...new Set(patterns)];
+    let added = 0;
+    for (const p of distinct) if (!this.patterns.has(p)) added += patternCost(p);
+    if (added > 0 && this.patternCostInUse + added > this.maxRelayPatternCost) {
+      throw new FanoutError(
+        503,
+        "pattern_budget_exhausted",
+        "the relay's patterns are at their matching budget (FANOUT_MAX_RELAY_PATTERN_COST); retry later, or use channels or patterns that end in *",
+        { "Retry-After": "30" },
+      );
+    }
     this.total++;
     this.perIp.set(ip, mine + 1);
+    for (const p of distinct) {
+      const held = this.patterns.get(p);
+      if (held) held.streams++;
+      else {
+        const cost = patternCost(p);
+        this.patterns.set(p, { cost, streams: 1 });
+        this.patternCostInUse += cost;
+      }
+    }
     let released = false;
     return () => {
       if (released) return;
@@ -29,20 +68,21 @@ export class ConnectionLimits {
       const n = (this.perIp.get(ip) ?? 1) - 1;
       if (n <= 0) this.perIp.delete(ip);
       else this.perIp.set(ip, n);
+      for (const p of distinct) {
+        const held = this.patterns.get(p);
+        if (!held || --held.streams > 0) continue;
+        this.patterns.delete(p);
+        this.patternCostInUse -= held.cost;
+      }
     };
   }
 
   /**
-   * Bounds matcher cost per pattern: its length (every published channel is matched against
-   * it) and its runs of `*`, which are what make glob matching backtrack.
+   * What one connection's patterns may cost (see protocol/pattern-cost.ts): bytes, `*` runs
+   * and worst-case matching steps, each pattern and all together. 400 otherwise.
    */
-  checkPatterns(patterns: string[]): void {
-    for (const p of patterns) {
-      if (toBytes(p).length > this.maxPatternBytes) {
-        throw new FanoutError(400, "pattern_too_long", `a pattern may be at most ${this.maxPatternBytes} bytes (FANOUT_MAX_PATTERN_BYTES)`);
-      }
-      checkPatternCost(p, this.maxPatternStars);
-    }
+  checkPatterns(patterns: readonly string[]): void {
+    checkPatternCosts(patterns, this.patternLimits);
   }
 
   private refuse(code: string, message: string): never {

@@ -65,6 +65,7 @@ export async function createRelay(config: RelayConfig, opts: { auth?: RelayAuth 
     defaultTtlSeconds: config.ticketTtlSeconds,
     maxTtlSeconds: config.ticketMaxTtlSeconds,
     maxSubscriptions: config.maxSubscriptionsPerConnection,
+    patternLimits: config.patternLimits,
   });
   const builtInAuth = new JwtRelayAuth({
     keys: config.publishKeys,
@@ -88,7 +89,7 @@ export async function createRelay(config: RelayConfig, opts: { auth?: RelayAuth 
     metrics,
     scheduler: new FlushScheduler(config.writeLingerMaxMs),
     auth: opts.auth ?? builtInAuth,
-    limits: new ConnectionLimits(config.maxConnections, config.maxConnectionsPerIp, config.maxPatternStars, config.maxPatternBytes),
+    limits: new ConnectionLimits(config.maxConnections, config.maxConnectionsPerIp, config.patternLimits, config.maxRelayPatternCost),
     connections: new Set(),
     draining: false,
     startedAt: Date.now(),

@@ -1,5 +1,5 @@
 import { FanoutError } from "../protocol/errors.js";
-import { checkChannel } from "../protocol/names.js";
+import { checkChannel, isWellFormed } from "../protocol/names.js";
 import type { PublishMessage } from "../protocol/publish-request.js";
 import type { Publisher } from "../protocol/publisher.js";
 import type { InvalidationStore } from "./invalidation-store.js";
@@ -36,6 +36,10 @@ function strings(v: unknown, field: string, allowControl: boolean): string[] {
     if (!allowControl && CONTROL.test(s)) {
       throw new FanoutError(400, `invalid_${field}`, `${field}[${i}] must not contain control characters`);
     }
+    // Keys and tags name Redis keys: a lone surrogate would reach Redis as U+FFFD and name another key.
+    if (!isWellFormed(s)) {
+      throw new FanoutError(400, `invalid_${field}`, `${field}[${i}] is not valid UTF-8 (lone surrogate)`);
+    }
   }
   return [...new Set(v as string[])];
 }
@@ -70,8 +74,8 @@ export function parseInvalidation(body: unknown): Invalidation {
     throw new FanoutError(400, "too_many_items", `keys, tags and paths hold at most ${MAX_INVALIDATION_ITEMS} entries together`);
   }
   if (b.deployId !== undefined && b.deployId !== null) {
-    if (typeof b.deployId !== "string" || b.deployId.length === 0 || b.deployId.length > 256 || CONTROL.test(b.deployId)) {
-      throw new FanoutError(400, "invalid_deploy_id", "deployId must be a string of 1–256 characters without control characters");
+    if (typeof b.deployId !== "string" || b.deployId.length === 0 || b.deployId.length > 256 || CONTROL.test(b.deployId) || !isWellFormed(b.deployId)) {
+      throw new FanoutError(400, "invalid_deploy_id", "deployId must be a string of 1–256 characters of valid UTF-8 without control characters");
     }
     inv.deployId = b.deployId;
   }

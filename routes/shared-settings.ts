@@ -1,3 +1,4 @@
+import type { PatternCostLimits } from "../protocol/pattern-cost.js";
 import type { LogSettings } from "../protocol/publish-script.js";
 import { DEFAULT_HOOK_MAPPING, type HookMapping } from "./hooks/hook-mapping.js";
 import { DEFAULT_HOOK_POLICY, type HookPolicy } from "./hooks/hook-provider.js";
@@ -64,6 +65,12 @@ export interface SharedSettings {
   hookPolicy: HookPolicy;
   publicChannels: string[];
   maxSubscriptionsPerConnection: number;
+  /**
+   * What one connection's patterns may cost to match (protocol/pattern-cost.ts), applied when
+   * a stream opens and when a ticket is issued, so the edge never issues a ticket the relay
+   * would refuse.
+   */
+  patternLimits: PatternCostLimits;
   ticketTtlSeconds: number;
   ticketMaxTtlSeconds: number;
 }
@@ -72,6 +79,16 @@ export function loadSharedSettings(env: Env): SharedSettings {
   const jwksUrl = envString(env, "FANOUT_JWKS_URL");
   const ticketMaxTtlSeconds = envInt(env, "FANOUT_TICKET_MAX_TTL", 300, 1, 86_400);
   if (jwksUrl && !/^https?:\/\//.test(jwksUrl)) throw new ConfigError(`FANOUT_JWKS_URL must be an http(s) URL, got ${JSON.stringify(jwksUrl)}`);
+  const patternLimits: PatternCostLimits = {
+    maxStars: envInt(env, "FANOUT_MAX_PATTERN_STARS", 8, 0, 100),
+    maxBytes: envInt(env, "FANOUT_MAX_PATTERN_BYTES", 256, 1, 1024),
+    // ≈ 1024 × the longest text after a `*` (about 96 bytes); see patternCost.
+    maxCost: envInt(env, "FANOUT_MAX_PATTERN_COST", 100_000, 1_000),
+    maxConnectionCost: envInt(env, "FANOUT_MAX_CONNECTION_PATTERN_COST", 1_000_000, 1_000),
+  };
+  if (patternLimits.maxConnectionCost < patternLimits.maxCost) {
+    throw new ConfigError("FANOUT_MAX_CONNECTION_PATTERN_COST must be at least FANOUT_MAX_PATTERN_COST (one pattern must fit a connection)");
+  }
   return {
     publishKeys: envList(env, "FANOUT_PUBLISH_KEYS"),
     jwtSecret: envString(env, "FANOUT_JWT_SECRET"),
@@ -111,6 +128,7 @@ export function loadSharedSettings(env: Env): SharedSettings {
     },
     publicChannels: envList(env, "FANOUT_PUBLIC_CHANNELS"),
     maxSubscriptionsPerConnection: envInt(env, "FANOUT_MAX_SUBSCRIPTIONS", 100, 1),
+    patternLimits,
     ticketTtlSeconds: envInt(env, "FANOUT_TICKET_TTL", 30, 1, ticketMaxTtlSeconds),
     ticketMaxTtlSeconds,
   };

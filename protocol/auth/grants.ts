@@ -1,5 +1,5 @@
 import { FanoutError } from "../errors.js";
-import { channelAllowed, patternWithin } from "../pattern-scope.js";
+import { ScopeBudget, channelAllowed, patternWithin } from "../pattern-scope.js";
 
 /**
  * What a JWT may do: Redis globs of the channels it may subscribe to and publish on, and
@@ -43,8 +43,9 @@ export function parseGrants(claim: unknown): Grants {
 
 /** Every channel must match one of the globs; 403 naming the first that does not. */
 export function checkChannels(channels: Iterable<string>, allowed: readonly string[], action: "publish to" | "subscribe to"): void {
+  const budget = new ScopeBudget();
   for (const ch of channels) {
-    if (!channelAllowed(ch, allowed)) {
+    if (!channelAllowed(ch, allowed, budget)) {
       throw new FanoutError(403, "forbidden_channel", `this credential may not ${action} channel ${JSON.stringify(ch.slice(0, 200))}`);
     }
   }
@@ -55,8 +56,9 @@ export function checkChannels(channels: Iterable<string>, allowed: readonly stri
  * when the check cannot prove it, the answer is no).
  */
 export function checkPatterns(patterns: Iterable<string>, allowed: readonly string[]): void {
+  const budget = new ScopeBudget();
   for (const p of patterns) {
-    if (!patternWithin(p, allowed)) {
+    if (!patternWithin(p, allowed, budget)) {
       throw new FanoutError(403, "forbidden_pattern", `this credential may not subscribe to pattern ${JSON.stringify(p.slice(0, 200))}: it can match channels outside the grant`);
     }
   }

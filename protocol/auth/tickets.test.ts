@@ -15,7 +15,7 @@ class MapStore implements TicketStore {
   }
 }
 
-const opts = { defaultTtlSeconds: 30, maxTtlSeconds: 300, maxSubscriptions: 5 };
+const opts = { defaultTtlSeconds: 30, maxTtlSeconds: 300, maxSubscriptions: 5, patternLimits: { maxStars: 8, maxBytes: 256, maxCost: 100_000, maxConnectionCost: 1_000_000 } };
 
 async function status(f: () => unknown): Promise<number | undefined> {
   try {

@@ -1,5 +1,6 @@
 import { FanoutError } from "../errors.js";
 import { checkChannel } from "../names.js";
+import { checkPatternCosts, type PatternCostLimits } from "../pattern-cost.js";
 import { checkChannels, checkPatterns } from "./grants.js";
 import type { TicketStore } from "./ticket-store.js";
 
@@ -22,6 +23,8 @@ export interface TicketOptions {
   maxTtlSeconds: number;
   /** Most channels + patterns on one ticket (the per-connection subscription limit). */
   maxSubscriptions: number;
+  /** The per-connection pattern limits: a ticket's patterns become a connection's, and its scope check matches against them. */
+  patternLimits: PatternCostLimits;
 }
 
 const PREFIX = "fto_";
@@ -91,6 +94,7 @@ export class Tickets {
     if (channels.length + patterns.length > this.opts.maxSubscriptions) {
       throw new FanoutError(400, "too_many_subscriptions", `at most ${this.opts.maxSubscriptions} channels and patterns per ticket`);
     }
+    checkPatternCosts(patterns, this.opts.patternLimits);
     let ttlSeconds = this.opts.defaultTtlSeconds;
     if (b.ttl !== undefined && b.ttl !== null) {
       if (typeof b.ttl !== "number" || !Number.isInteger(b.ttl) || b.ttl < 1 || b.ttl > this.opts.maxTtlSeconds) {
@@ -134,7 +138,8 @@ export class Tickets {
 
 /** The request must stay inside the ticket: listed channels, or channels and patterns its patterns cover. */
 export function checkTicketScope(scope: TicketScope, channels: string[], patterns: string[]): void {
-  const allowed = [...scope.channels.map(literalGlob), ...scope.patterns];
-  checkChannels(channels, allowed, "subscribe to");
-  checkPatterns(patterns, allowed);
+  // A listed channel is in scope as it is; only the others need matching against the patterns.
+  const listed = new Set(scope.channels);
+  checkChannels(channels.filter((ch) => !listed.has(ch)), scope.patterns, "subscribe to");
+  checkPatterns(patterns, [...scope.channels.map(literalGlob), ...scope.patterns]);
 }

@@ -2,7 +2,7 @@ import type { Context } from "hono";
 import { FanoutError } from "../../protocol/errors.js";
 import type { PublishMessage } from "../../protocol/publish-request.js";
 import { checkChannels, checkPatterns } from "../../protocol/auth/grants.js";
-import { channelAllowed, patternWithin } from "../../protocol/pattern-scope.js";
+import { ScopeBudget, channelAllowed, patternWithin } from "../../protocol/pattern-scope.js";
 import { checkSubscriberExpiry, looksLikeJwt, type JwtVerifier } from "../../protocol/auth/jwt-verifier.js";
 import { authorizePublish, authorizeTicket, bearer, matchKey, ticketLimit, unauthorized, type PublishAuthOptions, type PublishCaller } from "../../routes/publish-auth.js";
 import { checkTicketScope, type TicketLimit, type TicketScope, type Tickets } from "../../protocol/auth/tickets.js";
@@ -71,7 +71,8 @@ export class JwtRelayAuth implements RelayAuth {
     }
     // Anonymous (a token nobody can verify counts as none).
     if (this.opts.publicChannels.length > 0) {
-      if (!channels.every((ch) => channelAllowed(ch, this.opts.publicChannels)) || !patterns.every((p) => patternWithin(p, this.opts.publicChannels))) {
+      const budget = new ScopeBudget();
+      if (!channels.every((ch) => channelAllowed(ch, this.opts.publicChannels, budget)) || !patterns.every((p) => patternWithin(p, this.opts.publicChannels, budget))) {
         throw unauthorized("these channels need a token (only FANOUT_PUBLIC_CHANNELS are open)");
       }
       return;

@@ -87,6 +87,68 @@ describe.each(modes)("limits on the $name", (mode) => {
     expect(c.envelopes().map((e) => e.data)).toEqual(["match"]);
   });
 
+  it("refuses the issue's pattern-cost attack (400 pattern_too_complex) while ordinary patterns pass", async () => {
+    r = await start(mode.env());
+    // 5 connections × 100 patterns of many `*` runs and a long literal: each pattern alone
+    // may cost ~1024 × 120 matching steps per message.
+    for (let conn = 0; conn < 5; conn++) {
+      const qs = Array.from({ length: 100 }, (_, i) => `pattern=${encodeURIComponent(`*a*a*a*a*a*a*a*${"a".repeat(120)}${conn}-${i}`)}`).join("&");
+      const c = await open(qs);
+      await c.waitClosed();
+      expect([c.status, JSON.parse(c.body).error.code]).toEqual([400, "pattern_too_complex"]);
+    }
+    // Each pattern fits, but together one connection would cost too much.
+    const medium = (tag: string) => `pattern=${encodeURIComponent(`*${"x".repeat(80)}${tag}`)}`;
+    const greedy = await open(Array.from({ length: 12 }, (_, i) => medium(`g${i}`)).join("&"));
+    await greedy.waitClosed();
+    expect([greedy.status, JSON.parse(greedy.body).error.code]).toEqual([400, "pattern_too_complex"]);
+    const ordinary = ["user:*:notifications", "chat:[a-z]*", "user:42:*", "orders:*:status:*", "*.created", "room:?:events", "*"];
+    const ok = await open([...ordinary.map((p) => `pattern=${encodeURIComponent(p)}`), medium("ok")].join("&"));
+    await ok.waitReady();
+    await publish(r.base, { channel: "user:7:notifications", data: "n" });
+    await ok.waitMessages(1);
+    expect(ok.envelopes().map((e) => e.data)).toEqual(["n"]);
+    expect(await metric(r.base, "pattern_too_complex")).toBe(6);
+  });
+
+  it("bounds the matching cost of all patterns on the relay (503 pattern_budget_exhausted), counting a shared pattern once", async () => {
+    r = await start({ ...mode.env(), FANOUT_MAX_RELAY_PATTERN_COST: "200000", FANOUT_MAX_CONNECTION_PATTERN_COST: "200000" });
+    const costly = (tag: string) => `pattern=${encodeURIComponent(`*${"x".repeat(80)}${tag}`)}`;
+    const a = await open(costly("a"));
+    const b = await open(costly("a"));
+    const c = await open(costly("c"));
+    await Promise.all([a.waitReady(), b.waitReady(), c.waitReady()]);
+    const used = r.relay.context.limits.patternCost;
+    expect(used).toBeGreaterThan(150_000);
+    const d = await open(costly("d"));
+    await d.waitClosed();
+    expect(d.status).toBe(503);
+    expect(JSON.parse(d.body).error.code).toBe("pattern_budget_exhausted");
+    expect(d.headers["retry-after"]).toBeDefined();
+    // Channels and patterns already open cost nothing more.
+    const e = await open(`channel=a&${costly("c")}`);
+    await e.waitReady();
+    expect(r.relay.context.limits.patternCost).toBe(used);
+    // The last stream of a pattern gives its cost back.
+    a.close();
+    b.close();
+    for (let i = 0; i < 100 && r.relay.context.limits.patternCost === used; i++) await new Promise((res) => setTimeout(res, 20));
+    const f = await open(costly("d"));
+    await f.waitReady();
+    expect(await metric(r.base, "pattern_budget_exhausted")).toBe(1);
+  });
+
+  it("refuses a ticket whose patterns a connection could not hold (400 pattern_too_complex at issue)", async () => {
+    r = await start({ ...mode.env(), FANOUT_PUBLISH_KEYS: "k1" });
+    const res = await fetch(`${r.base}/v1/tickets`, {
+      method: "POST",
+      headers: { Authorization: "Bearer k1", "Content-Type": "application/json" },
+      body: JSON.stringify({ patterns: [`*${"a".repeat(200)}b`] }),
+    });
+    expect(res.status).toBe(400);
+    expect((await res.json()).error.code).toBe("pattern_too_complex");
+  });
+
   it("refuses oversized bodies (413) and batches (400)", async () => {
     r = await start({ ...mode.env(), FANOUT_MAX_BODY_BYTES: "1024", FANOUT_MAX_BATCH: "2" });
     const big = await publish(r.base, { channel: "a", data: "x".repeat(2000) });

@@ -47,7 +47,7 @@ export function eventsRoute(rc: RelayContext): Hono<NodeEnv> {
     rc.limits.checkPatterns(patterns);
     await rc.auth.authorizeSubscribe(c, channels, patterns);
     if (!broker.isReady() || !hub.initialized) throw unavailable("broker unreachable; retry shortly", 2);
-    const release = rc.limits.acquireConnection(remoteAddress(c) ?? "?");
+    const release = rc.limits.acquireConnection(remoteAddress(c) ?? "?", patterns);
 
     const res = c.env.outgoing;
     const id = randomUUID();
