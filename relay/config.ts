@@ -1,3 +1,4 @@
+import { TrustedProxies } from "./auth/trusted-proxies.js";
 import { ConfigError, envInt, envList, envString, loadSharedSettings, type Env, type SharedSettings } from "../routes/shared-settings.js";
 
 export { ConfigError };
@@ -16,7 +17,12 @@ export interface RelayConfig extends SharedSettings {
   heartbeatMs: number;
   retryMs: number;
   maxConnections: number;
+  /** Streams one client address may hold (IPv6: one /64); see `remoteAddress` for what the address is. */
   maxConnectionsPerIp: number;
+  /** Peers whose `X-Forwarded-For` is believed (`FANOUT_TRUSTED_PROXIES`); empty: the header is ignored. */
+  trustedProxies: TrustedProxies;
+  /** Longest time to receive one request's headers and body; streams (responses) are not bounded by it. */
+  requestTimeoutMs: number;
   maxPatternStars: number;
   maxPatternBytes: number;
   queueMaxBytes: number;
@@ -45,6 +51,12 @@ export function loadConfig(env: Env = process.env): RelayConfig {
     if (o !== "*" && !/^https?:\/\/[^/\s]+$/.test(o)) throw new ConfigError(`FANOUT_CORS_ORIGINS entries must be origins like https://app.example.com (no path), got ${JSON.stringify(o)}`);
   }
   const publishRatePerSecond = envInt(env, "FANOUT_PUBLISH_RATE", 0, 0);
+  let trustedProxies: TrustedProxies;
+  try {
+    trustedProxies = TrustedProxies.parse(envList(env, "FANOUT_TRUSTED_PROXIES"));
+  } catch (err) {
+    throw new ConfigError(`FANOUT_TRUSTED_PROXIES: ${(err as Error).message}`);
+  }
   return {
     ...loadSharedSettings(env),
     port: envInt(env, "PORT", 8080, 0, 65535),
@@ -54,7 +66,11 @@ export function loadConfig(env: Env = process.env): RelayConfig {
     heartbeatMs: envInt(env, "FANOUT_HEARTBEAT_MS", 15_000, 100),
     retryMs: envInt(env, "FANOUT_RETRY_MS", 2000, 0),
     maxConnections: envInt(env, "FANOUT_MAX_CONNECTIONS", 20_000, 1),
-    maxConnectionsPerIp: envInt(env, "FANOUT_MAX_CONNECTIONS_PER_IP", 20_000, 1),
+    // Many people share one address (offices, campuses, carrier NAT), each with a tab or two
+    // open: a few hundred streams per address, never the whole relay.
+    maxConnectionsPerIp: envInt(env, "FANOUT_MAX_CONNECTIONS_PER_IP", 256, 1),
+    trustedProxies,
+    requestTimeoutMs: envInt(env, "FANOUT_REQUEST_TIMEOUT_MS", 10_000, 1000, 600_000),
     maxPatternStars: envInt(env, "FANOUT_MAX_PATTERN_STARS", 8, 0, 100),
     maxPatternBytes: envInt(env, "FANOUT_MAX_PATTERN_BYTES", 256, 1, 1024),
     queueMaxBytes: envInt(env, "FANOUT_QUEUE_MAX_BYTES", 1024 * 1024, 1024),

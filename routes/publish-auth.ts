@@ -91,13 +91,29 @@ export async function identifyPublisher(c: Context, token: string | undefined, o
   throw unauthorized("unknown publisher key");
 }
 
+const callers = new WeakMap<Context, Promise<PublishCaller>>();
+
+/**
+ * Who is calling, decided once per request. Routes call it before reading a body, so an
+ * anonymous sender cannot make the server buffer anything (401 first); the channel checks
+ * after parsing reuse the answer instead of verifying a JWT twice.
+ */
+export function authenticatePublisher(c: Context, token: string | undefined, opts: PublishAuthOptions): Promise<PublishCaller> {
+  let caller = callers.get(c);
+  if (!caller) {
+    caller = identifyPublisher(c, token, opts);
+    callers.set(c, caller);
+  }
+  return caller;
+}
+
 /**
  * May this request publish these messages? 401 without a valid credential, 403 when a JWT's
  * `publish` globs miss any channel (a batch is refused whole). Shared by the edge functions
  * and the relay.
  */
 export async function authorizePublish(c: Context, messages: readonly PublishMessage[], opts: PublishAuthOptions): Promise<PublishCaller> {
-  const caller = await identifyPublisher(c, bearer(c), opts);
+  const caller = await authenticatePublisher(c, bearer(c), opts);
   if (caller.kind === "jwt") checkChannels(new Set(messages.map((m) => m.channel)), caller.publish, "publish to");
   return caller;
 }
@@ -108,7 +124,7 @@ export async function authorizePublish(c: Context, messages: readonly PublishMes
  * public channels); nobody else, unless nothing is configured (loopback / anonymous rules).
  */
 export async function authorizeTicket(c: Context, token: string | undefined, scope: TicketScope, opts: PublishAuthOptions, publicChannels: readonly string[]): Promise<PublishCaller> {
-  const caller = await identifyPublisher(c, token, opts);
+  const caller = await authenticatePublisher(c, token, opts);
   if (caller.kind === "jwt") {
     const allowed = [...caller.subscribe, ...publicChannels];
     checkChannels(scope.channels, allowed, "subscribe to");

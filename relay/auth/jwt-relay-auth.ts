@@ -4,11 +4,12 @@ import type { PublishMessage } from "../../protocol/publish-request.js";
 import { checkChannels, checkPatterns } from "../../protocol/auth/grants.js";
 import { channelAllowed, patternWithin } from "../../protocol/pattern-scope.js";
 import type { JwtVerifier } from "../../protocol/auth/jwt-verifier.js";
-import { authorizePublish, authorizeTicket, matchKey, unauthorized, type PublishAuthOptions, type PublishCaller } from "../../routes/publish-auth.js";
+import { authenticatePublisher, authorizePublish, authorizeTicket, bearer, matchKey, unauthorized, type PublishAuthOptions, type PublishCaller } from "../../routes/publish-auth.js";
 import { checkTicketScope, type TicketScope, type Tickets } from "../../protocol/auth/tickets.js";
 import type { RelayAuth } from "./relay-auth.js";
 import type { PublishRateLimiter } from "./publish-rate-limiter.js";
-import { isLoopback, remoteAddress, subscriberToken } from "./credentials.js";
+import { isLocalRequest, remoteAddress, subscriberToken } from "./credentials.js";
+import type { TrustedProxies } from "./trusted-proxies.js";
 
 export interface JwtRelayAuthOptions {
   /** `FANOUT_PUBLISH_KEYS`: may publish anywhere, subscribe anywhere, and issue any ticket. */
@@ -18,6 +19,8 @@ export interface JwtRelayAuthOptions {
   publicChannels: readonly string[];
   tickets: Tickets;
   rateLimiter: PublishRateLimiter;
+  /** Whose `X-Forwarded-For` decides the client address (loopback rule, anonymous rate key). */
+  trustedProxies: TrustedProxies;
 }
 
 /** Who is calling: a static key (no per-channel limits), a verified JWT, or the loopback default. */
@@ -31,24 +34,29 @@ type Caller = { kind: "key"; rateKey: string } | { kind: "jwt"; rateKey: string;
  * JWT key configured, subscribing is open (or limited to `FANOUT_PUBLIC_CHANNELS` when set
  * for anonymous callers); with one, anonymous subscribers get the public channels only.
  */
-/** Anonymous callers exist only on loopback with nothing configured: limited per address. */
-function rateKey(c: Context, caller: PublishCaller): string {
-  return caller.kind === "anonymous" ? `ip:${remoteAddress(c)}` : caller.rateKey;
-}
 
 export class JwtRelayAuth implements RelayAuth {
   private readonly publishAuth: PublishAuthOptions;
 
   constructor(private readonly opts: JwtRelayAuthOptions) {
-    this.publishAuth = { keys: opts.keys, verifier: opts.verifier, isLoopback: (c) => isLoopback(remoteAddress(c)) };
+    this.publishAuth = { keys: opts.keys, verifier: opts.verifier, isLoopback: (c) => isLocalRequest(c, opts.trustedProxies) };
     if (opts.keys.length === 0 && !opts.verifier.configured) {
       console.warn("[fanout] neither FANOUT_PUBLISH_KEYS nor FANOUT_JWT_SECRET/FANOUT_JWKS_URL is set: publishing is accepted from loopback clients only");
     }
   }
 
+  async authenticatePublisher(c: Context): Promise<void> {
+    await authenticatePublisher(c, bearer(c), this.publishAuth);
+  }
+
+  /** Before a ticket request's body: the caller must be one who may mint tickets at all. */
+  async authenticateTicket(c: Context): Promise<void> {
+    await authenticatePublisher(c, subscriberToken(c), this.publishAuth);
+  }
+
   async authorizePublish(c: Context, messages: PublishMessage[]): Promise<void> {
     const caller = await authorizePublish(c, messages, this.publishAuth);
-    this.charge(rateKey(c, caller), messages.length);
+    this.charge(this.rateKey(c, caller), messages.length);
   }
 
   async authorizeSubscribe(c: Context, channels: string[], patterns: string[]): Promise<void> {
@@ -82,7 +90,12 @@ export class JwtRelayAuth implements RelayAuth {
    */
   async authorizeTicket(c: Context, scope: TicketScope): Promise<void> {
     const caller = await authorizeTicket(c, subscriberToken(c), scope, this.publishAuth, this.opts.publicChannels);
-    this.charge(rateKey(c, caller), 1);
+    this.charge(this.rateKey(c, caller), 1);
+  }
+
+  /** Anonymous callers exist only on loopback with nothing configured: limited per address. */
+  private rateKey(c: Context, caller: PublishCaller): string {
+    return caller.kind === "anonymous" ? `ip:${remoteAddress(c, this.opts.trustedProxies)}` : caller.rateKey;
   }
 
   private charge(rateKey: string, cost: number): void {
