@@ -21,6 +21,8 @@ describe("relay configuration", () => {
       [{ REDIS_URL: "http://x" }, /REDIS_URL must be/],
       [{ FANOUT_CORS_ORIGINS: "*,https://a.example" }, /FANOUT_CORS_ORIGINS/],
       [{ FANOUT_JWKS_URL: "file:///etc/keys" }, /FANOUT_JWKS_URL must be an http\(s\) URL/],
+      [{ FANOUT_REQUEST_TIMEOUT_MS: "0" }, /FANOUT_REQUEST_TIMEOUT_MS must be between 1000 and 600000/],
+      [{ FANOUT_TRUSTED_PROXIES: "10.0.0.0/8,proxy.internal" }, /FANOUT_TRUSTED_PROXIES: "proxy.internal" is not an IP address/],
     ];
     for (const [env, msg] of cases) expect(() => loadConfig(env), JSON.stringify(env)).toThrow(msg);
     expect(() => loadConfig({ PORT: "x" })).toThrow(ConfigError);
