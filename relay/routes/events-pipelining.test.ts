@@ -86,4 +86,24 @@ describe.each(modes)("pipelined requests on the $name", (mode) => {
     await raw.waitFor((t) => t.includes("event: ready"), "the last pipelined request, a stream");
     expect(raw.statuses()).toEqual([200, 200, 401, 400, 200]);
   });
+
+  it("frees the slot of a stream whose connection closed while it was being authorized", async () => {
+    const r = await start({ ...mode.env(), FANOUT_PUBLISH_KEYS: KEY, FANOUT_MAX_CONNECTIONS_PER_IP: "1" });
+    for (let i = 0; i < 5; i++) {
+      const issued = await fetch(`${r.base}/v1/tickets`, { method: "POST", headers: { Authorization: `Bearer ${KEY}` }, body: JSON.stringify({ channels: ["a"] }) });
+      const { ticket } = (await issued.json()) as { ticket: string };
+      const raw = await RawConnection.open(r.port, "127.0.0.4");
+      // Gone before the ticket is redeemed (a store round trip in Redis mode).
+      await raw.write(get(`/v1/events?channel=a&ticket=${ticket}`));
+      raw.close();
+    }
+    let after = { status: 0, close() {} };
+    for (let i = 0; i < 100 && after.status !== 200; i++) {
+      after.close();
+      await new Promise((res) => setTimeout(res, 20));
+      after = await openFrom(r.base, "channel=a", "127.0.0.4");
+    }
+    held.push(after);
+    expect(after.status).toBe(200);
+  });
 });

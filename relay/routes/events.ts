@@ -30,13 +30,15 @@ function readSubscriptions(c: Context, max: number): { channels: string[]; patte
 }
 
 /**
- * The socket this response will be written to. A request pipelined behind another on one
- * keep-alive connection is handled at once, but its response gets a socket only when the
- * responses before it have ended (Node emits `socket` on it then). Undefined when the
- * connection closes first.
+ * The socket this response will be written to, once it is this response's turn. A request
+ * pipelined behind another on one keep-alive connection is handled at once, but its response
+ * gets a socket only when the responses before it have ended (Node emits `socket` on it then).
+ * Undefined when the connection is closed, or closes first: the client may leave while its
+ * request is being authorized, and a stream set up on a closed socket would never see the
+ * `close` that frees its slot.
  */
 function responseSocket(req: IncomingMessage, res: ServerResponse): Promise<Socket | undefined> {
-  if (res.socket) return Promise.resolve(res.socket);
+  if (res.socket) return Promise.resolve(res.socket.destroyed ? undefined : res.socket);
   return new Promise((resolve) => {
     const conn = req.socket;
     const done = () => {
