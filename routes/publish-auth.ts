@@ -15,7 +15,8 @@ export interface PublishAuthOptions {
   allowAnonymous?: boolean;
   /**
    * With nothing configured, accept this request anyway when it comes from loopback. The
-   * relay passes its socket check; the edge has no loopback and leaves it unset.
+   * relay passes its client-address check (the peer, and behind a trusted proxy the client it
+   * forwards, must both be loopback); the edge has no loopback and leaves it unset.
    */
   isLoopback?(c: Context): boolean;
 }
