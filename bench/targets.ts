@@ -100,7 +100,9 @@ async function startRelay(name: TargetName, o: StartOptions): Promise<Running> {
   if (!relayPresent(o.repoRoot)) throw new Error("relay/main.ts does not exist yet");
   const redis = name === "relay-redis" ? await startRedis() : undefined;
   const port = await freePort();
-  const env: Record<string, string> = { ...(process.env as Record<string, string>), PORT: String(port), ...o.relayEnv };
+  // Every benchmark subscriber connects from loopback: lift the per-address stream limit
+  // (a few hundred by default) unless the caller sets it.
+  const env: Record<string, string> = { FANOUT_MAX_CONNECTIONS_PER_IP: "1000000", ...(process.env as Record<string, string>), PORT: String(port), ...o.relayEnv };
   delete env.REDIS_URL;
   if (redis) env.REDIS_URL = `redis://127.0.0.1:${redis.port}`;
   // `node --import tsx` = what `npx tsx relay/main.ts` runs, as one process (pid = the relay)

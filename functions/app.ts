@@ -3,7 +3,7 @@ import type { PublishMessage } from "../protocol/publish-request.js";
 import { errorResponse } from "../routes/error-response.js";
 import { hooksRoute } from "../routes/hooks/hooks-route.js";
 import { invalidateRoute } from "../routes/invalidate.js";
-import { authorizePublish, authorizeTicket, bearer, ticketLimit, type PublishAuthOptions } from "../routes/publish-auth.js";
+import { authenticatePublisher, authorizePublish, authorizeTicket, bearer, ticketLimit, type PublishAuthOptions } from "../routes/publish-auth.js";
 import { ticketsRoute } from "../routes/tickets.js";
 import { Tickets } from "../protocol/auth/tickets.js";
 import { UpstashTicketStore } from "./upstash-ticket-store.js";
@@ -29,6 +29,7 @@ export function createApp(config: FunctionsConfig): Hono {
   });
   // No loopback at the edge: without keys, publishing is refused unless explicitly opened.
   const authOpts: PublishAuthOptions = { keys: config.publishKeys, verifier, allowAnonymous: config.allowAnonymousPublish, requireSubscriberExp: config.jwtRequireExp };
+  const authenticate = (c: Context) => authenticatePublisher(c, bearer(c), authOpts).then(() => undefined);
   const authorize = (c: Context, messages: PublishMessage[]) => authorizePublish(c, messages, authOpts).then(() => undefined);
   const tickets = new Tickets(new UpstashTicketStore(redis, config.log.prefix, breaker), {
     defaultTtlSeconds: config.ticketTtlSeconds,
@@ -40,8 +41,8 @@ export function createApp(config: FunctionsConfig): Hono {
   const app = new Hono();
   app.onError(errorResponse);
   app.notFound((c) => c.json({ error: { code: "not_found", message: "no such route" } }, 404));
-  app.route("/", publishRoute({ publisher, maxBodyBytes: config.maxBodyBytes, maxBatch: config.maxBatch, authorizePublish: authorize }));
-  app.route("/", invalidateRoute({ publisher, store, maxBodyBytes: config.maxBodyBytes, authorizePublish: authorize }));
+  app.route("/", publishRoute({ publisher, maxBodyBytes: config.maxBodyBytes, maxBatch: config.maxBatch, authenticate, authorizePublish: authorize }));
+  app.route("/", invalidateRoute({ publisher, store, maxBodyBytes: config.maxBodyBytes, authenticate, authorizePublish: authorize }));
   app.route(
     "/",
     hooksRoute({
@@ -54,6 +55,6 @@ export function createApp(config: FunctionsConfig): Hono {
       policy: config.hookPolicy,
     }),
   );
-  app.route("/", ticketsRoute({ tickets, authorize: (c, scope) => authorizeTicket(c, bearer(c), scope, authOpts, config.publicChannels).then(ticketLimit) }));
+  app.route("/", ticketsRoute({ tickets, authenticate, authorize: (c, scope) => authorizeTicket(c, bearer(c), scope, authOpts, config.publicChannels).then(ticketLimit) }));
   return app;
 }

@@ -25,6 +25,8 @@ describe("relay configuration", () => {
       [{ FANOUT_JWKS_URL: "file:///etc/keys" }, /FANOUT_JWKS_URL must be an http\(s\) URL/],
       [{ FANOUT_MAX_PATTERN_COST: "2000000" }, /FANOUT_MAX_CONNECTION_PATTERN_COST must be at least FANOUT_MAX_PATTERN_COST/],
       [{ FANOUT_MAX_RELAY_PATTERN_COST: "5000" }, /FANOUT_MAX_RELAY_PATTERN_COST must be at least/],
+      [{ FANOUT_REQUEST_TIMEOUT_MS: "0" }, /FANOUT_REQUEST_TIMEOUT_MS must be between 1000 and 600000/],
+      [{ FANOUT_TRUSTED_PROXIES: "10.0.0.0/8,proxy.internal" }, /FANOUT_TRUSTED_PROXIES: "proxy.internal" is not an IP address/],
     ];
     for (const [env, msg] of cases) expect(() => loadConfig(env), JSON.stringify(env)).toThrow(msg);
     expect(() => loadConfig({ PORT: "x" })).toThrow(ConfigError);

@@ -1,3 +1,4 @@
+import { TrustedProxies } from "./auth/trusted-proxies.js";
 import { ConfigError, envInt, envList, envString, loadSharedSettings, type Env, type SharedSettings } from "../routes/shared-settings.js";
 
 export { ConfigError };
@@ -16,12 +17,17 @@ export interface RelayConfig extends SharedSettings {
   heartbeatMs: number;
   retryMs: number;
   maxConnections: number;
+  /** Streams one client address may hold (IPv6: one /64); see `remoteAddress` for what the address is. */
   maxConnectionsPerIp: number;
   /**
    * Worst-case matching steps of all distinct patterns open on this relay together: what one
    * message can cost the relay (embedded broker) or Redis (PSUBSCRIBE) to route.
    */
   maxRelayPatternCost: number;
+  /** Peers whose `X-Forwarded-For` is believed (`FANOUT_TRUSTED_PROXIES`); empty: the header is ignored. */
+  trustedProxies: TrustedProxies;
+  /** Longest time to receive one request's headers and body; streams (responses) are not bounded by it. */
+  requestTimeoutMs: number;
   queueMaxBytes: number;
   queueMaxMessages: number;
   unsubscribeDelayMs: number;
@@ -53,6 +59,12 @@ export function loadConfig(env: Env = process.env): RelayConfig {
   if (maxRelayPatternCost < shared.patternLimits.maxConnectionCost) {
     throw new ConfigError("FANOUT_MAX_RELAY_PATTERN_COST must be at least FANOUT_MAX_CONNECTION_PATTERN_COST (one connection's patterns must fit the relay)");
   }
+  let trustedProxies: TrustedProxies;
+  try {
+    trustedProxies = TrustedProxies.parse(envList(env, "FANOUT_TRUSTED_PROXIES"));
+  } catch (err) {
+    throw new ConfigError(`FANOUT_TRUSTED_PROXIES: ${(err as Error).message}`);
+  }
   return {
     ...shared,
     port: envInt(env, "PORT", 8080, 0, 65535),
@@ -62,7 +74,11 @@ export function loadConfig(env: Env = process.env): RelayConfig {
     heartbeatMs: envInt(env, "FANOUT_HEARTBEAT_MS", 15_000, 100),
     retryMs: envInt(env, "FANOUT_RETRY_MS", 2000, 0),
     maxConnections: envInt(env, "FANOUT_MAX_CONNECTIONS", 20_000, 1),
-    maxConnectionsPerIp: envInt(env, "FANOUT_MAX_CONNECTIONS_PER_IP", 20_000, 1),
+    // Many people share one address (offices, campuses, carrier NAT), each with a tab or two
+    // open: a few hundred streams per address, never the whole relay.
+    maxConnectionsPerIp: envInt(env, "FANOUT_MAX_CONNECTIONS_PER_IP", 256, 1),
+    trustedProxies,
+    requestTimeoutMs: envInt(env, "FANOUT_REQUEST_TIMEOUT_MS", 10_000, 1000, 600_000),
     maxRelayPatternCost,
     queueMaxBytes: envInt(env, "FANOUT_QUEUE_MAX_BYTES", 1024 * 1024, 1024),
     queueMaxMessages: envInt(env, "FANOUT_QUEUE_MAX_MESSAGES", 1000, 1),

@@ -1,13 +1,29 @@
+import { isIP } from "node:net";
 import { FanoutError } from "../protocol/errors.js";
 import { checkPatternCosts, patternCost, type PatternCostLimits } from "../protocol/pattern-cost.js";
+
+/**
+ * The bucket an address is limited in: an IPv4 address, or the /64 an IPv6 address is in
+ * (one host is routinely given a whole /64, so per-address limits on IPv6 would not limit).
+ */
+export function addressBucket(ip: string): string {
+  if (isIP(ip) !== 6) return ip;
+  const [head, tail = ""] = ip.toLowerCase().split("::");
+  const left = head ? head.split(":") : [];
+  const right = tail ? tail.split(":") : [];
+  // An embedded IPv4 tail (::ffff:1.2.3.4) counts as two groups; it is in the low 64 bits.
+  const groups = left.length + right.reduce((n, g) => n + (g.includes(".") ? 2 : 1), 0);
+  const full = ip.includes("::") ? [...left, ...Array<string>(8 - groups).fill("0"), ...right] : left;
+  return `${full.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, "")).join(":")}::/64`;
+}
 
 /**
  * Per-relay caps on streams, answered before any work: 429 past the total or per-IP count,
  * 400 for patterns one connection may not hold, 503 when the relay's pattern budget is spent.
  *
  * The pattern budget bounds what routing one message can cost. Every distinct pattern open
- * on the relay is matched against every message — by the embedded broker, or in Redis mode
- * by Redis itself on each PUBLISH (one PSUBSCRIBE per distinct pattern) — so the relay sums
+ * on the relay is matched against every message routed to it (by the relay itself on both
+ * brokers: in Redis mode Redis only sees each glob cut after its first `*` run) — so the relay sums
  * the worst-case cost (`patternCost`) of its distinct patterns: a pattern joins the sum when
  * its first stream opens and leaves it when its last stream closes, and a stream that would
  * push the sum past `maxRelayPatternCost` is refused.
@@ -34,7 +50,8 @@ export class ConnectionLimits {
    * Reserves a connection slot and the relay-wide cost of its patterns (already through
    * `checkPatterns`); the returned function releases both (once).
    */
-  acquireConnection(ip: string, patterns: readonly string[] = []): () => void {
+  acquireConnection(address: string, patterns: readonly string[] = []): () => void {
+    const ip = addressBucket(address);
     const mine = this.perIp.get(ip) ?? 0;
     if (this.total >= this.maxTotal) this.refuse("too_many_connections", "the relay is at its connection limit");
     if (mine >= this.maxPerIp) this.refuse("too_many_connections_from_ip", "too many connections from this address");

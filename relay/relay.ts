@@ -33,6 +33,7 @@ import { FanoutError } from "../protocol/errors.js";
 import { RedisInvalidationStore } from "./redis/redis-invalidation-store.js";
 import { MemoryInvalidationStore } from "./memory/memory-invalidation-store.js";
 import type { RelayAuth } from "./auth/relay-auth.js";
+import { hardenServer, serverOptions } from "./http-server.js";
 
 export interface Relay {
   app: Hono;
@@ -80,6 +81,7 @@ export async function createRelay(config: RelayConfig, opts: { auth?: RelayAuth 
     tickets,
     rateLimiter: new PublishRateLimiter(config.publishRatePerSecond, config.publishBurst),
     requireExp: config.jwtRequireExp,
+    trustedProxies: config.trustedProxies,
   });
   const rc: RelayContext = {
     config,
@@ -107,6 +109,7 @@ export async function createRelay(config: RelayConfig, opts: { auth?: RelayAuth 
   const cors = corsMiddleware(config.corsOrigins);
   if (cors) app.use("/v1/*", cors);
   const store = stores.invalidation;
+  const authenticate: RelayAuth["authenticatePublisher"] = (c) => rc.auth.authenticatePublisher(c);
   const authorizePublish: RelayAuth["authorizePublish"] = (c, messages) => rc.auth.authorizePublish(c, messages);
   app.route("/", opsRoute(rc));
   app.route("/", eventsRoute(rc) as unknown as Hono);
@@ -116,18 +119,19 @@ export async function createRelay(config: RelayConfig, opts: { auth?: RelayAuth 
       publisher: broker,
       maxBodyBytes: config.maxBodyBytes,
       maxBatch: config.maxBatch,
+      authenticate,
       authorizePublish,
       published: (_m, results) => {
         for (const r of results) metrics.published.inc({ result: r.duplicate ? "duplicate" : "published" });
       },
     }),
   );
-  app.route("/", invalidateRoute({ publisher: broker, store, maxBodyBytes: config.maxBodyBytes, authorizePublish }));
+  app.route("/", invalidateRoute({ publisher: broker, store, maxBodyBytes: config.maxBodyBytes, authenticate, authorizePublish }));
   app.route(
     "/",
     hooksRoute({ publisher: broker, store, maxBodyBytes: config.maxBodyBytes, secrets: config.hookSecrets, mapping: config.hookMapping, deliveryTtlSeconds: config.hookDedupeSeconds, policy: config.hookPolicy }),
   );
-  app.route("/", ticketsRoute({ tickets, authorize: (c, scope) => builtInAuth.authorizeTicket(c, scope) }));
+  app.route("/", ticketsRoute({ tickets, authenticate: (c) => builtInAuth.authenticateTicket(c), authorize: (c, scope) => builtInAuth.authorizeTicket(c, scope) }));
   app.route("/", pageRoute());
   app.notFound((c) => c.json({ error: { code: "not_found", message: `no route for ${c.req.method} ${c.req.path}` } }, 404));
 
@@ -142,10 +146,8 @@ export async function createRelay(config: RelayConfig, opts: { auth?: RelayAuth 
     context: rc,
     listen: () =>
       new Promise((resolve) => {
-        server = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, (info: AddressInfo) => resolve(info.port)) as Server;
-        // SSE streams are long-lived: no request timeout, keep-alive as usual.
-        server.requestTimeout = 0;
-        server.headersTimeout = 30_000;
+        server = serve({ fetch: app.fetch, port: config.port, hostname: config.host, serverOptions: serverOptions(config) }, (info: AddressInfo) => resolve(info.port)) as Server;
+        hardenServer(server, (code) => metrics.rejected.inc({ code }));
       }),
     drain: async (graceMs = config.drainGraceMs) => {
       rc.draining = true;

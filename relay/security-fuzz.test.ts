@@ -1,3 +1,4 @@
+import { spawn, type ChildProcess } from "node:child_process";
 import { request } from "node:http";
 import { afterEach, describe, expect, it } from "vitest";
 import { SseClient, publish } from "../test/support/sse-client.js";
@@ -5,11 +6,14 @@ import { startRelay, type RunningRelay } from "../test/support/relay-harness.js"
 import { brokerModes } from "../test/support/modes.js";
 import { signFanoutToken } from "../protocol/auth/sign-token.js";
 import { prng as rng } from "../test/support/prng.js";
+import { RawConnection } from "../test/support/raw-http.js";
 
 const SECRET = "fuzz-secret-0123456789abcdef0123456789";
 const KEY = "pk-fuzz";
 const SEED = Number(process.env.FUZZ_SEED ?? 0x5eed);
 const BUDGET_MS = 2500;
+/** Requests the HTTP-level fuzz sends at least, however slow the machine (then more until the budget ends). */
+const MIN_REQUESTS = 150;
 const modes = brokerModes();
 
 
@@ -129,7 +133,7 @@ describe.each(modes)("security fuzz on the $name", (mode) => {
     const deadline = Date.now() + BUDGET_MS;
     let n = 0;
     try {
-      while (Date.now() < deadline) {
+      while (Date.now() < deadline || n < MIN_REQUESTS) {
         n++;
         const kind = f.int(5);
         let method = "POST";
@@ -173,7 +177,7 @@ describe.each(modes)("security fuzz on the $name", (mode) => {
 
     if (process.env.FUZZ_VERBOSE) console.log(n, [...statuses]);
     expect(failures, `seed ${SEED}`).toEqual([]);
-    expect(n).toBeGreaterThan(100);
+    expect(n).toBeGreaterThanOrEqual(MIN_REQUESTS);
     expect([...statuses.keys()].every((s) => s < 500)).toBe(true);
     // Both outcomes were exercised, not just refusals.
     expect([...statuses.keys()].some((s) => s >= 200 && s < 300)).toBe(true);
@@ -184,5 +188,153 @@ describe.each(modes)("security fuzz on the $name", (mode) => {
     expect(steady.envelopes().map((e) => e.data)).toEqual(Array.from({ length: sent }, (_, i) => i));
     expect(sent).toBeGreaterThan(20);
     steady.close();
+  });
+});
+
+/** The relay as `npm start` runs it, in its own process: a crash is an exit, not a hidden exception. */
+async function spawnRelay(env: Record<string, string>): Promise<{ base: string; port: number; child: ChildProcess; exited(): string | undefined; stderr(): string; stop(): Promise<void> }> {
+  const child = spawn(process.execPath, ["--import", "tsx", "relay/main.ts"], {
+    env: { ...process.env, PORT: "0", HOST: "127.0.0.1", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  let err = "";
+  let exit: string | undefined;
+  child.stdout!.setEncoding("utf8").on("data", (d: string) => (out += d));
+  child.stderr!.setEncoding("utf8").on("data", (d: string) => (err += d));
+  const exited = new Promise<void>((resolve) =>
+    child.on("exit", (code, signal) => {
+      exit = `exit code ${code} signal ${signal}`;
+      resolve();
+    }),
+  );
+  const deadline = Date.now() + 30_000;
+  let port = 0;
+  while (!port) {
+    if (exit || Date.now() > deadline) throw new Error(`relay did not start (${exit ?? "timeout"}): ${out} ${err}`);
+    port = Number(/listening on http:\/\/localhost:(\d+)/.exec(out)?.[1] ?? 0);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    base: `http://127.0.0.1:${port}`,
+    port,
+    child,
+    exited: () => exit,
+    stderr: () => err,
+    stop: async () => {
+      if (exit === undefined) child.kill("SIGTERM");
+      await exited;
+    },
+  };
+}
+
+/** Random HTTP/1.1 traffic on raw sockets: what a proxy, a scanner or an attacker may send. */
+function wireFuzzer(seed: number) {
+  const f = fuzzer(seed);
+  const { r, int, pick } = f;
+  const json = JSON.stringify({ channel: "public:w", data: "x" });
+  const deep = (n: number) => `{"channel":"public:w","data":${"[".repeat(n)}${"]".repeat(n)}}`;
+  const head = (method: string, path: string, extra: string[] = []) => `${method} ${path} HTTP/1.1\r\nHost: x\r\n${extra.map((h) => `${h}\r\n`).join("")}`;
+  const auth = () => (r() < 0.6 ? [`Authorization: Bearer ${KEY}`] : r() < 0.5 ? [] : [`Authorization: ${f.headerValue(30)}`]);
+  const chunks = (body: string) => {
+    let s = "";
+    for (let i = 0; i < body.length; ) {
+      const n = 1 + int(Math.max(1, body.length - i));
+      s += `${n.toString(16)}${r() < 0.1 ? ";ext=1" : ""}\r\n${body.slice(i, i + n)}\r\n`;
+      i += n;
+    }
+    return `${s}0\r\n\r\n`;
+  };
+  const garbage = () => Array.from(f.bytes(int(120)), (b) => String.fromCharCode(b)).join("");
+  /** One request (or something shaped like the start of one). */
+  const request = (): string => {
+    switch (int(22)) {
+      case 0: return `${head("GET", pick(["/healthz", "/v1/stats", "/metrics", "/", "/nope"]))}\r\n`;
+      case 1: case 2: return `${head("GET", `/v1/events?channel=public:${pick(["a", "b", "w"])}`, r() < 0.3 ? [`Last-Event-ID: ${pick(["0-0", "1_2_3_4", f.headerValue(20)])}`] : [])}\r\n`;
+      case 3: return `${head("POST", "/v1/publish", [...auth(), `Content-Length: ${json.length}`])}\r\n${json}`;
+      case 4: return `${head("POST", pick(["/v1/publish", "/v1/invalidate", "/v1/tickets", "/v1/hooks/generic"]), [...auth(), "Transfer-Encoding: chunked"])}\r\n${chunks(r() < 0.5 ? json : JSON.stringify(f.json(0)) ?? "null")}`;
+      case 5: return `${head("POST", "/v1/publish", [...auth(), "Transfer-Encoding: chunked"])}\r\n${pick(["zz\r\nxx\r\n", "ffffffffffffffff\r\n", "5\r\nabc\r\n", "3\r\nabcdef\r\n0\r\n\r\n", "-1\r\n", "0\r\nTrailer: x\r\n\r\n", "4\r\n{\"a\"\r\n"])}`;
+      case 6: return `${head("POST", "/v1/publish", [...auth(), `Content-Length: ${pick([999999999, 5000, 2 ** 53, -1])}`])}\r\n${"x".repeat(int(300))}`;
+      case 7: return `${head("POST", "/v1/publish", [...auth(), "Transfer-Encoding: chunked"])}\r\n${chunks("y".repeat(4000 + int(3000)))}`;
+      case 8: return `${head("POST", pick(["/v1/publish", "/v1/tickets"]), [...auth(), "Transfer-Encoding: chunked"])}\r\n${chunks(deep(1 + int(2000)))}`;
+      case 9: return `${head("POST", "/v1/publish", [...auth(), "Content-Length: 5", "Transfer-Encoding: chunked"])}\r\n5\r\nhello\r\n0\r\n\r\n`;
+      case 10: return `${head("GET", "/healthz", ["Content-Length: 1", "Content-Length: 2"])}\r\nab`;
+      case 11: return garbage();
+      case 12: return pick(["GET /v1/ev", "GET / HTTP/1.1\r\nHost", "POST /v1/publish HTTP/1.1\r\nContent-Length: 10\r\n\r\nab", "\r\n\r\n", "GET / HTTP/9.9\r\n\r\n", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"]);
+      case 13: return `${head(pick(["BREW", "CONNECT", "TRACE", "DELETE", "get", "G\u0000T"]), pick(["/v1/events?channel=public:a", "*", "http://evil.example/v1/stats", "/v1/publish"]))}\r\n`;
+      case 14: return `${head("GET", "/v1/stats", [`X-Big: ${"a".repeat(int(20_000))}`])}\r\n`;
+      case 15: return `${head("GET", "/v1/stats", [pick(["NoColonHere", "X-Nul: a\u0000b", " Leading: space", "X-Bad\u00ff: 1", "X-Obs: a\r\n folded"])])}\r\n`;
+      case 16: return `${head("GET", "/v1/events?channel=public:a", ["Upgrade: websocket", "Connection: Upgrade"])}\r\n`;
+      case 17: return `${head("POST", "/v1/publish", [...auth(), "Expect: 100-continue", `Content-Length: ${json.length}`])}\r\n${json}`;
+      case 18: return `GET /v1/stats HTTP/1.0\r\n\r\n`;
+      case 19: return `${head("GET", `/v1/events?${Array.from({ length: 1 + int(4) }, () => f.queryPart()).join("&")}`, [`X-Forwarded-For: ${pick(["1.2.3.4", "::1, 127.0.0.1", f.headerValue(30)])}`])}\r\n`;
+      case 20: return `${head("POST", "/v1/publish", [...auth(), "Transfer-Encoding: chunked"])}\r\n${int(0x2000).toString(16)}\r\n${"z".repeat(int(0x3000))}`;
+      default: return `${head("GET", "/v1/stats", ["Connection: close"])}\r\n`;
+    }
+  };
+  return { ...f, request };
+}
+
+describe.each(modes)("HTTP/1.1 wire fuzz on the $name", (mode) => {
+  it("survives pipelined, truncated, malformed, oversized and slow requests in its own process, and serves afterwards", async () => {
+    const relay = await spawnRelay({
+      ...mode.env(),
+      FANOUT_PUBLISH_KEYS: KEY,
+      FANOUT_PUBLIC_CHANNELS: "public:*",
+      FANOUT_MAX_BODY_BYTES: "4096",
+      FANOUT_HOOK_SECRET: "wire-hook-secret",
+      FANOUT_REQUEST_TIMEOUT_MS: "1000",
+      FANOUT_PUBLISH_RATE: "100000",
+    });
+    const f = wireFuzzer(SEED + 100 + (mode.name === "memory broker" ? 0 : 1));
+    const failures: string[] = [];
+    let connections = 0;
+    try {
+      const deadline = Date.now() + 4000;
+      const worker = async () => {
+        while ((Date.now() < deadline || connections < 60) && connections < 400) {
+          connections++;
+          const c = await RawConnection.open(relay.port).catch((err: Error) => {
+            failures.push(`connect failed: ${err.message}`);
+          });
+          if (!c) return;
+          try {
+            const wire = Array.from({ length: 1 + f.int(5) }, () => f.request()).join("");
+            // Sent whole, or in random pieces with pauses (a slow body among them).
+            if (f.r() < 0.6) await c.write(wire);
+            else {
+              for (let i = 0; i < wire.length && !c.closed; ) {
+                const n = 1 + f.int(Math.min(wire.length - i, 400));
+                await c.write(wire.slice(i, i + n));
+                i += n;
+                await new Promise((res) => setTimeout(res, f.int(40)));
+              }
+            }
+            await new Promise((res) => setTimeout(res, f.int(60)));
+            if (f.r() < 0.3) await c.waitClosed(3000).catch(() => undefined);
+            if (/HTTP\/1\.1 5\d\d /.test(c.text)) failures.push(`5xx for ${JSON.stringify(wire.slice(0, 200))}: ${c.text.slice(0, 300)}`);
+          } finally {
+            c.close();
+          }
+          if (relay.exited()) return;
+        }
+      };
+      await Promise.all(Array.from({ length: 6 }, worker));
+
+      expect(relay.exited(), relay.stderr().slice(-2000)).toBeUndefined();
+      expect(failures, `seed ${SEED}`).toEqual([]);
+      expect(connections).toBeGreaterThanOrEqual(60);
+      // Still serving: a stream and a publish round trip.
+      expect((await fetch(`${relay.base}/healthz`)).status).toBe(200);
+      const sub = await SseClient.open(`${relay.base}/v1/events?channel=public:after`);
+      await sub.waitReady();
+      expect((await publish(relay.base, { channel: "public:after", data: "alive" }, { Authorization: `Bearer ${KEY}` })).status).toBe(200);
+      await sub.waitMessages(1);
+      sub.close();
+      // No 500 was logged (a refusal is never an "unexpected error").
+      expect(relay.stderr()).not.toMatch(/unexpected error|Uncaught/);
+    } finally {
+      await relay.stop();
+    }
   });
 });

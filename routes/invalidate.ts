@@ -9,6 +9,8 @@ export interface InvalidateRouteDeps {
   publisher: Publisher;
   store: InvalidationStore;
   maxBodyBytes: number;
+  /** Throws 401 unless the request carries a valid publisher credential; runs before the body is read. */
+  authenticate(c: Context): Promise<void>;
   /** The publish check, applied to the broadcast on `invalidate:<scope>`. */
   authorizePublish(c: Context, messages: PublishMessage[]): Promise<void>;
 }
@@ -20,6 +22,7 @@ export interface InvalidateRouteDeps {
 export function invalidateRoute(deps: InvalidateRouteDeps): Hono {
   const app = new Hono();
   app.post("/v1/invalidate", async (c) => {
+    await deps.authenticate(c);
     const body = await readJson(c, deps.maxBodyBytes);
     const inv = parseInvalidation(body);
     await deps.authorizePublish(c, [invalidationMessage(inv, { source: "api" })]);

@@ -15,7 +15,8 @@ export interface PublishAuthOptions {
   allowAnonymous?: boolean;
   /**
    * With nothing configured, accept this request anyway when it comes from loopback. The
-   * relay passes its socket check; the edge has no loopback and leaves it unset.
+   * relay passes its client-address check (the peer, and behind a trusted proxy the client it
+   * forwards, must both be loopback); the edge has no loopback and leaves it unset.
    */
   isLoopback?(c: Context): boolean;
   /** `FANOUT_JWT_REQUIRE_EXP`: a JWT that mints a subscribe ticket must carry `exp`. */
@@ -66,11 +67,10 @@ export async function matchKey(token: string, keys: readonly string[]): Promise<
 }
 
 /**
- * Identifies the caller from `token` (for `purpose`: a subscriber's JWT must carry `exp`
- * unless `requireSubscriberExp` is off). Every configured key is compared in constant time,
+ * Identifies the caller from `token`. Every configured key is compared in constant time,
  * whichever matches; a JWT is verified with the algorithms pinned to the configured key.
  */
-export async function identifyPublisher(c: Context, token: string | undefined, opts: PublishAuthOptions, purpose: "publish" | "subscribe" = "publish"): Promise<PublishCaller> {
+export async function identifyPublisher(c: Context, token: string | undefined, opts: PublishAuthOptions): Promise<PublishCaller> {
   const configured = opts.keys.length > 0 || opts.verifier?.configured === true;
   if (token === undefined) {
     if (!configured && (opts.allowAnonymous || opts.isLoopback?.(c))) return { kind: "anonymous" };
@@ -89,11 +89,25 @@ export async function identifyPublisher(c: Context, token: string | undefined, o
     const t = await opts.verifier.verify(token);
     // A token without `sub` is limited on its own digest (never on the token text).
     const rateKey = t.subject !== undefined ? `sub:${t.subject}` : `jwt:${toHex(await sha256(utf8(token)))}`;
-    // Publishing is a server's job and service tokens may be long-lived; subscribing is not.
-    if (purpose === "subscribe") checkSubscriberExpiry(t, opts.requireSubscriberExp ?? true);
     return { kind: "jwt", rateKey, publish: t.grants.publish, subscribe: t.grants.subscribe, expiresAt: t.expiresAt };
   }
   throw unauthorized("unknown publisher key");
+}
+
+const callers = new WeakMap<Context, Promise<PublishCaller>>();
+
+/**
+ * Who is calling, decided once per request. Routes call it before reading a body, so an
+ * anonymous sender cannot make the server buffer anything (401 first); the channel checks
+ * after parsing reuse the answer instead of verifying a JWT twice.
+ */
+export function authenticatePublisher(c: Context, token: string | undefined, opts: PublishAuthOptions): Promise<PublishCaller> {
+  let caller = callers.get(c);
+  if (!caller) {
+    caller = identifyPublisher(c, token, opts);
+    callers.set(c, caller);
+  }
+  return caller;
 }
 
 /**
@@ -102,7 +116,7 @@ export async function identifyPublisher(c: Context, token: string | undefined, o
  * and the relay.
  */
 export async function authorizePublish(c: Context, messages: readonly PublishMessage[], opts: PublishAuthOptions): Promise<PublishCaller> {
-  const caller = await identifyPublisher(c, bearer(c), opts);
+  const caller = await authenticatePublisher(c, bearer(c), opts);
   if (caller.kind === "jwt") checkChannels(new Set(messages.map((m) => m.channel)), caller.publish, "publish to");
   return caller;
 }
@@ -115,8 +129,10 @@ export async function authorizePublish(c: Context, messages: readonly PublishMes
  * (loopback / anonymous rules).
  */
 export async function authorizeTicket(c: Context, token: string | undefined, scope: TicketScope, opts: PublishAuthOptions, publicChannels: readonly string[]): Promise<PublishCaller> {
-  const caller = await identifyPublisher(c, token, opts, "subscribe");
+  const caller = await authenticatePublisher(c, token, opts);
   if (caller.kind === "jwt") {
+    // Publishing is a server's job and service tokens may be long-lived; subscribing is not.
+    checkSubscriberExpiry(caller, opts.requireSubscriberExp ?? true);
     const allowed = [...caller.subscribe, ...publicChannels];
     checkChannels(scope.channels, allowed, "subscribe to");
     checkPatterns(scope.patterns, allowed);

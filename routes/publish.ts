@@ -7,6 +7,8 @@ export interface PublishRouteDeps {
   publisher: Publisher;
   maxBodyBytes: number;
   maxBatch: number;
+  /** Throws 401 unless the request carries a valid publisher credential; runs before the body is read. */
+  authenticate(c: Context): Promise<void>;
   /**
    * Decides whether this request may publish to these channels; throws FanoutError 401/403
    * (or 429 when rate limited). All channels of a batch are checked before anything is
@@ -24,6 +26,7 @@ export interface PublishRouteDeps {
 export function publishRoute(deps: PublishRouteDeps): Hono {
   const app = new Hono();
   app.post("/v1/publish", async (c) => {
+    await deps.authenticate(c);
     const body = await readJson(c, deps.maxBodyBytes);
     const { batch, messages } = parsePublishBody(body, { maxBatch: deps.maxBatch });
     await deps.authorizePublish(c, messages);

@@ -4,6 +4,8 @@ import { readJson } from "./read-body.js";
 
 export interface TicketsRouteDeps {
   tickets: Tickets;
+  /** Throws 401 unless the request carries a credential that may mint tickets at all; runs before the body is read. */
+  authenticate(c: Context): Promise<void>;
   /**
    * Throws 401/403/429 unless this caller may open `scope` (see `authorizeTicket` in
    * publish-auth.ts); returns what bounds the ticket (the minting token's `exp`).
@@ -23,6 +25,7 @@ const MAX_TICKET_BODY = 64 * 1024;
 export function ticketsRoute(deps: TicketsRouteDeps): Hono {
   const app = new Hono();
   app.post("/v1/tickets", async (c) => {
+    await deps.authenticate(c);
     const body = await readJson(c, MAX_TICKET_BODY);
     const { scope, ttlSeconds } = deps.tickets.parseRequest(body);
     const limit = await deps.authorize(c, scope);

@@ -49,7 +49,7 @@ export function looksLikeJwt(token: string): boolean {
  * could never be retired short of rotating the key, and nothing minted from it (a ticket)
  * could be bounded by it.
  */
-export function checkSubscriberExpiry(token: VerifiedToken, required: boolean): void {
+export function checkSubscriberExpiry(token: Pick<VerifiedToken, "expiresAt">, required: boolean): void {
   if (required && token.expiresAt === undefined) {
     throw new FanoutError(401, "token_missing_exp", "subscriber tokens must carry an exp claim (FANOUT_JWT_REQUIRE_EXP)", {
       "WWW-Authenticate": 'Bearer realm="fanout", error="invalid_token"',

@@ -4,11 +4,12 @@ import type { PublishMessage } from "../../protocol/publish-request.js";
 import { checkChannels, checkPatterns } from "../../protocol/auth/grants.js";
 import { ScopeBudget, channelAllowed, patternWithin } from "../../protocol/pattern-scope.js";
 import { checkSubscriberExpiry, looksLikeJwt, type JwtVerifier } from "../../protocol/auth/jwt-verifier.js";
-import { authorizePublish, authorizeTicket, bearer, matchKey, ticketLimit, unauthorized, type PublishAuthOptions, type PublishCaller } from "../../routes/publish-auth.js";
+import { authenticatePublisher, authorizePublish, authorizeTicket, bearer, matchKey, ticketLimit, unauthorized, type PublishAuthOptions, type PublishCaller } from "../../routes/publish-auth.js";
 import { checkTicketScope, type TicketLimit, type TicketScope, type Tickets } from "../../protocol/auth/tickets.js";
 import type { OpsAccess, RelayAuth } from "./relay-auth.js";
 import type { PublishRateLimiter } from "./publish-rate-limiter.js";
-import { isLoopback, remoteAddress, subscriberToken } from "./credentials.js";
+import { isLocalRequest, remoteAddress, subscriberToken } from "./credentials.js";
+import type { TrustedProxies } from "./trusted-proxies.js";
 
 export interface JwtRelayAuthOptions {
   /** `FANOUT_PUBLISH_KEYS`: may publish anywhere, subscribe anywhere, and issue any ticket. */
@@ -20,6 +21,8 @@ export interface JwtRelayAuthOptions {
   rateLimiter: PublishRateLimiter;
   /** `FANOUT_JWT_REQUIRE_EXP`: subscriber tokens (and tokens minting tickets) must carry `exp`. */
   requireExp: boolean;
+  /** Whose `X-Forwarded-For` decides the client address (loopback rule, anonymous rate key). */
+  trustedProxies: TrustedProxies;
 }
 
 /** Who is calling: a static key (no per-channel limits), a verified JWT, or the loopback default. */
@@ -33,24 +36,29 @@ type Caller = { kind: "key"; rateKey: string } | { kind: "jwt"; rateKey: string;
  * JWT key configured, subscribing is open (or limited to `FANOUT_PUBLIC_CHANNELS` when set
  * for anonymous callers); with one, anonymous subscribers get the public channels only.
  */
-/** Anonymous callers exist only on loopback with nothing configured: limited per address. */
-function rateKey(c: Context, caller: PublishCaller): string {
-  return caller.kind === "anonymous" ? `ip:${remoteAddress(c)}` : caller.rateKey;
-}
 
 export class JwtRelayAuth implements RelayAuth {
   private readonly publishAuth: PublishAuthOptions;
 
   constructor(private readonly opts: JwtRelayAuthOptions) {
-    this.publishAuth = { keys: opts.keys, verifier: opts.verifier, isLoopback: (c) => isLoopback(remoteAddress(c)), requireSubscriberExp: opts.requireExp };
+    this.publishAuth = { keys: opts.keys, verifier: opts.verifier, isLoopback: (c) => isLocalRequest(c, opts.trustedProxies), requireSubscriberExp: opts.requireExp };
     if (opts.keys.length === 0 && !opts.verifier.configured) {
       console.warn("[fanout] neither FANOUT_PUBLISH_KEYS nor FANOUT_JWT_SECRET/FANOUT_JWKS_URL is set: publishing is accepted from loopback clients only");
     }
   }
 
+  async authenticatePublisher(c: Context): Promise<void> {
+    await authenticatePublisher(c, bearer(c), this.publishAuth);
+  }
+
+  /** Before a ticket request's body: the caller must be one who may mint tickets at all. */
+  async authenticateTicket(c: Context): Promise<void> {
+    await authenticatePublisher(c, subscriberToken(c), this.publishAuth);
+  }
+
   async authorizePublish(c: Context, messages: PublishMessage[]): Promise<void> {
     const caller = await authorizePublish(c, messages, this.publishAuth);
-    this.charge(rateKey(c, caller), messages.length);
+    this.charge(this.rateKey(c, caller), messages.length);
   }
 
   async authorizeSubscribe(c: Context, channels: string[], patterns: string[]): Promise<void> {
@@ -86,7 +94,7 @@ export class JwtRelayAuth implements RelayAuth {
    */
   async authorizeTicket(c: Context, scope: TicketScope): Promise<TicketLimit> {
     const caller = await authorizeTicket(c, subscriberToken(c), scope, this.publishAuth, this.opts.publicChannels);
-    this.charge(rateKey(c, caller), 1);
+    this.charge(this.rateKey(c, caller), 1);
     return ticketLimit(caller);
   }
 
@@ -100,7 +108,7 @@ export class JwtRelayAuth implements RelayAuth {
   async authorizeOps(c: Context): Promise<OpsAccess> {
     const credentials = this.opts.keys.length > 0 || this.opts.verifier.configured;
     if (!credentials) {
-      return this.opts.publicChannels.length === 0 || isLoopback(remoteAddress(c)) ? "names" : "totals";
+      return this.opts.publicChannels.length === 0 || isLocalRequest(c, this.opts.trustedProxies) ? "names" : "totals";
     }
     const token = bearer(c);
     if (token === undefined) return "totals";
@@ -111,6 +119,11 @@ export class JwtRelayAuth implements RelayAuth {
       throw new FanoutError(403, "admin_required", "this token may not read channel names: it needs the claim fanout.admin = true");
     }
     throw unauthorized("unknown key or token");
+  }
+
+  /** Anonymous callers exist only on loopback with nothing configured: limited per address. */
+  private rateKey(c: Context, caller: PublishCaller): string {
+    return caller.kind === "anonymous" ? `ip:${remoteAddress(c, this.opts.trustedProxies)}` : caller.rateKey;
   }
 
   private charge(rateKey: string, cost: number): void {

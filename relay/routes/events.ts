@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Socket } from "node:net";
 import { randomUUID } from "node:crypto";
 import { Hono, type Context } from "hono";
 import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
@@ -31,6 +32,31 @@ function readSubscriptions(c: Context, max: number, logPrefix: string): { channe
 }
 
 /**
+ * The socket this response will be written to, once it is this response's turn. A request
+ * pipelined behind another on one keep-alive connection is handled at once, but its response
+ * gets a socket only when the responses before it have ended (Node emits `socket` on it then).
+ * Undefined when the connection is closed, or closes first: the client may leave while its
+ * request is being authorized, and a stream set up on a closed socket would never see the
+ * `close` that frees its slot.
+ */
+function responseSocket(req: IncomingMessage, res: ServerResponse): Promise<Socket | undefined> {
+  if (res.socket) return Promise.resolve(res.socket.destroyed ? undefined : res.socket);
+  return new Promise((resolve) => {
+    const conn = req.socket;
+    const done = () => {
+      res.off("socket", done);
+      req.off("close", done);
+      conn?.off("close", done);
+      resolve(res.socket && !res.socket.destroyed ? res.socket : undefined);
+    };
+    res.on("socket", done);
+    req.on("close", done);
+    conn?.on("close", done);
+    if (!conn || conn.destroyed) done();
+  });
+}
+
+/**
  * `GET /v1/events`: one SSE stream for any number of channels and patterns.
  *
  * Order on the wire: `retry:`, `event: ready` (only once every subscription is confirmed by
@@ -47,9 +73,19 @@ export function eventsRoute(rc: RelayContext): Hono<NodeEnv> {
     rc.limits.checkPatterns(patterns);
     await rc.auth.authorizeSubscribe(c, channels, patterns);
     if (!broker.isReady() || !hub.initialized) throw unavailable("broker unreachable; retry shortly", 2);
-    const release = rc.limits.acquireConnection(remoteAddress(c) ?? "?", patterns);
-
+    // The slot is taken before any wait: streams pipelined behind one another count against
+    // the limits while they wait, so one connection cannot park an unbounded number of them.
+    const release = rc.limits.acquireConnection(remoteAddress(c, config.trustedProxies) ?? "?", patterns);
     const res = c.env.outgoing;
+    if (!(await responseSocket(c.env.incoming, res))) {
+      release();
+      return RESPONSE_ALREADY_SENT;
+    }
+    if (rc.draining) {
+      release();
+      throw unavailable("relay is shutting down; reconnect elsewhere", 1);
+    }
+
     const id = randomUUID();
     let client: Client | undefined;
     const conn = new SseConnection(res, { maxBytes: config.queueMaxBytes, maxMessages: config.queueMaxMessages }, rc.scheduler, (reason) => {
