@@ -40,7 +40,14 @@ describe("clients' globs are matched in the relay; Redis only sees cheap pattern
       if (String(args[0]).toLowerCase() === "psubscribe") seen.push(args.slice(1));
     });
     try {
-      const r = await start({ REDIS_URL: server.url, FANOUT_LOG_PREFIX: `routes${n++}` });
+      // The costly glob is over the default pattern-cost limits; they are raised here so that
+      // what Redis is asked to match is what this test sees.
+      const r = await start({
+        REDIS_URL: server.url,
+        FANOUT_LOG_PREFIX: `routes${n++}`,
+        FANOUT_MAX_PATTERN_COST: "1000000",
+        FANOUT_MAX_CONNECTION_PATTERN_COST: "2000000",
+      });
       const costly = `*a*a*a*a*a*a*a*${"a".repeat(200)}`;
       const c = await open(`pattern=${encodeURIComponent(costly)}&pattern=${encodeURIComponent("k:?:*x*y")}`);
       await c.waitReady();
