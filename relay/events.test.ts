@@ -25,6 +25,18 @@ describe.each(modes)("GET /v1/events on the $name", (mode) => {
     expect(typeof ready.connection).toBe("string");
   });
 
+  it("refuses a query string that is not percent-encoded UTF-8 (400 invalid_encoding), instead of subscribing to its raw text", async () => {
+    r = await start(mode.env());
+    for (const q of ["channel=%ED%A0%80", "channel=a&pattern=%FF*", "channel=a&lastEventId=%E2%82"]) {
+      const res = await fetch(`${r.base}/v1/events?${q}`);
+      expect(res.status, q).toBe(400);
+      expect((await res.json()).error.code).toBe("invalid_encoding");
+    }
+    const ok = await open(`channel=${encodeURIComponent("café:€")}`);
+    await ok.waitReady();
+    expect(JSON.parse(ok.events[0].data).channels).toEqual(["café:€"]);
+  });
+
   it("delivers exact, pattern and multiplexed messages with envelope, type and id", async () => {
     r = await start(mode.env());
     const c = await open("channel=orders:events&channel=chat:general&pattern=user:*:notifications");

@@ -202,7 +202,9 @@ export class Hub implements BrokerListener {
       await this.subs.add(c);
     } catch (err) {
       this.detach(c);
-      throw unavailable(`subscription failed: ${(err as Error).message}`);
+      // The broker's error text (Redis's) is for the log, not for subscribers.
+      console.warn("[fanout] subscription failed:", (err as Error).message);
+      throw unavailable("subscription failed; retry shortly");
     }
     await this.settle();
   }

@@ -16,7 +16,24 @@ import type { RelayContext } from "../relay-context.js";
 
 type NodeEnv = { Bindings: { incoming: IncomingMessage; outgoing: ServerResponse } };
 
+/**
+ * Hono keeps a query value it cannot percent-decode as its raw text, so `channel=%ED%A0%80`
+ * (a lone surrogate) would subscribe to the literal string `%ED%A0%80`: refuse it instead.
+ */
+function checkQueryEncoding(url: string): void {
+  const q = url.indexOf("?");
+  if (q < 0) return;
+  for (const part of url.slice(q + 1).split("&")) {
+    try {
+      decodeURIComponent(part.replace(/\+/g, " "));
+    } catch {
+      throw new FanoutError(400, "invalid_encoding", "the query string is not valid percent-encoded UTF-8");
+    }
+  }
+}
+
 function readSubscriptions(c: Context, max: number, logPrefix: string): { channels: string[]; patterns: string[] } {
+  checkQueryEncoding(c.req.url);
   const channels = [...new Set(c.req.queries("channel") ?? [])];
   const patterns = [...new Set(c.req.queries("pattern") ?? [])];
   if (channels.length + patterns.length === 0) {
