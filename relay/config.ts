@@ -2,6 +2,8 @@ import { ConfigError, envInt, envList, envString, loadSharedSettings, type Env, 
 
 export { ConfigError };
 
+const MiB = 1024 * 1024;
+
 /**
  * All relay settings, read once from the environment with defaults and validated at
  * start-up: a bad value stops the process with a message naming the variable. The knobs
@@ -19,8 +21,15 @@ export interface RelayConfig extends SharedSettings {
   maxConnectionsPerIp: number;
   maxPatternStars: number;
   maxPatternBytes: number;
+  /** Hard limit of bytes held for one client: past it, cut at once. */
   queueMaxBytes: number;
+  /** Soft limit: a client holding more than this for `queueSoftSeconds` is cut. */
+  queueSoftBytes: number;
+  queueSoftSeconds: number;
+  /** Frames queued for one client beyond which it counts as over the soft limit. */
   queueMaxMessages: number;
+  /** Relay-wide budget of bytes held for all clients; past it the largest holders are cut. */
+  queueBudgetBytes: number;
   unsubscribeDelayMs: number;
   replayLimit: number;
   drainGraceMs: number;
@@ -45,6 +54,12 @@ export function loadConfig(env: Env = process.env): RelayConfig {
     if (o !== "*" && !/^https?:\/\/[^/\s]+$/.test(o)) throw new ConfigError(`FANOUT_CORS_ORIGINS entries must be origins like https://app.example.com (no path), got ${JSON.stringify(o)}`);
   }
   const publishRatePerSecond = envInt(env, "FANOUT_PUBLISH_RATE", 0, 0);
+  // Redis's `client-output-buffer-limit pubsub 32mb 8mb 60`, per client, plus a budget for all.
+  const queueMaxBytes = envInt(env, "FANOUT_QUEUE_MAX_BYTES", 32 * MiB, 1024);
+  const queueSoftBytes = envInt(env, "FANOUT_QUEUE_SOFT_BYTES", Math.min(8 * MiB, queueMaxBytes), 1024);
+  if (queueSoftBytes > queueMaxBytes) {
+    throw new ConfigError(`FANOUT_QUEUE_SOFT_BYTES (${queueSoftBytes}) must not exceed FANOUT_QUEUE_MAX_BYTES (${queueMaxBytes}), the hard limit`);
+  }
   return {
     ...loadSharedSettings(env),
     port: envInt(env, "PORT", 8080, 0, 65535),
@@ -57,8 +72,11 @@ export function loadConfig(env: Env = process.env): RelayConfig {
     maxConnectionsPerIp: envInt(env, "FANOUT_MAX_CONNECTIONS_PER_IP", 20_000, 1),
     maxPatternStars: envInt(env, "FANOUT_MAX_PATTERN_STARS", 8, 0, 100),
     maxPatternBytes: envInt(env, "FANOUT_MAX_PATTERN_BYTES", 256, 1, 1024),
-    queueMaxBytes: envInt(env, "FANOUT_QUEUE_MAX_BYTES", 1024 * 1024, 1024),
-    queueMaxMessages: envInt(env, "FANOUT_QUEUE_MAX_MESSAGES", 1000, 1),
+    queueMaxBytes,
+    queueSoftBytes,
+    queueSoftSeconds: envInt(env, "FANOUT_QUEUE_SOFT_SECONDS", 60, 0, 3600),
+    queueMaxMessages: envInt(env, "FANOUT_QUEUE_MAX_MESSAGES", 10_000, 1),
+    queueBudgetBytes: envInt(env, "FANOUT_QUEUE_BUDGET_BYTES", 256 * MiB, MiB),
     unsubscribeDelayMs: envInt(env, "FANOUT_UNSUBSCRIBE_DELAY_MS", 1000, 0),
     replayLimit: envInt(env, "FANOUT_REPLAY_LIMIT", 10_000, 1),
     drainGraceMs: envInt(env, "FANOUT_DRAIN_GRACE_MS", 10_000, 0),

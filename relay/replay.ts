@@ -6,7 +6,13 @@ import type { Client } from "./client.js";
 
 export type ResetReason = "retention" | "unknown" | "malformed" | "limit";
 
-const PAGE = 500;
+/** Entries read per log request: a page of large messages is held in memory while it is sent. */
+const PAGE = 100;
+/**
+ * Replay waits for the socket to drain whenever more than this is held for the client, so a
+ * backlog of any size goes out at the pace the client reads, never as one queued page.
+ */
+const PAUSE_BYTES = 64 * 1024;
 
 /**
  * Which partitions can hold a client's messages: those of its channels, or all of them when
@@ -39,16 +45,17 @@ export async function checkCursor(log: MessageLog, c: Client, partitions: number
 }
 
 /**
- * Sends a resuming client everything after its cursor on its channels and patterns, in
- * per-partition (hence per-channel) log order, respecting its socket's backpressure.
- * Live frames meanwhile are held by the client and later skipped when already replayed.
- * Returns "limit" when more than `limit` messages were due (the rest is skipped).
+ * Sends a resuming client everything after its cursor on its channels and patterns (in
+ * `only` partitions, if given), in per-partition (hence per-channel) log order, paced by its
+ * socket's drain. Live frames meanwhile are held by the client and later skipped when
+ * already replayed. Returns "limit" when more than `limit` messages were due (the rest is
+ * skipped).
  */
-export async function replay(log: MessageLog, c: Client, partitions: number, limit: number, relayCursor: Position[]): Promise<{ sent: number; reset?: ResetReason }> {
+export async function replay(log: MessageLog, c: Client, partitions: number, limit: number, relayCursor: Position[], only?: number[]): Promise<{ sent: number; reset?: ResetReason }> {
   const exact = new Set(c.channels);
   const pats = c.patterns.map((p) => [p, toBytes(p)] as const);
   let sent = 0;
-  for (const p of partitionsFor(c, partitions)) {
+  for (const p of only ?? partitionsFor(c, partitions)) {
     // Entries of other channels do not move the client's cursor (keeping it at or below the
     // relay's, so it can share frames); `from` walks past them.
     let from = c.delivered[p];
@@ -71,12 +78,28 @@ export async function replay(log: MessageLog, c: Client, partitions: number, lim
           }
           c.sendOwn(d);
           sent++;
+          // drained() also ends when the connection closes.
+          if (c.conn.held() > PAUSE_BYTES) await c.conn.drained();
+          if (c.conn.closed) return { sent };
         }
       }
-      if (c.conn.closed) return { sent };
-      await c.conn.drained();
       if (page.length < PAGE) break;
     }
+  }
+  return { sent };
+}
+
+/**
+ * Reads from the log again the partitions whose live messages the client dropped instead of
+ * holding them (see `Client.takeDropped`), until a pass drops nothing. The caller goes live
+ * right after, in the same turn, so nothing can be dropped in between.
+ */
+export async function replayDropped(log: MessageLog, c: Client, partitions: number, limit: number, relayCursor: Position[]): Promise<{ sent: number; reset?: ResetReason }> {
+  let sent = 0;
+  for (let only = c.takeDropped(); only.length > 0 && !c.conn.closed; only = c.takeDropped()) {
+    const r = await replay(log, c, partitions, limit - sent, relayCursor, only);
+    sent += r.sent;
+    if (r.reset) return { sent, reset: r.reset };
   }
   return { sent };
 }
