@@ -1,30 +1,32 @@
 /** What the budget needs of a connection: how much it holds, its own limits, and a way to cut it. */
 export interface Budgeted {
-  /** Bytes this connection holds now (its queue plus what its socket has not sent). */
+  /** Bytes held for this client (its queue plus what its socket has not sent), for ranking. */
   held(): number;
+  /** Releases what its socket has sent since the last look. */
+  settle(): void;
   /** Applies the connection's own hard and soft limits at `now`; cuts it when they say so. */
   enforce(now: number): void;
   cut(reason: "budget"): void;
-  /** What the budget last counted for this connection; the budget alone writes it. */
-  accounted: number;
 }
 
 /**
- * The relay-wide budget of bytes held for clients, over all connections, so that thousands
- * of stalled clients cannot exhaust memory even though each stays within its own limits.
+ * The relay-wide budget of bytes held for clients, so that thousands of stalled clients
+ * cannot exhaust memory even though each stays within its own limits.
  *
- * Connections report growth as they queue (cheap: a sum) and their exact figure after each
- * write; a sweep, every `sweepMs` while any connection holds bytes and at once when the
- * budget is exceeded, re-reads the exact figures (sockets drain between reports), applies
- * each connection's soft limit (a client that stops receiving still gets cut when its
- * period runs out), and when the total is still over the budget cuts the connections that
- * hold the most first, until it is not.
+ * It counts memory, not copies: every buffer the relay holds for any client — queued, or
+ * handed to a socket and not yet sent — is counted once, however many clients hold it (a
+ * message's frame is encoded once and shared by all its subscribers). So a 1 MiB message to
+ * ten thousand readers costs 1 MiB of budget, not 10 GiB, while stalled clients holding
+ * their own frames (a replay, a private copy) add up as they should.
  *
- * A frame shared by many clients is counted once per client, so the total is an upper bound
- * on what the queues really pin in memory.
+ * A sweep, every `sweepMs` while anything is held and at once when the budget is exceeded,
+ * releases what sockets have sent since, applies each connection's soft limit (a client that
+ * stops receiving still gets cut when its period runs out), and while the total is over the
+ * budget cuts the connections that hold the most first.
  */
 export class QueueBudget {
   private total = 0;
+  private readonly refs = new Map<Buffer, number>();
   private readonly holding = new Set<Budgeted>();
   private timer?: NodeJS.Timeout;
   private sweepQueued = false;
@@ -35,31 +37,45 @@ export class QueueBudget {
     private readonly sweepMs = 250,
   ) {}
 
-  /** Bytes held over all connections, as last counted. */
+  /** Bytes held for clients now, each shared buffer once. */
   get bytes(): number {
     return this.total;
   }
 
-  /** A connection queued `bytes` more. */
-  grow(c: Budgeted, bytes: number): void {
-    if (c.accounted === 0) this.watch(c);
-    c.accounted += bytes;
-    this.total += bytes;
+  /** One more holder of `b`. */
+  hold(b: Buffer): void {
+    const n = this.refs.get(b);
+    if (n !== undefined) {
+      this.refs.set(b, n + 1);
+      return;
+    }
+    this.refs.set(b, 1);
+    this.total += b.length;
     if (this.total > this.limitBytes) this.sweepSoon();
   }
 
-  /** A connection's exact figure (after a write, on drain). */
-  report(c: Budgeted, held: number): void {
-    this.total += held - c.accounted;
-    c.accounted = held;
-    if (held > 0) this.watch(c);
-    else this.holding.delete(c);
+  /** One holder of `b` fewer. */
+  release(b: Buffer): void {
+    const n = this.refs.get(b);
+    if (n === undefined) return;
+    if (n > 1) {
+      this.refs.set(b, n - 1);
+      return;
+    }
+    this.refs.delete(b);
+    this.total -= b.length;
   }
 
-  /** The connection is gone: nothing it held counts any more. */
-  remove(c: Budgeted): void {
-    this.total -= c.accounted;
-    c.accounted = 0;
+  /** The connection holds something: sweep it until `idle`. */
+  busy(c: Budgeted): void {
+    this.holding.add(c);
+    if (!this.timer && !this.stopped) {
+      this.timer = setInterval(this.sweep, this.sweepMs);
+      this.timer.unref();
+    }
+  }
+
+  idle(c: Budgeted): void {
     this.holding.delete(c);
   }
 
@@ -67,14 +83,6 @@ export class QueueBudget {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
-  }
-
-  private watch(c: Budgeted): void {
-    this.holding.add(c);
-    if (!this.timer && !this.stopped) {
-      this.timer = setInterval(this.sweep, this.sweepMs);
-      this.timer.unref();
-    }
   }
 
   private sweepSoon(): void {
@@ -87,12 +95,12 @@ export class QueueBudget {
     this.sweepQueued = false;
     const now = Date.now();
     for (const c of this.holding) {
-      this.report(c, c.held());
+      c.settle();
       c.enforce(now);
     }
     if (this.total > this.limitBytes) {
-      const largestFirst = [...this.holding].sort((a, b) => b.accounted - a.accounted);
-      for (const c of largestFirst) {
+      const largestFirst = [...this.holding].map((c) => [c, c.held()] as const).sort((a, b) => b[1] - a[1]);
+      for (const [c] of largestFirst) {
         if (this.total <= this.limitBytes) break;
         c.cut("budget");
       }

@@ -46,12 +46,15 @@ const COPY_MAX_BYTES = 64 * 1024;
 export class SseConnection implements Budgeted {
   private queue: Buffer[] = [];
   private queuedBytes = 0;
+  /** Buffers handed to the socket, oldest first, until it has sent them (see `settle`). */
+  private inflight: Buffer[] = [];
+  private inflightHead = 0;
+  private inflightBytes = 0;
   private waitingDrain = false;
   private drainWaiters: Array<() => void> = [];
   private readonly socket: Socket;
   private opened = false;
   private overSoftSince: number | undefined;
-  accounted = 0;
   closed = false;
 
   constructor(
@@ -83,9 +86,10 @@ export class SseConnection implements Budgeted {
   send(frame: Buffer): boolean {
     if (this.closed) return false;
     if (!this.enforce()) return false;
+    if (this.queue.length === 0 && this.inflightBytes === 0) this.budget.busy(this);
     this.queue.push(frame);
     this.queuedBytes += frame.length;
-    this.budget.grow(this, frame.length);
+    this.budget.hold(frame);
     if (!this.waitingDrain) this.scheduler.schedule(this);
     return true;
   }
@@ -115,14 +119,32 @@ export class SseConnection implements Budgeted {
     this.destroy(reason);
   }
 
+  /** Releases, from the budget, the buffers the socket has sent since the last look. */
+  settle(): void {
+    let sent = this.inflightBytes - this.socket.writableLength;
+    while (this.inflightHead < this.inflight.length && this.inflight[this.inflightHead].length <= sent) {
+      const b = this.inflight[this.inflightHead++];
+      sent -= b.length;
+      this.inflightBytes -= b.length;
+      this.budget.release(b);
+    }
+    if (this.inflightHead === this.inflight.length) {
+      this.inflight = [];
+      this.inflightHead = 0;
+      if (this.queue.length === 0) this.budget.idle(this);
+    }
+  }
+
   flush(): void {
     if (this.closed || !this.opened || this.waitingDrain || this.queue.length === 0) return;
+    this.settle();
     const q = this.queue;
     const bytes = this.queuedBytes;
     this.queue = [];
     this.queuedBytes = 0;
     const ok = this.write(q, bytes);
-    this.budget.report(this, this.held());
+    // A write the kernel took whole is done already: nothing stays counted for a reader.
+    this.settle();
     if (!ok) {
       this.waitingDrain = true;
       this.socket.once("drain", this.onDrain);
@@ -133,11 +155,24 @@ export class SseConnection implements Budgeted {
   }
 
   private write(q: Buffer[], bytes: number): boolean {
-    if (q.length === 1) return this.socket.write(q[0]);
-    if (bytes <= COPY_MAX_BYTES) return this.socket.write(Buffer.concat(q, bytes));
+    this.inflightBytes += bytes;
+    if (q.length === 1) {
+      this.inflight.push(q[0]);
+      return this.socket.write(q[0]);
+    }
+    if (bytes <= COPY_MAX_BYTES) {
+      const copy = Buffer.concat(q, bytes);
+      this.budget.hold(copy);
+      for (const b of q) this.budget.release(b);
+      this.inflight.push(copy);
+      return this.socket.write(copy);
+    }
     this.socket.cork();
     let ok = true;
-    for (const b of q) ok = this.socket.write(b);
+    for (const b of q) {
+      this.inflight.push(b);
+      ok = this.socket.write(b);
+    }
     this.socket.uncork();
     return ok;
   }
@@ -151,7 +186,7 @@ export class SseConnection implements Budgeted {
   private onDrain = (): void => {
     this.waitingDrain = false;
     if (this.closed) return;
-    this.budget.report(this, this.held());
+    this.settle();
     // The client caught up: a soft-limit period in progress ends here.
     this.enforce();
     if (this.queue.length > 0) this.flush();
@@ -194,9 +229,13 @@ export class SseConnection implements Budgeted {
   private finish(reason: CloseReason): void {
     if (this.closed) return;
     this.closed = true;
+    for (const b of this.queue) this.budget.release(b);
+    for (let i = this.inflightHead; i < this.inflight.length; i++) this.budget.release(this.inflight[i]);
     this.queue = [];
     this.queuedBytes = 0;
-    this.budget.remove(this);
+    this.inflight = [];
+    this.inflightBytes = 0;
+    this.budget.idle(this);
     this.socket.off("drain", this.onDrain);
     const w = this.drainWaiters;
     this.drainWaiters = [];
