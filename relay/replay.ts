@@ -6,8 +6,14 @@ import type { Client } from "./client.js";
 
 export type ResetReason = "retention" | "unknown" | "malformed" | "limit";
 
-/** Entries read per log request: a page of large messages is held in memory while it is sent. */
-const PAGE = 100;
+/**
+ * A page of the log is held in memory while it is sent (and, from Redis, is this client's
+ * own copy), so pages are sized in bytes: the entry count of the next read follows the
+ * average size of the last one, from one entry of a large message up to `PAGE_MAX` small ones.
+ */
+const PAGE_BYTES = 256 * 1024;
+const PAGE_MAX = 500;
+const PAGE_FIRST = 16;
 /**
  * Replay waits for the socket to drain whenever more than this is held for the client, so a
  * backlog of any size goes out at the pace the client reads, never as one queued page.
@@ -59,15 +65,18 @@ export async function replay(log: MessageLog, c: Client, partitions: number, lim
     // Entries of other channels do not move the client's cursor (keeping it at or below the
     // relay's, so it can share frames); `from` walks past them.
     let from = c.delivered[p];
+    let count = PAGE_FIRST;
     for (;;) {
-      const page = await log.read(p, from, PAGE);
+      const page = await log.read(p, from, count);
       if (page.length > 0) from = page[page.length - 1].pos;
+      let bytes = 0;
       for (const e of page) {
+        bytes += e.dataJson.length + e.channel.length + 64;
         let d: Delivery | undefined;
         if (exact.has(e.channel)) d = e;
         else if (pats.length > 0) {
-          const bytes = toBytes(e.channel);
-          const hit = pats.find(([, pb]) => globMatchBytes(pb, bytes));
+          const name = toBytes(e.channel);
+          const hit = pats.find(([, pb]) => globMatchBytes(pb, name));
           if (hit) d = { ...e, pattern: hit[0] };
         }
         if (d) {
@@ -83,7 +92,8 @@ export async function replay(log: MessageLog, c: Client, partitions: number, lim
           if (c.conn.closed) return { sent };
         }
       }
-      if (page.length < PAGE) break;
+      if (page.length < count) break;
+      count = Math.max(1, Math.min(PAGE_MAX, Math.floor((PAGE_BYTES * page.length) / bytes)));
     }
   }
   return { sent };
