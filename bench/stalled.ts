@@ -10,6 +10,10 @@
  *   npm run bench -- stalled                       # 1,000 stalled clients, 64 MB, relay-memory
  *   npm run bench -- stalled --clients 300 --mb 32 --budget 67108864 --target relay-redis
  *   npm run bench -- stalled --root /tmp/old       # another checkout's relay (e.g. before a change)
+ *   npm run bench -- stalled --resume              # publish first; the stalled clients resume over it
+ *
+ * With `--resume` every stalled client gets its own replay frames (nothing shared), paced by
+ * its socket: the case where the per-client limits and the budget, not sharing, bound memory.
  */
 import { connect, type Socket } from "node:net";
 import { dirname, join, resolve } from "node:path";
@@ -23,10 +27,11 @@ interface StalledArgs {
   budget?: number;
   target: TargetName;
   root: string;
+  resume: boolean;
 }
 
 function parse(argv: string[]): StalledArgs {
-  const a: StalledArgs = { clients: 1000, mb: 64, target: "relay-memory", root: join(dirname(fileURLToPath(import.meta.url)), "..") };
+  const a: StalledArgs = { clients: 1000, mb: 64, target: "relay-memory", root: join(dirname(fileURLToPath(import.meta.url)), ".."), resume: false };
   for (let i = 0; i < argv.length; i++) {
     const v = (): string => {
       const x = argv[++i];
@@ -49,8 +54,11 @@ function parse(argv: string[]): StalledArgs {
       case "--root":
         a.root = resolve(v());
         break;
+      case "--resume":
+        a.resume = true;
+        break;
       default:
-        throw new Error(`unknown flag ${argv[i]} (stalled: --clients n --mb n --budget bytes --target relay-memory|relay-redis --root dir)`);
+        throw new Error(`unknown flag ${argv[i]} (stalled: --clients n --mb n --budget bytes --target relay-memory|relay-redis --root dir --resume)`);
     }
   }
   if (!a.target.startsWith("relay")) throw new Error("the stalled scenario runs against the relay only");
@@ -58,7 +66,7 @@ function parse(argv: string[]): StalledArgs {
 }
 
 /** An SSE stream that reads until `event: ready`, then either stops reading or counts messages. */
-function stream(port: number, path: string, stall: boolean): Promise<{ sock: Socket; messages(): number }> {
+function stream(port: number, path: string, stall: boolean, lastEventId?: string): Promise<{ sock: Socket; id: string; messages(): number }> {
   return new Promise((resolveReady, reject) => {
     const sock = connect(port, "127.0.0.1");
     let seen = "";
@@ -66,14 +74,16 @@ function stream(port: number, path: string, stall: boolean): Promise<{ sock: Soc
     let count = 0;
     let tail = "";
     sock.setEncoding("latin1");
-    sock.on("connect", () => sock.write(`GET ${path} HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n`));
+    const resume = lastEventId ? `Last-Event-ID: ${lastEventId}\r\n` : "";
+    sock.on("connect", () => sock.write(`GET ${path} HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n${resume}\r\n`));
     sock.on("data", (chunk: string) => {
       if (!ready) {
         seen += chunk;
         if (!seen.includes("event: ready")) return;
         ready = true;
         if (stall) sock.pause();
-        resolveReady({ sock, messages: () => count });
+        const id = /id: (\S+)\nevent: ready/.exec(seen)?.[1] ?? "";
+        resolveReady({ sock, id, messages: () => count });
         chunk = seen.slice(seen.indexOf("event: ready"));
         chunk = chunk.slice(chunk.indexOf("\n\n"));
       }
@@ -84,6 +94,12 @@ function stream(port: number, path: string, stall: boolean): Promise<{ sock: Soc
     });
     sock.on("error", (e) => {
       if (!ready) reject(e);
+    });
+    sock.on("close", () => {
+      // Cut before its `ready` left the relay's queue (a budget cut while resuming): the
+      // client would reconnect; here it simply counts as cut.
+      if (!ready && seen.startsWith("HTTP/1.1 200")) resolveReady({ sock, id: "", messages: () => 0 });
+      else if (!ready) reject(new Error(`stream closed before ready: ${JSON.stringify(seen.slice(0, 300))}`));
     });
   });
 }
@@ -104,6 +120,8 @@ export async function runStalled(argv: string[]): Promise<void> {
   const m = machine();
   console.log(`edge-fanout bench: stalled clients — ${new Date().toISOString()}\nmachine: ${m.nproc} × ${m.cpu}, ${m.memGb} GB RAM, Linux ${m.kernel}, Node ${process.version}`);
   const relayEnv: Record<string, string> = { FANOUT_MAX_CONNECTIONS_PER_IP: String(a.clients + 10), FANOUT_MAX_CONNECTIONS: String(a.clients + 10) };
+  // Every message of the run stays in the log, for --resume.
+  if (a.resume) relayEnv.FANOUT_HISTORY_SIZE = String(Math.ceil(a.mb) * 10 + 10);
   if (a.budget !== undefined) relayEnv.FANOUT_QUEUE_BUDGET_BYTES = String(a.budget);
   const srv = await startTarget(a.target, { repoRoot: a.root, relayEnv });
   const socks: Socket[] = [];
@@ -112,13 +130,16 @@ export async function runStalled(argv: string[]): Promise<void> {
     const path = `/v1/events?channel=${channel}`;
     const reader = await stream(srv.port, path, false);
     socks.push(reader.sock);
-    for (let i = 0; i < a.clients; i += 100) {
-      const batch = await Promise.all(Array.from({ length: Math.min(100, a.clients - i) }, () => stream(srv.port, path, true)));
-      socks.push(...batch.map((b) => b.sock));
-    }
+    const connectStalled = async (): Promise<void> => {
+      for (let i = 0; i < a.clients; i += 100) {
+        const batch = await Promise.all(Array.from({ length: Math.min(100, a.clients - i) }, () => stream(srv.port, path, true, a.resume ? reader.id : undefined)));
+        socks.push(...batch.map((b) => b.sock));
+      }
+    };
+    if (!a.resume) await connectStalled();
     await sleep(1000);
     const rssIdle = treeRssBytes(srv.pid);
-    console.log(`${a.clients} stalled clients + 1 reader connected; relay RSS ${mb(rssIdle)} MB`);
+    console.log(`${a.resume ? 0 : a.clients} stalled clients + 1 reader connected; relay RSS ${mb(rssIdle)} MB`);
 
     let peakRss = rssIdle;
     let peakQueued = 0;
@@ -149,6 +170,12 @@ export async function runStalled(argv: string[]): Promise<void> {
     const pubMs = Date.now() - t0;
     const total = requests * 10;
     for (const deadline = Date.now() + 60_000; reader.messages() < total && Date.now() < deadline; ) await sleep(100);
+    if (a.resume) {
+      const t1 = Date.now();
+      await connectStalled();
+      console.log(`${a.clients} stalled clients resumed over the ${mb(total * 100_000)} MB backlog in ${Date.now() - t1} ms`);
+      await sleep(3000);
+    }
     await sleep(2000);
     clearInterval(rssTimer);
     clearInterval(metricsTimer);
