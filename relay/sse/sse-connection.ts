@@ -129,7 +129,7 @@ export class SseConnection implements Budgeted {
       this.budget.release(b);
     }
     if (this.inflightHead === this.inflight.length) {
-      this.inflight = [];
+      this.inflight.length = 0;
       this.inflightHead = 0;
       if (this.queue.length === 0) this.budget.idle(this);
     }
