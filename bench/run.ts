@@ -7,6 +7,7 @@
  *   npm run bench -- --quick                        # 3 s runs, 2,000 instead of 10,000 subs
  *   npm run bench -- --profile --target relay-memory --scenario c   # + node --cpu-prof of the relay
  *   npm run bench -- --markdown                     # also print the tables as Markdown
+ *   npm run bench -- stalled                        # relay memory under 1,000 stalled clients (bench/stalled.ts)
  *
  * Other flags: --duration <ms>, --subs <n>, --rate <msg/s>, --window <n>, --payload <bytes>,
  * --sub-procs <n>, --nginx-workers <n>, --json <file>, --quiet-wait <ms> (how long to wait before each
@@ -22,6 +23,7 @@ import { summarizeProfileDir } from "./profile-summary.js";
 import type { FromPub, PubChannel, ToPub } from "./pub-worker.js";
 import { channelName, patternName, scenarios, type Scenario, type ScenarioId } from "./scenarios.js";
 import type { FromSub, SubConnSpec, SubReport, ToSub } from "./sub-worker.js";
+import { runStalled } from "./stalled.js";
 import { TARGETS, nchanAvailable, relayPresent, startTarget, type Running, type TargetName } from "./targets.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -466,6 +468,7 @@ function ratios(results: Result[], md: boolean): string {
 }
 
 async function main(): Promise<void> {
+  if (process.argv[2] === "stalled") return runStalled(process.argv.slice(3));
   const args = parseArgs(process.argv.slice(2));
   const m = machine();
   const date = new Date().toISOString();

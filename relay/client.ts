@@ -5,9 +5,20 @@ import type { Frame } from "./message-frame.js";
 import { encodeDelivery } from "./message-frame.js";
 import type { Delivery } from "./broker/broker.js";
 
+/** How many bytes of live frames a client holds while its stream is set up or replayed. */
+export interface HoldLimits {
+  /** Past this, log messages are no longer held but read again from the log (`takeDropped`). */
+  logBytes: number;
+  /** Past this, the client is cut ("hard"): plain messages are not in the log, so they can only be held. */
+  maxBytes: number;
+}
+
 /**
  * One subscriber as the hub sees it. Until `goLive`, frames are held (the stream is being
- * set up or replayed); afterwards they go straight to the connection's queue.
+ * set up or replayed); afterwards they go straight to the connection's queue. A replay paced
+ * by a slow reader can take long while live traffic goes on, so holding is bounded: log
+ * messages beyond `HoldLimits.logBytes` are dropped and their partitions read again from the
+ * log before going live, which keeps per-partition order and costs no memory.
  *
  * `delivered` is the last log position sent per partition: a frame at or below it is a copy
  * this client already has (replayed, or the same message matched a second subscription), so
@@ -15,6 +26,9 @@ import type { Delivery } from "./broker/broker.js";
  */
 export class Client {
   private held: Frame[] | undefined = [];
+  private heldBytes = 0;
+  /** Partitions with live log messages dropped from `held`. */
+  private dropped = new Set<number>();
   /** Set by `begin`: where this client's stream starts. */
   readonly delivered: Position[] = [];
   /**
@@ -31,7 +45,7 @@ export class Client {
     readonly conn: SseConnection,
     readonly channels: string[],
     readonly patterns: string[],
-    private readonly maxHeld: number,
+    private readonly holdLimits: HoldLimits,
   ) {}
 
   /** Fixes the starting cursor: the resume cursor, or the relay cursor for a fresh stream. */
@@ -40,12 +54,30 @@ export class Client {
   }
 
   offer(f: Frame): void {
-    if (this.held) {
-      this.held.push(f);
-      if (this.held.length > this.maxHeld) this.conn.destroy("slow");
+    if (this.held) this.hold(this.held, f);
+    else this.write(f);
+  }
+
+  private hold(held: Frame[], f: Frame): void {
+    const size = f.bytes.length;
+    if (f.delivery.partition !== undefined && f.delivery.pos !== undefined && this.heldBytes + size > this.holdLimits.logBytes) {
+      this.dropped.add(f.delivery.partition);
       return;
     }
-    this.write(f);
+    held.push(f);
+    this.heldBytes += size;
+    if (this.heldBytes > this.holdLimits.maxBytes) this.conn.destroy("hard");
+  }
+
+  /**
+   * The partitions whose live log messages were dropped while held, to be read from the log
+   * (from `delivered`) before `goLive`; a held frame at or below what that reading sends is
+   * skipped then as a copy. Empty once nothing more was dropped.
+   */
+  takeDropped(): number[] {
+    const parts = [...this.dropped].sort((a, b) => a - b);
+    this.dropped.clear();
+    return parts;
   }
 
   /** Sends a replayed entry (a frame made for this client alone). */
@@ -58,6 +90,7 @@ export class Client {
     this.aheadOfRelay = !dominates(relayCursor, this.delivered);
     const held = this.held ?? [];
     this.held = undefined;
+    this.heldBytes = 0;
     for (const f of held) this.write(f);
   }
 

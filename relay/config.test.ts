@@ -27,9 +27,19 @@ describe("relay configuration", () => {
       [{ FANOUT_MAX_RELAY_PATTERN_COST: "5000" }, /FANOUT_MAX_RELAY_PATTERN_COST must be at least/],
       [{ FANOUT_REQUEST_TIMEOUT_MS: "0" }, /FANOUT_REQUEST_TIMEOUT_MS must be between 1000 and 600000/],
       [{ FANOUT_TRUSTED_PROXIES: "10.0.0.0/8,proxy.internal" }, /FANOUT_TRUSTED_PROXIES: "proxy.internal" is not an IP address/],
+      [{ FANOUT_QUEUE_SOFT_BYTES: String(64 * 1024 * 1024) }, /FANOUT_QUEUE_SOFT_BYTES .* must not exceed FANOUT_QUEUE_MAX_BYTES/],
+      [{ FANOUT_QUEUE_BUDGET_BYTES: "1000" }, /FANOUT_QUEUE_BUDGET_BYTES must be between 1048576/],
+      [{ FANOUT_QUEUE_SOFT_SECONDS: "-1" }, /FANOUT_QUEUE_SOFT_SECONDS must be a whole number/],
     ];
     for (const [env, msg] of cases) expect(() => loadConfig(env), JSON.stringify(env)).toThrow(msg);
     expect(() => loadConfig({ PORT: "x" })).toThrow(ConfigError);
+  });
+
+  it("defaults the slow-consumer limits to Redis's pubsub output-buffer limits (32 MiB hard, 8 MiB for 60 s) and a 256 MiB budget", () => {
+    const c = loadConfig({});
+    expect([c.queueMaxBytes, c.queueSoftBytes, c.queueSoftSeconds, c.queueBudgetBytes]).toEqual([32 * 1024 * 1024, 8 * 1024 * 1024, 60, 256 * 1024 * 1024]);
+    // A hard limit below the default soft one pulls the soft one down with it.
+    expect(loadConfig({ FANOUT_QUEUE_MAX_BYTES: String(256 * 1024) }).queueSoftBytes).toBe(256 * 1024);
   });
 
   it("accepts every documented REDIS_URL form", () => {

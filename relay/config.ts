@@ -3,6 +3,8 @@ import { ConfigError, envInt, envList, envString, loadSharedSettings, type Env, 
 
 export { ConfigError };
 
+const MiB = 1024 * 1024;
+
 /**
  * All relay settings, read once from the environment with defaults and validated at
  * start-up: a bad value stops the process with a message naming the variable. The knobs
@@ -21,15 +23,22 @@ export interface RelayConfig extends SharedSettings {
   maxConnectionsPerIp: number;
   /**
    * Worst-case matching steps of all distinct patterns open on this relay together: what one
-   * message can cost the relay (embedded broker) or Redis (PSUBSCRIBE) to route.
+   * message can cost the relay to route (it matches clients' globs itself on both brokers).
    */
   maxRelayPatternCost: number;
   /** Peers whose `X-Forwarded-For` is believed (`FANOUT_TRUSTED_PROXIES`); empty: the header is ignored. */
   trustedProxies: TrustedProxies;
   /** Longest time to receive one request's headers and body; streams (responses) are not bounded by it. */
   requestTimeoutMs: number;
+  /** Hard limit of bytes held for one client: past it, cut at once. */
   queueMaxBytes: number;
+  /** Soft limit: a client holding more than this for `queueSoftSeconds` is cut. */
+  queueSoftBytes: number;
+  queueSoftSeconds: number;
+  /** Frames queued for one client beyond which it counts as over the soft limit. */
   queueMaxMessages: number;
+  /** Relay-wide budget of bytes held for all clients; past it the largest holders are cut. */
+  queueBudgetBytes: number;
   unsubscribeDelayMs: number;
   replayLimit: number;
   drainGraceMs: number;
@@ -65,6 +74,12 @@ export function loadConfig(env: Env = process.env): RelayConfig {
   } catch (err) {
     throw new ConfigError(`FANOUT_TRUSTED_PROXIES: ${(err as Error).message}`);
   }
+  // Redis's `client-output-buffer-limit pubsub 32mb 8mb 60`, per client, plus a budget for all.
+  const queueMaxBytes = envInt(env, "FANOUT_QUEUE_MAX_BYTES", 32 * MiB, 1024);
+  const queueSoftBytes = envInt(env, "FANOUT_QUEUE_SOFT_BYTES", Math.min(8 * MiB, queueMaxBytes), 1024);
+  if (queueSoftBytes > queueMaxBytes) {
+    throw new ConfigError(`FANOUT_QUEUE_SOFT_BYTES (${queueSoftBytes}) must not exceed FANOUT_QUEUE_MAX_BYTES (${queueMaxBytes}), the hard limit`);
+  }
   return {
     ...shared,
     port: envInt(env, "PORT", 8080, 0, 65535),
@@ -80,8 +95,11 @@ export function loadConfig(env: Env = process.env): RelayConfig {
     trustedProxies,
     requestTimeoutMs: envInt(env, "FANOUT_REQUEST_TIMEOUT_MS", 10_000, 1000, 600_000),
     maxRelayPatternCost,
-    queueMaxBytes: envInt(env, "FANOUT_QUEUE_MAX_BYTES", 1024 * 1024, 1024),
-    queueMaxMessages: envInt(env, "FANOUT_QUEUE_MAX_MESSAGES", 1000, 1),
+    queueMaxBytes,
+    queueSoftBytes,
+    queueSoftSeconds: envInt(env, "FANOUT_QUEUE_SOFT_SECONDS", 60, 0, 3600),
+    queueMaxMessages: envInt(env, "FANOUT_QUEUE_MAX_MESSAGES", 10_000, 1),
+    queueBudgetBytes: envInt(env, "FANOUT_QUEUE_BUDGET_BYTES", 256 * MiB, MiB),
     unsubscribeDelayMs: envInt(env, "FANOUT_UNSUBSCRIBE_DELAY_MS", 1000, 0),
     replayLimit: envInt(env, "FANOUT_REPLAY_LIMIT", 10_000, 1),
     drainGraceMs: envInt(env, "FANOUT_DRAIN_GRACE_MS", 10_000, 0),

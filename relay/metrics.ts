@@ -8,7 +8,20 @@ export class RelayMetrics {
   readonly messagesIn = new Counter({ name: "fanout_messages_in_total", help: "Messages received from the broker (per routed copy)", registers: [this.registry] });
   readonly messagesOut = new Counter({ name: "fanout_messages_out_total", help: "Message frames queued to SSE clients", registers: [this.registry] });
   readonly published = new Counter({ name: "fanout_published_total", help: "Messages published through this relay's API", labelNames: ["result"], registers: [this.registry] });
-  readonly slowDrops = new Counter({ name: "fanout_slow_consumer_disconnects_total", help: "Clients disconnected because their queue overflowed", registers: [this.registry] });
+  readonly slowDrops = new Counter({ name: "fanout_slow_consumer_disconnects_total", help: "Clients cut as slow consumers (all reasons)", registers: [this.registry] });
+  readonly slowDropsByReason = new Counter({
+    name: "fanout_slow_consumer_disconnects_by_reason_total",
+    help: "Clients cut as slow consumers, by limit: hard, soft (over the soft limit for its period), budget (relay-wide budget)",
+    labelNames: ["reason"],
+    registers: [this.registry],
+  });
+  private queuedBytesSource: () => number = () => 0;
+  readonly queuedBytes: Gauge = new Gauge({
+    name: "fanout_queued_bytes",
+    help: "Bytes held for SSE clients (queued or unsent in their sockets), the figure FANOUT_QUEUE_BUDGET_BYTES bounds",
+    registers: [this.registry],
+    collect: (): void => this.queuedBytes.set(this.queuedBytesSource()),
+  });
   readonly replayed = new Counter({ name: "fanout_replayed_total", help: "Messages replayed from history on resume", registers: [this.registry] });
   readonly resets = new Counter({ name: "fanout_resets_total", help: "event: reset sent (cursor beyond retention, unknown or malformed)", labelNames: ["reason"], registers: [this.registry] });
   readonly catchUps = new Counter({ name: "fanout_catchups_total", help: "Catch-ups from the log after the broker link came back", registers: [this.registry] });
@@ -21,6 +34,11 @@ export class RelayMetrics {
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [this.registry],
   });
+
+  /** Where the queued-bytes gauge reads its value at each scrape. */
+  watchQueuedBytes(source: () => number): void {
+    this.queuedBytesSource = source;
+  }
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: "fanout_" });

@@ -3,6 +3,7 @@ import type { Broker, MessageLog } from "./broker/broker.js";
 import type { Hub } from "./hub.js";
 import type { RelayMetrics } from "./metrics.js";
 import type { FlushScheduler } from "./sse/flush-scheduler.js";
+import type { QueueBudget } from "./sse/queue-budget.js";
 import type { SseConnection } from "./sse/sse-connection.js";
 import type { RelayAuth } from "./auth/relay-auth.js";
 import type { ConnectionLimits } from "./connection-limits.js";
@@ -15,6 +16,8 @@ export interface RelayContext {
   hub: Hub;
   metrics: RelayMetrics;
   scheduler: FlushScheduler;
+  /** Bytes held for all SSE clients, against FANOUT_QUEUE_BUDGET_BYTES. */
+  queues: QueueBudget;
   auth: RelayAuth;
   limits: ConnectionLimits;
   connections: Set<SseConnection>;

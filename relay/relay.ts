@@ -9,6 +9,7 @@ import { RedisBroker } from "./redis/redis-broker.js";
 import { Hub } from "./hub.js";
 import { RelayMetrics } from "./metrics.js";
 import { FlushScheduler } from "./sse/flush-scheduler.js";
+import { QueueBudget } from "./sse/queue-budget.js";
 import { HEARTBEAT } from "./sse/frame.js";
 import { JwtRelayAuth } from "./auth/jwt-relay-auth.js";
 import { PublishRateLimiter } from "./auth/publish-rate-limiter.js";
@@ -90,12 +91,14 @@ export async function createRelay(config: RelayConfig, opts: { auth?: RelayAuth 
     hub,
     metrics,
     scheduler: new FlushScheduler(config.writeLingerMaxMs),
+    queues: new QueueBudget(config.queueBudgetBytes),
     auth: opts.auth ?? builtInAuth,
     limits: new ConnectionLimits(config.maxConnections, config.maxConnectionsPerIp, config.patternLimits, config.maxRelayPatternCost),
     connections: new Set(),
     draining: false,
     startedAt: Date.now(),
   };
+  metrics.watchQueuedBytes(() => rc.queues.bytes);
   await broker.start(hub);
   await hub.init();
 
@@ -152,6 +155,7 @@ export async function createRelay(config: RelayConfig, opts: { auth?: RelayAuth 
     drain: async (graceMs = config.drainGraceMs) => {
       rc.draining = true;
       clearInterval(heartbeat);
+      rc.queues.stop();
       const closed = server ? new Promise<void>((r) => server!.close(() => r())) : Promise.resolve();
       for (const conn of [...rc.connections]) conn.end();
       server?.closeIdleConnections();

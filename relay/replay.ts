@@ -6,7 +6,19 @@ import type { Client } from "./client.js";
 
 export type ResetReason = "retention" | "unknown" | "malformed" | "limit";
 
-const PAGE = 500;
+/**
+ * A page of the log is held in memory while it is sent (and, from Redis, is this client's
+ * own copy), so pages are sized in bytes: the entry count of the next read follows the
+ * average size of the last one, from one entry of a large message up to `PAGE_MAX` small ones.
+ */
+const PAGE_BYTES = 256 * 1024;
+const PAGE_MAX = 500;
+const PAGE_FIRST = 16;
+/**
+ * Replay waits for the socket to drain whenever more than this is held for the client, so a
+ * backlog of any size goes out at the pace the client reads, never as one queued page.
+ */
+const PAUSE_BYTES = 64 * 1024;
 
 /**
  * Which partitions can hold a client's messages: those of its channels, or all of them when
@@ -39,28 +51,32 @@ export async function checkCursor(log: MessageLog, c: Client, partitions: number
 }
 
 /**
- * Sends a resuming client everything after its cursor on its channels and patterns, in
- * per-partition (hence per-channel) log order, respecting its socket's backpressure.
- * Live frames meanwhile are held by the client and later skipped when already replayed.
- * Returns "limit" when more than `limit` messages were due (the rest is skipped).
+ * Sends a resuming client everything after its cursor on its channels and patterns (in
+ * `only` partitions, if given), in per-partition (hence per-channel) log order, paced by its
+ * socket's drain. Live frames meanwhile are held by the client and later skipped when
+ * already replayed. Returns "limit" when more than `limit` messages were due (the rest is
+ * skipped).
  */
-export async function replay(log: MessageLog, c: Client, partitions: number, limit: number, relayCursor: Position[]): Promise<{ sent: number; reset?: ResetReason }> {
+export async function replay(log: MessageLog, c: Client, partitions: number, limit: number, relayCursor: Position[], only?: number[]): Promise<{ sent: number; reset?: ResetReason }> {
   const exact = new Set(c.channels);
   const pats = c.patterns.map((p) => [p, toBytes(p)] as const);
   let sent = 0;
-  for (const p of partitionsFor(c, partitions)) {
+  for (const p of only ?? partitionsFor(c, partitions)) {
     // Entries of other channels do not move the client's cursor (keeping it at or below the
     // relay's, so it can share frames); `from` walks past them.
     let from = c.delivered[p];
+    let count = PAGE_FIRST;
     for (;;) {
-      const page = await log.read(p, from, PAGE);
+      const page = await log.read(p, from, count);
       if (page.length > 0) from = page[page.length - 1].pos;
+      let bytes = 0;
       for (const e of page) {
+        bytes += e.dataJson.length + e.channel.length + 64;
         let d: Delivery | undefined;
         if (exact.has(e.channel)) d = e;
         else if (pats.length > 0) {
-          const bytes = toBytes(e.channel);
-          const hit = pats.find(([, pb]) => globMatchBytes(pb, bytes));
+          const name = toBytes(e.channel);
+          const hit = pats.find(([, pb]) => globMatchBytes(pb, name));
           if (hit) d = { ...e, pattern: hit[0] };
         }
         if (d) {
@@ -71,12 +87,29 @@ export async function replay(log: MessageLog, c: Client, partitions: number, lim
           }
           c.sendOwn(d);
           sent++;
+          // drained() also ends when the connection closes.
+          if (c.conn.held() > PAUSE_BYTES) await c.conn.drained();
+          if (c.conn.closed) return { sent };
         }
       }
-      if (c.conn.closed) return { sent };
-      await c.conn.drained();
-      if (page.length < PAGE) break;
+      if (page.length < count) break;
+      count = Math.max(1, Math.min(PAGE_MAX, Math.floor((PAGE_BYTES * page.length) / bytes)));
     }
+  }
+  return { sent };
+}
+
+/**
+ * Reads from the log again the partitions whose live messages the client dropped instead of
+ * holding them (see `Client.takeDropped`), until a pass drops nothing. The caller goes live
+ * right after, in the same turn, so nothing can be dropped in between.
+ */
+export async function replayDropped(log: MessageLog, c: Client, partitions: number, limit: number, relayCursor: Position[]): Promise<{ sent: number; reset?: ResetReason }> {
+  let sent = 0;
+  for (let only = c.takeDropped(); only.length > 0 && !c.conn.closed; only = c.takeDropped()) {
+    const r = await replay(log, c, partitions, limit - sent, relayCursor, only);
+    sent += r.sent;
+    if (r.reset) return { sent, reset: r.reset };
   }
   return { sent };
 }

@@ -9,7 +9,7 @@ import { checkSubscribable } from "../../protocol/reserved-channels.js";
 import { formatCursor, parseCursor } from "../../protocol/cursor.js";
 import { Client } from "../client.js";
 import { remoteAddress } from "../auth/credentials.js";
-import { checkCursor, replay, type ResetReason } from "../replay.js";
+import { checkCursor, replay, replayDropped, type ResetReason } from "../replay.js";
 import { encodeEvent, encodeRetry } from "../sse/frame.js";
 import { SseConnection } from "../sse/sse-connection.js";
 import type { RelayContext } from "../relay-context.js";
@@ -105,15 +105,19 @@ export function eventsRoute(rc: RelayContext): Hono<NodeEnv> {
 
     const id = randomUUID();
     let client: Client | undefined;
-    const conn = new SseConnection(res, { maxBytes: config.queueMaxBytes, maxMessages: config.queueMaxMessages }, rc.scheduler, (reason) => {
-      if (reason === "slow") metrics.slowDrops.inc();
+    const limits = { hardBytes: config.queueMaxBytes, softBytes: config.queueSoftBytes, softMs: config.queueSoftSeconds * 1000, maxMessages: config.queueMaxMessages };
+    const conn = new SseConnection(res, limits, rc.scheduler, rc.queues, (reason) => {
+      if (reason === "hard" || reason === "soft" || reason === "budget") {
+        metrics.slowDrops.inc();
+        metrics.slowDropsByReason.inc({ reason });
+      }
       if (client) hub.detach(client);
       rc.connections.delete(conn);
       metrics.connections.dec();
       release();
     });
     metrics.connections.inc();
-    client = new Client(id, conn, channels, patterns, config.queueMaxMessages);
+    client = new Client(id, conn, channels, patterns, { logBytes: config.queueSoftBytes, maxBytes: config.queueMaxBytes });
 
     try {
       await hub.attach(client);
@@ -154,6 +158,10 @@ export function eventsRoute(rc: RelayContext): Hono<NodeEnv> {
         metrics.replayed.inc(r.sent);
         if (r.reset) sendReset(rc, conn, r.reset);
       }
+      // Live log messages dropped while held (a long replay, a slow reader) come from the log.
+      const again = await replayDropped(log, client, broker.partitions, config.replayLimit, hub.cursor);
+      metrics.replayed.inc(again.sent);
+      if (again.reset) sendReset(rc, conn, again.reset);
       client.goLive(hub.cursor);
     } catch (err) {
       // The log became unreachable mid-setup: end the stream; the client resumes from its last id.

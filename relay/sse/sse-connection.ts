@@ -1,38 +1,67 @@
 import type { ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import type { FlushScheduler } from "./flush-scheduler.js";
+import type { Budgeted, QueueBudget } from "./queue-budget.js";
 
+/**
+ * The slow-consumer policy, after Redis's `client-output-buffer-limit pubsub 32mb 8mb 60`.
+ * What counts is what is held for the client: frames queued here plus bytes handed to the
+ * socket and not yet taken by the kernel.
+ */
 export interface QueueLimits {
-  maxBytes: number;
+  /** Cut at once when more than this is held before a frame is added. */
+  hardBytes: number;
+  /** Cut when more than this is held continuously for `softMs`. */
+  softBytes: number;
+  softMs: number;
+  /** More frames than this in the queue counts as over the soft limit too. */
   maxMessages: number;
 }
 
-export type CloseReason = "client" | "slow" | "drain" | "error";
+export type SlowReason = "hard" | "soft" | "budget";
+export type CloseReason = "client" | "drain" | "error" | SlowReason;
+
+/**
+ * Batches up to this size are copied into one buffer for one write (cheaper than a vectored
+ * write of small frames); larger ones are written as references to the shared frames, so a
+ * backed-up client does not pin a private copy of what every other client also holds.
+ */
+const COPY_MAX_BYTES = 64 * 1024;
 
 /**
  * One SSE response with a bounded outbound queue. Frames are shared Buffers (encoded once
  * per message, written to every matching client); the queue holds references, not copies.
- * While the socket is not draining we write; when it pushes back we queue, and a client that
- * overflows the queue is disconnected: it can only ever hurt itself.
+ * While the socket is not draining we write; when it pushes back we queue. A client is cut
+ * only by the limits of `QueueLimits` or by the relay-wide `QueueBudget`: it can only ever
+ * hurt itself, and a client that keeps reading survives bursts far above the soft limit.
+ *
+ * The limits are checked before a frame is added, so one frame larger than them still goes
+ * to a client that is keeping up (a stalled one holds at most the hard limit plus a frame).
  *
  * The body goes to the socket directly, without chunked encoding (the response is sent with
  * `Connection: close`; an event stream ends with its connection anyway). That makes a flush
  * one `write` of one buffer, skipping Node's per-write HTTP framing, which measured as most
  * of the relay's CPU per delivery.
  */
-export class SseConnection {
+export class SseConnection implements Budgeted {
   private queue: Buffer[] = [];
   private queuedBytes = 0;
+  /** Buffers handed to the socket, oldest first, until it has sent them (see `settle`). */
+  private inflight: Buffer[] = [];
+  private inflightHead = 0;
+  private inflightBytes = 0;
   private waitingDrain = false;
   private drainWaiters: Array<() => void> = [];
   private readonly socket: Socket;
   private opened = false;
+  private overSoftSince: number | undefined;
   closed = false;
 
   constructor(
     private readonly res: ServerResponse,
     private readonly limits: QueueLimits,
     private readonly scheduler: FlushScheduler,
+    private readonly budget: QueueBudget,
     private readonly onClose: (reason: CloseReason) => void,
   ) {
     this.socket = res.socket!;
@@ -48,32 +77,104 @@ export class SseConnection {
     this.opened = true;
   }
 
-  /** Queues a frame; false when the connection is gone or was dropped as too slow. */
+  /** Bytes held for this client: queued here, or handed to the socket and not yet sent. */
+  held(): number {
+    return this.queuedBytes + this.socket.writableLength;
+  }
+
+  /** Queues a frame; false when the connection is gone or was cut as too slow. */
   send(frame: Buffer): boolean {
     if (this.closed) return false;
+    if (!this.enforce()) return false;
+    if (this.queue.length === 0 && this.inflightBytes === 0) this.budget.busy(this);
     this.queue.push(frame);
     this.queuedBytes += frame.length;
-    if (this.queuedBytes > this.limits.maxBytes || this.queue.length > this.limits.maxMessages) {
-      this.destroy("slow");
-      return false;
-    }
+    this.budget.hold(frame);
     if (!this.waitingDrain) this.scheduler.schedule(this);
     return true;
   }
 
+  /** Applies the hard and soft limits; false when the connection was cut. */
+  enforce(now?: number): boolean {
+    if (this.closed) return false;
+    const held = this.held();
+    if (held > this.limits.hardBytes) {
+      this.destroy("hard");
+      return false;
+    }
+    if (held <= this.limits.softBytes && this.queue.length <= this.limits.maxMessages) {
+      this.overSoftSince = undefined;
+      return true;
+    }
+    now ??= Date.now();
+    this.overSoftSince ??= now;
+    if (now - this.overSoftSince >= this.limits.softMs) {
+      this.destroy("soft");
+      return false;
+    }
+    return true;
+  }
+
+  cut(reason: SlowReason): void {
+    this.destroy(reason);
+  }
+
+  /** Releases, from the budget, the buffers the socket has sent since the last look. */
+  settle(): void {
+    let sent = this.inflightBytes - this.socket.writableLength;
+    while (this.inflightHead < this.inflight.length && this.inflight[this.inflightHead].length <= sent) {
+      const b = this.inflight[this.inflightHead++];
+      sent -= b.length;
+      this.inflightBytes -= b.length;
+      this.budget.release(b);
+    }
+    if (this.inflightHead === this.inflight.length) {
+      this.inflight.length = 0;
+      this.inflightHead = 0;
+      if (this.queue.length === 0) this.budget.idle(this);
+    }
+  }
+
   flush(): void {
     if (this.closed || !this.opened || this.waitingDrain || this.queue.length === 0) return;
+    this.settle();
     const q = this.queue;
     const bytes = this.queuedBytes;
     this.queue = [];
     this.queuedBytes = 0;
-    const ok = this.socket.write(q.length === 1 ? q[0] : Buffer.concat(q, bytes));
+    const ok = this.write(q, bytes);
+    // A write the kernel took whole is done already: nothing stays counted for a reader.
+    this.settle();
     if (!ok) {
       this.waitingDrain = true;
       this.socket.once("drain", this.onDrain);
     } else {
+      if (this.overSoftSince !== undefined) this.enforce();
       this.wakeDrainWaiters();
     }
+  }
+
+  private write(q: Buffer[], bytes: number): boolean {
+    this.inflightBytes += bytes;
+    if (q.length === 1) {
+      this.inflight.push(q[0]);
+      return this.socket.write(q[0]);
+    }
+    if (bytes <= COPY_MAX_BYTES) {
+      const copy = Buffer.concat(q, bytes);
+      this.budget.hold(copy);
+      for (const b of q) this.budget.release(b);
+      this.inflight.push(copy);
+      return this.socket.write(copy);
+    }
+    this.socket.cork();
+    let ok = true;
+    for (const b of q) {
+      this.inflight.push(b);
+      ok = this.socket.write(b);
+    }
+    this.socket.uncork();
+    return ok;
   }
 
   /** Resolves when the queue is empty and the socket accepts more (or the connection ends). */
@@ -84,6 +185,10 @@ export class SseConnection {
 
   private onDrain = (): void => {
     this.waitingDrain = false;
+    if (this.closed) return;
+    this.settle();
+    // The client caught up: a soft-limit period in progress ends here.
+    this.enforce();
     if (this.queue.length > 0) this.flush();
     else this.wakeDrainWaiters();
   };
@@ -124,8 +229,13 @@ export class SseConnection {
   private finish(reason: CloseReason): void {
     if (this.closed) return;
     this.closed = true;
+    for (const b of this.queue) this.budget.release(b);
+    for (let i = this.inflightHead; i < this.inflight.length; i++) this.budget.release(this.inflight[i]);
     this.queue = [];
     this.queuedBytes = 0;
+    this.inflight = [];
+    this.inflightBytes = 0;
+    this.budget.idle(this);
     this.socket.off("drain", this.onDrain);
     const w = this.drainWaiters;
     this.drainWaiters = [];

@@ -116,6 +116,11 @@ export class SseClient {
     this.res?.pause();
   }
 
+  /** Reads again after `pause`. */
+  resume(): void {
+    this.res?.resume();
+  }
+
   close(): void {
     this.req?.destroy();
     this.closed = true;
