@@ -40,6 +40,8 @@ export interface RelayConfig extends SharedSettings {
   /** Relay-wide budget of bytes held for all clients; past it the largest holders are cut. */
   queueBudgetBytes: number;
   unsubscribeDelayMs: number;
+  /** Live messages held while the relay catches up from the log after a broker drop. */
+  catchUpBacklog: number;
   replayLimit: number;
   drainGraceMs: number;
   publishRatePerSecond: number;
@@ -101,6 +103,7 @@ export function loadConfig(env: Env = process.env): RelayConfig {
     queueMaxMessages: envInt(env, "FANOUT_QUEUE_MAX_MESSAGES", 10_000, 1),
     queueBudgetBytes: envInt(env, "FANOUT_QUEUE_BUDGET_BYTES", 256 * MiB, MiB),
     unsubscribeDelayMs: envInt(env, "FANOUT_UNSUBSCRIBE_DELAY_MS", 1000, 0),
+    catchUpBacklog: envInt(env, "FANOUT_CATCHUP_BACKLOG", 100_000, 1),
     replayLimit: envInt(env, "FANOUT_REPLAY_LIMIT", 10_000, 1),
     drainGraceMs: envInt(env, "FANOUT_DRAIN_GRACE_MS", 10_000, 0),
     publishRatePerSecond,

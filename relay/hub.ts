@@ -10,7 +10,6 @@ import { RateMeter } from "./rate-meter.js";
 import { FaultLog } from "./fault-log.js";
 
 const CATCH_UP_PAGE = 500;
-const MAX_BACKLOG = 100_000;
 const CATCH_UP_RETRY_MS = 250;
 
 /**
@@ -32,6 +31,8 @@ export class Hub implements BrokerListener {
   private readonly cursorText: CursorEncoder;
   private backlog: Delivery[] | undefined;
   private catchUpRunning = false;
+  /** A live log message arrived while the backlog was full (see `deliver`). */
+  private backlogOverflowed = false;
   private catchUpRetry?: NodeJS.Timeout;
   private settling?: Promise<void>;
   private settleNext?: Promise<void>;
@@ -47,6 +48,8 @@ export class Hub implements BrokerListener {
     private readonly log: MessageLog,
     private readonly metrics: RelayMetrics,
     unsubscribeDelayMs: number,
+    /** Live messages held while catching up after a broker drop (`FANOUT_CATCHUP_BACKLOG`). */
+    private readonly maxBacklog: number,
   ) {
     this.subs = new SubscriptionRegistry(broker, metrics, unsubscribeDelayMs);
     this.cursor = Array.from({ length: broker.partitions }, () => ZERO);
@@ -80,9 +83,11 @@ export class Hub implements BrokerListener {
   deliver(d: Delivery): void {
     try {
       if (this.backlog) {
-        if (this.backlog.length < MAX_BACKLOG) this.backlog.push(d);
-        // Log messages are read back from the log by the catch-up; a plain one is lost.
-        else this.fault("catch-up backlog full", new Error(`over ${MAX_BACKLOG} live messages held; dropped one`));
+        if (this.backlog.length < this.maxBacklog) this.backlog.push(d);
+        // A log message is not held but read again: the catch-up makes another pass over the
+        // log before it goes live. A plain message (not in the log) is lost.
+        else if (d.partition !== undefined) this.backlogOverflowed = true;
+        else this.fault("catch-up backlog full", new Error(`over ${this.maxBacklog} live messages held; dropped a plain one`));
         return;
       }
       this.dispatchLive(d);
@@ -116,18 +121,24 @@ export class Hub implements BrokerListener {
     this.catchUpRunning = true;
     try {
       let recovered = 0;
-      for (let p = 0; p < this.broker.partitions; p++) {
-        for (;;) {
-          const page = await this.log.read(p, this.cursor[p], CATCH_UP_PAGE);
-          for (const e of page) {
-            let s = 0;
-            recovered += this.subs.live.route(e, (d) => this.dispatch(d, d.again ? s : (s = ++this.stamp))) > 0 ? 1 : 0;
+      // Live log messages that did not fit the backlog were left to the log: passes repeat
+      // until one ends with none left out. Nothing awaits between the last pass and going
+      // live, so no message can arrive in between.
+      do {
+        this.backlogOverflowed = false;
+        for (let p = 0; p < this.broker.partitions; p++) {
+          for (;;) {
+            const page = await this.log.read(p, this.cursor[p], CATCH_UP_PAGE);
+            for (const e of page) {
+              let s = 0;
+              recovered += this.subs.live.route(e, (d) => this.dispatch(d, d.again ? s : (s = ++this.stamp))) > 0 ? 1 : 0;
+            }
+            // Entries nobody here subscribes to still move the cursor past them.
+            if (page.length > 0) this.advance(p, page[page.length - 1].pos);
+            if (page.length < CATCH_UP_PAGE) break;
           }
-          // Entries nobody here subscribes to still move the cursor past them.
-          if (page.length > 0) this.advance(p, page[page.length - 1].pos);
-          if (page.length < CATCH_UP_PAGE) break;
         }
-      }
+      } while (this.backlogOverflowed);
       const held = this.backlog ?? [];
       this.backlog = undefined;
       for (const d of held) this.dispatchLive(d);

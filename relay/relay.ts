@@ -61,7 +61,7 @@ function makeStores(config: RelayConfig, broker: Broker): { invalidation: Invali
 export async function createRelay(config: RelayConfig, opts: { auth?: RelayAuth } = {}): Promise<Relay> {
   const metrics = new RelayMetrics();
   const broker = makeBroker(config);
-  const hub = new Hub(broker, broker, metrics, config.unsubscribeDelayMs);
+  const hub = new Hub(broker, broker, metrics, config.unsubscribeDelayMs, config.catchUpBacklog);
   const stores = makeStores(config, broker);
   const tickets = new Tickets(stores.tickets, {
     defaultTtlSeconds: config.ticketTtlSeconds,
