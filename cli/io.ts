@@ -1,0 +1,15 @@
+/** What a command reads and writes besides the network: swapped in tests only through the environment. */
+export interface Io {
+  env: NodeJS.ProcessEnv;
+  out(line: string): void;
+  err(line: string): void;
+}
+
+export const processIo: Io = {
+  env: process.env,
+  out: (line) => void process.stdout.write(line + "\n"),
+  err: (line) => void process.stderr.write(line + "\n"),
+};
+
+/** Exit codes shared by every command. */
+export const EXIT = { ok: 0, refused: 1, usage: 2 } as const;

@@ -1,0 +1,26 @@
+import { printable } from "./printable.js";
+
+export type Cell = string | number | boolean | null | undefined;
+
+/** Aligned columns: numbers to the right, everything else to the left; a header row when given. */
+export function table(rows: Cell[][], header?: string[]): string[] {
+  const all = header ? [header, ...rows] : rows;
+  const text = all.map((r) => r.map(cellText));
+  const widths: number[] = [];
+  for (const r of text) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
+  return text.map((r, ri) =>
+    r
+      .map((c, i) => {
+        const numeric = typeof all[ri][i] === "number" && !(header && ri === 0);
+        return numeric ? c.padStart(widths[i]) : c.padEnd(widths[i]);
+      })
+      .join("  ")
+      .trimEnd(),
+  );
+}
+
+function cellText(c: Cell): string {
+  if (c === undefined || c === null) return "-";
+  if (typeof c === "number") return Number.isInteger(c) ? String(c) : c.toFixed(2);
+  return printable(String(c));
+}
