@@ -2,7 +2,9 @@
 // raw could move the cursor, rewrite earlier lines or retitle the terminal, and published
 // data is anyone's input.
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
-const CONTROLS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
+// JSON.stringify escapes C0 controls inside strings; outside them only its own indentation
+// newlines occur. These are what it leaves raw.
+const LEFT_RAW_BY_JSON = /[\u007f-\u009f\u2028\u2029]/g;
 
 /** A string as it may reach a terminal: itself, or its JSON form when it holds control characters. */
 export function printable(s: string): string {
@@ -20,5 +22,5 @@ export function printableData(data: unknown): string {
  * text valid, equal JSON (they can only occur inside strings) and inert in a terminal.
  */
 export function escapeJson(json: string): string {
-  return json.replace(CONTROLS, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  return json.replace(LEFT_RAW_BY_JSON, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }

@@ -1,4 +1,4 @@
-import { table, type Cell } from "./table.js";
+import { cellText, table, type Cell } from "./table.js";
 
 /** Maps of name → subscriber count; everything else is counters and state. */
 const NAME_MAPS = new Set(["channels", "patterns"]);
@@ -33,7 +33,8 @@ export function renderStats(body: Json, top: number): string[] {
     }
   };
   walk(body, "");
-  const out = table(summary);
+  // Key and value, both left-aligned: values of mixed kinds read better that way.
+  const out = table(summary.map(([k, v]) => [k, cellText(v)]));
   for (const s of sections) out.push("", ...s);
   return out;
 }

@@ -19,7 +19,8 @@ export function table(rows: Cell[][], header?: string[]): string[] {
   );
 }
 
-function cellText(c: Cell): string {
+/** A cell as text: integers as they are, other numbers to two decimals, strings made printable. */
+export function cellText(c: Cell): string {
   if (c === undefined || c === null) return "-";
   if (typeof c === "number") return Number.isInteger(c) ? String(c) : c.toFixed(2);
   return printable(String(c));
