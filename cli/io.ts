@@ -13,3 +13,14 @@ export const processIo: Io = {
 
 /** Exit codes shared by every command. */
 export const EXIT = { ok: 0, refused: 1, usage: 2 } as const;
+
+/**
+ * `edge-fanout tail … | head -3`: once the reader has gone, writing raises EPIPE, which
+ * would end the process with a stack trace. A closed stdout ends the command quietly instead.
+ */
+export function exitQuietlyOnClosedStdout(): void {
+  process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+    if (err.code === "EPIPE") process.exit(EXIT.ok);
+    throw err;
+  });
+}

@@ -1,5 +1,5 @@
 import type { Command } from "./command.js";
-import { EXIT, processIo, type Io } from "./io.js";
+import { EXIT, exitQuietlyOnClosedStdout, processIo, type Io } from "./io.js";
 import { publishCommand } from "./publish.js";
 import { serveCommand } from "./serve.js";
 import { statsCommand } from "./stats.js";
@@ -24,6 +24,7 @@ function overview(): string {
 
 /** Runs one command line; resolves to the process exit code (0 ok, 1 refused, 2 usage). */
 export async function main(argv: string[], io: Io = processIo): Promise<number> {
+  if (io === processIo) exitQuietlyOnClosedStdout();
   const [name, ...rest] = argv;
   if (name === undefined || name === "--help" || name === "-h" || name === "help") {
     (name === undefined ? io.err : io.out)(overview());

@@ -102,6 +102,27 @@ describe("edge-fanout tail, refusals and hostile data", () => {
     expect(tail.stderr).toMatch(/nothing to resume from/);
   });
 
+  it("says on stderr when the relay cannot resume from --last-event-id, and goes on live", async () => {
+    const r = await start();
+    const tail = new CliProcess(["tail", "t", "--url", r.base, "--last-event-id", "not-a-cursor"]);
+    await tail.waitFor("stderr", /could not resume from the last id \(malformed\): messages may have been missed/);
+    await tail.waitFor("stderr", CONNECTED);
+    await publish(r.base, { channel: "t", data: "live" });
+    await tail.waitFor("stdout", /t message live/);
+  });
+
+  it("ends quietly with exit 0 when its reader goes away (| head -1)", async () => {
+    const r = await start();
+    const tail = new CliProcess(["tail", "t", "--url", r.base]);
+    await tail.waitFor("stderr", CONNECTED);
+    await publish(r.base, { channel: "t", data: 1 });
+    await tail.waitFor("stdout", /t message 1/);
+    tail.closeStdout();
+    await publish(r.base, { channel: "t", data: 2 });
+    expect(await tail.exited).toBe(0);
+    expect(tail.stderr).not.toMatch(/EPIPE|Error/);
+  });
+
   it("never writes control characters from a message to the terminal", async () => {
     const r = await start();
     const tail = new CliProcess(["tail", "t", "--url", r.base]);

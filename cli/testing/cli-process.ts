@@ -52,6 +52,11 @@ export class CliProcess {
     return this.stdout.split("\n").filter((l) => l !== "" && (!re || re.test(l)));
   }
 
+  /** The reader of stdout goes away, as `| head -1` does. */
+  closeStdout(): void {
+    this.child.stdout!.destroy();
+  }
+
   kill(signal: NodeJS.Signals = "SIGINT"): Promise<number | null> {
     if (this.code === undefined) this.child.kill(signal);
     return this.exited;
