@@ -1,4 +1,4 @@
-/** What a command reads and writes besides the network: swapped in tests only through the environment. */
+/** What a command reads and writes besides the network (tests of pure behaviour pass their own). */
 export interface Io {
   env: NodeJS.ProcessEnv;
   out(line: string): void;

@@ -4,16 +4,13 @@ export type Cell = string | number | boolean | null | undefined;
 
 /** Aligned columns: numbers to the right, everything else to the left; a header row when given. */
 export function table(rows: Cell[][], header?: string[]): string[] {
-  const all = header ? [header, ...rows] : rows;
-  const text = all.map((r) => r.map(cellText));
+  const text = [...(header ? [header] : []), ...rows].map((r) => r.map(cellText));
   const widths: number[] = [];
   for (const r of text) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
+  const numeric = (ri: number, i: number) => (header ? ri > 0 && typeof rows[ri - 1][i] === "number" : typeof rows[ri][i] === "number");
   return text.map((r, ri) =>
     r
-      .map((c, i) => {
-        const numeric = typeof all[ri][i] === "number" && !(header && ri === 0);
-        return numeric ? c.padStart(widths[i]) : c.padEnd(widths[i]);
-      })
+      .map((c, i) => (numeric(ri, i) ? c.padStart(widths[i]) : c.padEnd(widths[i])))
       .join("  ")
       .trimEnd(),
   );
