@@ -52,7 +52,7 @@ describe.each(modes)("the slow-consumer policy on the $name", (mode) => {
       expect(c.envelopes()[1000].data).toBe(big);
       expect(c.closed).toBe(false);
     }
-    expect(await metric(r.base, /fanout_slow_consumer_disconnects_total (\d+)/)).toBe(0);
+    expect(await metric(r.base, /fanout_slow_consumer_disconnects_total\{relay="[^"]+"\} (\d+)/)).toBe(0);
     // Once everything is read, nothing stays counted against the relay-wide budget.
     await until(() => r.relay.context.queues.bytes === 0, "the queued bytes to return to 0");
   }, 60_000);
@@ -98,6 +98,6 @@ describe.each(modes)("the slow-consumer policy on the $name", (mode) => {
     await flood(r.base, "both", 1, 10, 1500);
     await small.waitFor((c) => order(c).includes(1500), 30_000, "the survivor's next message");
     expect(await metric(r.base, cuts("budget"))).toBe(1);
-    expect(await metric(r.base, /fanout_queued_bytes (\d+)/)).toBeLessThanOrEqual(10 * MiB);
+    expect(await metric(r.base, /fanout_queued_bytes\{relay="[^"]+"\} (\d+)/)).toBeLessThanOrEqual(10 * MiB);
   }, 60_000);
 });
