@@ -195,6 +195,25 @@ export class Fleet {
     };
   }
 
+  private listing?: { at: number; reports: Promise<RelayReport[]> };
+
+  /**
+   * The store's listing, shared by the requests of one short period: the view is open to
+   * anonymous callers (counts only), and polling it must not cost Redis a read per request.
+   */
+  private listed(): Promise<RelayReport[]> {
+    const now = Date.now();
+    if (!this.listing || now - this.listing.at >= Math.min(1000, this.settings.heartbeatMs)) {
+      const reports = within(this.store.list(), this.settings.heartbeatMs);
+      this.listing = { at: now, reports };
+      // A failed read is not kept: the next request tries again.
+      reports.catch(() => {
+        if (this.listing?.reports === reports) this.listing = undefined;
+      });
+    }
+    return this.listing.reports;
+  }
+
   /**
    * Every live relay's latest report, this one's fresh. When the store cannot be read
    * (Redis down), this relay alone, marked `partial`.
@@ -207,7 +226,7 @@ export class Fleet {
     let others: RelayReport[] = [];
     let partial = false;
     try {
-      others = (await within(this.store.list(), this.settings.heartbeatMs)).filter((r) => r.id !== this.id);
+      others = (await this.listed()).filter((r) => r.id !== this.id);
     } catch {
       partial = true;
     }
