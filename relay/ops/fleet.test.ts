@@ -189,6 +189,28 @@ describe("a fleet of relays on one Redis", () => {
   });
 });
 
+describe("a relay that loses Redis", () => {
+  let redis: RedisServer;
+  beforeAll(async () => {
+    redis = await RedisServer.start();
+  });
+  afterAll(async () => {
+    await redis?.dispose();
+  });
+
+  it("raises redis_unreachable and shows itself alone (partial) until Redis is back", async () => {
+    const r = await start({ REDIS_URL: redis.url, FANOUT_LOG_PREFIX: "down", FANOUT_RELAY_ID: "relay-a" });
+    await until("ready", () => fleetOf(r), (v) => v.relays[0]?.state === "ready" && !v.partial);
+    await redis.stop();
+    const down = await until("the alert", () => alertsOf(r), (a) => a.alerts.some((x: { kind: string }) => x.kind === "redis_unreachable"));
+    expect(down).toMatchObject({ partial: true, relays: 1 });
+    expect(down.alerts).toEqual([expect.objectContaining({ kind: "redis_unreachable", severity: "critical", subject: "redis", relay: "relay-a" })]);
+    expect(await (await fetch(`${r.base}/metrics`)).text()).toMatch(/^fanout_broker_ready\{relay="relay-a"\} 0$/m);
+    await redis.start();
+    await until("the alert to clear", () => alertsOf(r), (a) => a.alerts.length === 0 && !a.partial);
+  });
+});
+
 describe("the fleet on Redis Cluster", () => {
   let cluster: RedisCluster;
   beforeAll(async () => {
