@@ -12,7 +12,7 @@ async function metric(base: string, line: RegExp): Promise<number> {
   return m ? Number(m[1]) : 0;
 }
 
-const cuts = (reason: string): RegExp => new RegExp(`fanout_slow_consumer_disconnects_by_reason_total\\{reason="${reason}"\\} (\\d+)`);
+const cuts = (reason: string): RegExp => new RegExp(`fanout_slow_consumer_disconnects_by_reason_total\\{reason="${reason}",relay="[^"]+"\\} (\\d+)`);
 
 /** Publishes `n` messages of `size` bytes to `channel`, 100 per request, and checks each answer. */
 async function flood(base: string, channel: string, n: number, size: number, from = 0): Promise<void> {
