@@ -141,7 +141,7 @@ export class Fleet {
 
     const isRedis = Boolean(rc.config.redisUrl);
     const brokerReady = rc.broker.isReady();
-    const redis = isRedis && brokerReady ? await this.store.backendMemory() : undefined;
+    const redis = isRedis && brokerReady ? await within(this.store.backendMemory(), this.settings.heartbeatMs).catch(() => undefined) : undefined;
     const mem = process.memoryUsage();
     const drops = { total: await sum(m.slowDrops), hard: 0, soft: 0, budget: 0 };
     for (const reason of ["hard", "soft", "budget"] as const) drops[reason] = await sum(m.slowDropsByReason, (l) => l.reason === reason);
