@@ -1,21 +1,20 @@
-import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { parse as parseYamlText } from "yaml";
 import { relayFixture } from "../../test/support/relay-harness.js";
 import { ALERT_KINDS } from "./alerts.js";
 
 /**
  * deploy/prometheus/alerts.yml and deploy/grafana/edge-fanout.json, checked against a real
  * relay: every metric they read exists in its /metrics, every label they select or group by
- * exists on that metric. YAML is parsed by Debian's python3-yaml (no npm YAML parser here).
+ * exists on that metric.
  */
 const ROOT = join(import.meta.dirname, "../..");
 const METRIC = /\bfanout_[a-z0-9_]+/g;
 
 function parseYaml(path: string): any {
-  const out = execFileSync("python3", ["-c", "import json, sys, yaml; json.dump(yaml.safe_load(open(sys.argv[1])), sys.stdout)", path], { encoding: "utf8" });
-  return JSON.parse(out);
+  return parseYamlText(readFileSync(path, "utf8"));
 }
 
 /** Sample names /metrics exposes, from its `# TYPE` lines (a histogram's as _bucket, _sum, _count). */
