@@ -183,9 +183,15 @@ describe("deploy/Dockerfile", () => {
   });
 
   it("copies everything the relay and the REST bridge load, and .dockerignore keeps none of it out", () => {
-    const copied = ofKind(runtime, "COPY")
+    const copies = ofKind(runtime, "COPY")
       .filter((c) => !(c as unknown as { getFromFlag(): unknown }).getFromFlag())
-      .flatMap((c) => args(c).trim().split(/\s+/).slice(0, -1));
+      .map((c) => args(c).trim().split(/\s+/));
+    // Each lands where it is in the repository, relative to WORKDIR (imports are relative).
+    for (const parts of copies) {
+      const dest = parts[parts.length - 1];
+      for (const src of parts.slice(0, -1)) expect(src.includes("/") || dest === "./" || dest.replace(/^\.\//, "") === src, `COPY ${parts.join(" ")}`).toBe(true);
+    }
+    const copied = copies.flatMap((parts) => parts.slice(0, -1));
     for (const src of copied) {
       expect(existsSync(join(ROOT, src)), src).toBe(true);
       expect(dockerIgnored(src), `${src} is in .dockerignore`).toBe(false);
