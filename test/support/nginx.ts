@@ -4,6 +4,7 @@ import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "./redis-server.js";
+import { nginxPath } from "./test-dependencies.js";
 
 /** The nginx configuration shipped for deployments (docker-compose.yml mounts it). */
 export const DEPLOY_NGINX_CONF = join(import.meta.dirname, "../../deploy/nginx.conf");
@@ -54,7 +55,7 @@ export async function startNginx(conf: (port: number, prefix: string) => string)
   // is a socket, which /dev/stdout cannot be opened on.
   const accessLog = join(prefix, "logs", "stdout.log");
   const stdout = openSync(accessLog, "w");
-  const proc: ChildProcess = spawn("nginx", ["-p", prefix, "-c", confPath, "-e", "stderr", "-g", `daemon off; pid ${join(prefix, "nginx.pid")};`], {
+  const proc: ChildProcess = spawn(nginxPath() ?? "nginx", ["-p", prefix, "-c", confPath, "-e", "stderr", "-g", `daemon off; pid ${join(prefix, "nginx.pid")};`], {
     stdio: ["ignore", stdout, "pipe"],
   });
   closeSync(stdout);
