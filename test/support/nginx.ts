@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -47,6 +47,8 @@ export interface RunningNginx {
  */
 export async function startNginx(conf: (port: number, prefix: string) => string): Promise<RunningNginx> {
   const prefix = mkdtempSync(join(tmpdir(), "fanout-nginx-"));
+  // Run as root, nginx's workers are another user (www-data): they must reach the temp paths.
+  chmodSync(prefix, 0o755);
   mkdirSync(join(prefix, "logs"));
   const port = await freePort();
   const confPath = join(prefix, "nginx.conf");
