@@ -16,6 +16,8 @@ export interface TestDependency {
   pkg: string;
   /** An environment variable naming the program's path instead of the PATH lookup. */
   override?: string;
+  /** Also looked for in the system directories (`TEST_DEPS_SBIN`, default /usr/sbin:/sbin), which a user's PATH often lacks. */
+  sbin?: boolean;
 }
 
 export const TEST_DEPENDENCIES: readonly TestDependency[] = [
@@ -23,6 +25,11 @@ export const TEST_DEPENDENCIES: readonly TestDependency[] = [
   { bin: "redis-cli", pkg: "redis-tools" },
   // Debian's Chromium, driven by playwright-core: the tests never download a browser.
   { bin: "chromium", pkg: "chromium", override: "CHROMIUM_PATH" },
+  // The proxy test runs Debian's nginx (a child process on loopback, never the system service).
+  { bin: "nginx", pkg: "nginx", sbin: true },
+  // The deploy checks: `docker-compose config` and `systemd-analyze verify` (no engine, no systemd running).
+  { bin: "docker-compose", pkg: "docker-compose" },
+  { bin: "systemd-analyze", pkg: "systemd" },
 ];
 
 type Env = Record<string, string | undefined>;
@@ -50,12 +57,18 @@ export function findExecutable(name: string, path: string | undefined): string |
 export function locate(dep: TestDependency, env: Env = process.env): string | undefined {
   const override = dep.override ? env[dep.override] : undefined;
   if (override) return isExecutableFile(override) ? override : undefined;
-  return findExecutable(dep.bin, env.PATH);
+  const sbin = dep.sbin ? (env.TEST_DEPS_SBIN ?? ["/usr/sbin", "/sbin"].join(delimiter)) : "";
+  return findExecutable(dep.bin, sbin ? `${env.PATH ?? ""}${delimiter}${sbin}` : env.PATH);
 }
 
 /** The Chromium the browser tests launch. */
 export function chromiumPath(env: Env = process.env): string | undefined {
   return locate(TEST_DEPENDENCIES.find((d) => d.bin === "chromium")!, env);
+}
+
+/** The nginx the proxy test runs. */
+export function nginxPath(env: Env = process.env): string | undefined {
+  return locate(TEST_DEPENDENCIES.find((d) => d.bin === "nginx")!, env);
 }
 
 export function missingTestDependencies(env: Env = process.env): TestDependency[] {
