@@ -107,7 +107,7 @@ function stream(port: number, path: string, stall: boolean, lastEventId?: string
 async function scrape(port: number): Promise<Record<string, number>> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   const out: Record<string, number> = {};
-  for (const m of text.matchAll(/^(fanout_queued_bytes|fanout_connections|fanout_slow_consumer_disconnects_total|fanout_slow_consumer_disconnects_by_reason_total\{reason="(\w+)"\}) (\d+(?:\.\d+)?(?:e\+\d+)?)$/gm)) {
+  for (const m of text.matchAll(/^(fanout_queued_bytes|fanout_connections|fanout_slow_consumer_disconnects_total|fanout_slow_consumer_disconnects_by_reason_total)\{(?:reason="(\w+)",)?relay="[^"]*"\} (\d+(?:\.\d+)?(?:e\+\d+)?)$/gm)) {
     out[m[2] ?? m[1]] = Number(m[3]);
   }
   return out;

@@ -30,6 +30,11 @@ describe("relay configuration", () => {
       [{ FANOUT_QUEUE_SOFT_BYTES: String(64 * 1024 * 1024) }, /FANOUT_QUEUE_SOFT_BYTES .* must not exceed FANOUT_QUEUE_MAX_BYTES/],
       [{ FANOUT_QUEUE_BUDGET_BYTES: "1000" }, /FANOUT_QUEUE_BUDGET_BYTES must be between 1048576/],
       [{ FANOUT_QUEUE_SOFT_SECONDS: "-1" }, /FANOUT_QUEUE_SOFT_SECONDS must be a whole number/],
+      [{ FANOUT_RELAY_ID: "relay a" }, /FANOUT_RELAY_ID must be 1 to 64 characters/],
+      [{ FANOUT_FLEET_HEARTBEAT_MS: "50" }, /FANOUT_FLEET_HEARTBEAT_MS must be between 100/],
+      [{ FANOUT_FLEET_HEARTBEAT_MS: "1000", FANOUT_FLEET_TTL_MS: "1500" }, /FANOUT_FLEET_TTL_MS \(1500\) must be at least twice FANOUT_FLEET_HEARTBEAT_MS/],
+      [{ FANOUT_ALERT_REDIS_MEMORY_PERCENT: "120" }, /FANOUT_ALERT_REDIS_MEMORY_PERCENT must be between 0 and 100/],
+      [{ FANOUT_ALERT_WINDOW_SECONDS: "0" }, /FANOUT_ALERT_WINDOW_SECONDS must be between 1/],
     ];
     for (const [env, msg] of cases) expect(() => loadConfig(env), JSON.stringify(env)).toThrow(msg);
     expect(() => loadConfig({ PORT: "x" })).toThrow(ConfigError);
@@ -40,6 +45,14 @@ describe("relay configuration", () => {
     expect([c.queueMaxBytes, c.queueSoftBytes, c.queueSoftSeconds, c.queueBudgetBytes]).toEqual([32 * 1024 * 1024, 8 * 1024 * 1024, 60, 256 * 1024 * 1024]);
     // A hard limit below the default soft one pulls the soft one down with it.
     expect(loadConfig({ FANOUT_QUEUE_MAX_BYTES: String(256 * 1024) }).queueSoftBytes).toBe(256 * 1024);
+  });
+
+  it("defaults the fleet heartbeat to 5 s with a TTL of three beats, and the alerts to the seed's monitor thresholds", () => {
+    const c = loadConfig({});
+    expect(c.relayId).toBeUndefined();
+    expect(c.fleet).toEqual({ heartbeatMs: 5000, ttlMs: 15_000, topChannels: 20 });
+    expect(c.alerts).toEqual({ inactiveSeconds: 300, channelSubscribers: 1000, memoryBytes: 1024 * 1024 * 1024, redisMemoryPercent: 80, windowSeconds: 300, catchUps: 5, resets: 100, slowDrops: 50 });
+    expect(loadConfig({ FANOUT_FLEET_HEARTBEAT_MS: "2000" }).fleet.ttlMs).toBe(6000);
   });
 
   it("accepts every documented REDIS_URL form", () => {

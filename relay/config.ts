@@ -1,4 +1,5 @@
 import { TrustedProxies } from "./auth/trusted-proxies.js";
+import type { AlertSettings } from "./ops/alerts.js";
 import { ConfigError, envInt, envList, envString, loadSharedSettings, type Env, type SharedSettings } from "../routes/shared-settings.js";
 
 export { ConfigError };
@@ -48,6 +49,37 @@ export interface RelayConfig extends SharedSettings {
   publishBurst: number;
   /** Longest pause between write passes under load (0: write every event-loop turn). */
   writeLingerMaxMs: number;
+  /** The fleet view's id for this relay and the `relay` label on /metrics (open to all); unset: random per process. */
+  relayId?: string;
+  /** Fleet heartbeat: how often each relay reports, how long a report outlives a silent relay, top subscriptions reported. */
+  fleet: { heartbeatMs: number; ttlMs: number; topChannels: number };
+  alerts: AlertSettings;
+}
+
+/** Fleet heartbeat and health-alert settings (FANOUT_FLEET_*, FANOUT_ALERT_*). */
+function loadOpsSettings(env: Env): Pick<RelayConfig, "relayId" | "fleet" | "alerts"> {
+  const relayId = envString(env, "FANOUT_RELAY_ID");
+  if (relayId !== undefined && !/^[A-Za-z0-9._:-]{1,64}$/.test(relayId)) {
+    throw new ConfigError(`FANOUT_RELAY_ID must be 1 to 64 characters of A-Z a-z 0-9 . _ : -, got ${JSON.stringify(relayId)}`);
+  }
+  const heartbeatMs = envInt(env, "FANOUT_FLEET_HEARTBEAT_MS", 5000, 100, 600_000);
+  const ttlMs = envInt(env, "FANOUT_FLEET_TTL_MS", 3 * heartbeatMs, 1, 3_600_000);
+  // One late beat must not make a live relay vanish from the fleet.
+  if (ttlMs < 2 * heartbeatMs) throw new ConfigError(`FANOUT_FLEET_TTL_MS (${ttlMs}) must be at least twice FANOUT_FLEET_HEARTBEAT_MS (${heartbeatMs})`);
+  return {
+    relayId,
+    fleet: { heartbeatMs, ttlMs, topChannels: envInt(env, "FANOUT_FLEET_TOP_CHANNELS", 20, 0, 1000) },
+    alerts: {
+      inactiveSeconds: envInt(env, "FANOUT_ALERT_INACTIVE_SECONDS", 300, 0),
+      channelSubscribers: envInt(env, "FANOUT_ALERT_CHANNEL_SUBSCRIBERS", 1000, 0),
+      memoryBytes: envInt(env, "FANOUT_ALERT_MEMORY_BYTES", 1024 * MiB, 0),
+      redisMemoryPercent: envInt(env, "FANOUT_ALERT_REDIS_MEMORY_PERCENT", 80, 0, 100),
+      windowSeconds: envInt(env, "FANOUT_ALERT_WINDOW_SECONDS", 300, 1, 86_400),
+      catchUps: envInt(env, "FANOUT_ALERT_CATCHUPS", 5, 0),
+      resets: envInt(env, "FANOUT_ALERT_RESETS", 100, 0),
+      slowDrops: envInt(env, "FANOUT_ALERT_SLOW_DROPS", 50, 0),
+    },
+  };
 }
 
 export function loadConfig(env: Env = process.env): RelayConfig {
@@ -109,5 +141,6 @@ export function loadConfig(env: Env = process.env): RelayConfig {
     publishRatePerSecond,
     publishBurst: envInt(env, "FANOUT_PUBLISH_BURST", Math.max(publishRatePerSecond, 1), 1),
     writeLingerMaxMs: envInt(env, "FANOUT_WRITE_LINGER_MAX_MS", 10, 0, 1000),
+    ...loadOpsSettings(env),
   };
 }

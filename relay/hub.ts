@@ -2,7 +2,7 @@ import { CursorEncoder } from "../protocol/cursor.js";
 import { unavailable } from "../protocol/errors.js";
 import { comparePositions, type Position, ZERO } from "../protocol/position.js";
 import type { Broker, BrokerListener, Delivery, MessageLog } from "./broker/broker.js";
-import { SubscriptionRegistry } from "./subscription-registry.js";
+import { SubscriptionRegistry, type SubscriptionActivity } from "./subscription-registry.js";
 import type { Client } from "./client.js";
 import { encodeDelivery, type Frame } from "./message-frame.js";
 import type { RelayMetrics } from "./metrics.js";
@@ -177,7 +177,7 @@ export class Hub implements BrokerListener {
       if (d.pos !== undefined && d.partition !== undefined) this.advance(d.partition, d.pos);
       this.metrics.messagesIn.inc();
       this.rates.markIn();
-      const clients = this.subs.clientsFor(d.channel, d.pattern);
+      const clients = this.subs.routeTo(d.channel, d.pattern, Date.now());
       if (!clients || clients.size === 0) return;
       let frame: Frame | undefined;
       let sent = 0;
@@ -257,5 +257,10 @@ export class Hub implements BrokerListener {
 
   stats(): { channels: Record<string, number>; patterns: Record<string, number> } {
     return this.subs.stats();
+  }
+
+  /** Each subscription's subscribers, messages routed and last activity (fleet view, alerts). */
+  activity(): Iterable<SubscriptionActivity> {
+    return this.subs.activity();
   }
 }

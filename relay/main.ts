@@ -14,7 +14,7 @@ try {
 
 const relay = await createRelay(config);
 const port = await relay.listen();
-console.log(`[fanout] relay listening on http://localhost:${port} (${config.redisUrl ? "Redis broker" : "embedded broker"})`);
+console.log(`[fanout] relay listening on http://localhost:${port} (${config.redisUrl ? "Redis broker" : "embedded broker"}; relay id ${relay.fleet.id})`);
 
 let stopping = false;
 for (const sig of ["SIGTERM", "SIGINT"] as const) {

@@ -1,6 +1,13 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 
-/** The relay's Prometheus metrics, on a registry of its own (several relays can share a process in tests). */
+import { ALERT_KINDS } from "./ops/alerts.js";
+
+/**
+ * The relay's Prometheus metrics, on a registry of its own (several relays can share a
+ * process in tests). Every series carries `relay="<relay id>"` (a default label): one value
+ * per process, so an operator can filter by relay without unbounded cardinality. No label
+ * ever holds a channel, pattern, token or client address.
+ */
 export class RelayMetrics {
   readonly registry = new Registry();
   readonly connections = new Gauge({ name: "fanout_connections", help: "Open SSE connections", registers: [this.registry] });
@@ -35,12 +42,36 @@ export class RelayMetrics {
     registers: [this.registry],
   });
 
+  private brokerReadySource: () => boolean = () => true;
+  readonly brokerReady: Gauge = new Gauge({
+    name: "fanout_broker_ready",
+    help: "1 while the broker (Redis) is reachable from this relay, else 0 (the embedded broker is always 1)",
+    registers: [this.registry],
+    collect: (): void => this.brokerReady.set(this.brokerReadySource() ? 1 : 0),
+  });
+  readonly maxChannelSubscribers = new Gauge({
+    name: "fanout_max_channel_subscribers",
+    help: "Subscribers of this relay's most subscribed channel or pattern (at the last fleet heartbeat)",
+    registers: [this.registry],
+  });
+  readonly alertsActive = new Gauge({ name: "fanout_alerts_active", help: "Health alerts this relay raises, by kind (see /v1/alerts)", labelNames: ["kind"], registers: [this.registry] });
+  readonly redisUsedMemory = new Gauge({ name: "fanout_redis_used_memory_bytes", help: "Redis used_memory (INFO memory, at the last fleet heartbeat; 0 with the embedded broker)", registers: [this.registry] });
+  readonly redisMaxMemory = new Gauge({ name: "fanout_redis_max_memory_bytes", help: "Redis maxmemory (0: unset, or the embedded broker)", registers: [this.registry] });
+
+  /** Where the broker-ready gauge reads its value at each scrape. */
+  watchBroker(ready: () => boolean): void {
+    this.brokerReadySource = ready;
+  }
+
   /** Where the queued-bytes gauge reads its value at each scrape. */
   watchQueuedBytes(source: () => number): void {
     this.queuedBytesSource = source;
   }
 
-  constructor() {
+  constructor(relayId?: string) {
+    if (relayId) this.registry.setDefaultLabels({ relay: relayId });
     collectDefaultMetrics({ register: this.registry, prefix: "fanout_" });
+    // Every kind is exported from the start (0), so rules and panels have a series to read.
+    for (const kind of ALERT_KINDS) this.alertsActive.set({ kind }, 0);
   }
 }

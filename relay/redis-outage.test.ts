@@ -80,7 +80,7 @@ describe("Redis outages under open streams", () => {
     expect(got.filter((x) => x % 2 === 1)).toEqual(Array.from({ length: total / 2 }, (_, k) => 2 * k + 1));
     expect(got).toHaveLength(total);
     const metrics = await (await fetch(`${r.base}/metrics`)).text();
-    expect(metrics).toMatch(/fanout_catchups_total [1-9]/);
+    expect(metrics).toMatch(/fanout_catchups_total\{relay="[^"]+"\} [1-9]/);
     admin.disconnect();
     c.close();
   });

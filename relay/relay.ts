@@ -35,6 +35,11 @@ import { RedisInvalidationStore } from "./redis/redis-invalidation-store.js";
 import { MemoryInvalidationStore } from "./memory/memory-invalidation-store.js";
 import type { RelayAuth } from "./auth/relay-auth.js";
 import { hardenServer, serverOptions } from "./http-server.js";
+import { Fleet } from "./ops/fleet.js";
+import type { FleetStore } from "./ops/fleet-store.js";
+import { defaultRelayId } from "./ops/relay-id.js";
+import { MemoryFleetStore } from "./memory/memory-fleet-store.js";
+import { RedisFleetStore } from "./redis/redis-fleet-store.js";
 
 export interface Relay {
   app: Hono;
@@ -43,6 +48,8 @@ export interface Relay {
   listen(): Promise<number>;
   /** SIGTERM behaviour: refuse new streams, end open ones so clients resume elsewhere, stop. */
   drain(graceMs?: number): Promise<void>;
+  /** This relay in the fleet view (heartbeat, alerts). */
+  fleet: Fleet;
 }
 
 function makeBroker(config: RelayConfig): Broker & MessageLog {
@@ -51,15 +58,18 @@ function makeBroker(config: RelayConfig): Broker & MessageLog {
 }
 
 /** Stores beside the broker, on its Redis command connection when there is one. */
-function makeStores(config: RelayConfig, broker: Broker): { invalidation: InvalidationStore; tickets: TicketStore } {
+function makeStores(config: RelayConfig, broker: Broker): { invalidation: InvalidationStore; tickets: TicketStore; fleet: FleetStore } {
   if (broker instanceof RedisBroker) {
-    return { invalidation: new RedisInvalidationStore(broker.commands, config.log.prefix), tickets: new RedisTicketStore(broker.commands, config.log.prefix) };
+    const p = config.log.prefix;
+    return { invalidation: new RedisInvalidationStore(broker.commands, p), tickets: new RedisTicketStore(broker.commands, p), fleet: new RedisFleetStore(broker.commands, p) };
   }
-  return { invalidation: new MemoryInvalidationStore(), tickets: new MemoryTicketStore() };
+  // Embedded broker: the fleet is this relay.
+  return { invalidation: new MemoryInvalidationStore(), tickets: new MemoryTicketStore(), fleet: new MemoryFleetStore() };
 }
 
 export async function createRelay(config: RelayConfig, opts: { auth?: RelayAuth } = {}): Promise<Relay> {
-  const metrics = new RelayMetrics();
+  const relayId = config.relayId ?? defaultRelayId();
+  const metrics = new RelayMetrics(relayId);
   const broker = makeBroker(config);
   const hub = new Hub(broker, broker, metrics, config.unsubscribeDelayMs, config.catchUpBacklog);
   const stores = makeStores(config, broker);
@@ -99,8 +109,11 @@ export async function createRelay(config: RelayConfig, opts: { auth?: RelayAuth 
     startedAt: Date.now(),
   };
   metrics.watchQueuedBytes(() => rc.queues.bytes);
+  metrics.watchBroker(() => broker.isReady());
   await broker.start(hub);
   await hub.init();
+  const fleet = new Fleet(rc, stores.fleet, { relayId, ...config.fleet, alerts: config.alerts });
+  await fleet.start();
 
   const app = new Hono();
   app.onError((err, c) => {
@@ -114,7 +127,7 @@ export async function createRelay(config: RelayConfig, opts: { auth?: RelayAuth 
   const store = stores.invalidation;
   const authenticate: RelayAuth["authenticatePublisher"] = (c) => rc.auth.authenticatePublisher(c);
   const authorizePublish: RelayAuth["authorizePublish"] = (c, messages) => rc.auth.authorizePublish(c, messages);
-  app.route("/", opsRoute(rc));
+  app.route("/", opsRoute(rc, fleet));
   app.route("/", eventsRoute(rc) as unknown as Hono);
   app.route(
     "/",
@@ -147,6 +160,7 @@ export async function createRelay(config: RelayConfig, opts: { auth?: RelayAuth 
   return {
     app,
     context: rc,
+    fleet,
     listen: () =>
       new Promise((resolve) => {
         server = serve({ fetch: app.fetch, port: config.port, hostname: config.host, serverOptions: serverOptions(config) }, (info: AddressInfo) => resolve(info.port)) as Server;
@@ -154,6 +168,9 @@ export async function createRelay(config: RelayConfig, opts: { auth?: RelayAuth 
       }),
     drain: async (graceMs = config.drainGraceMs) => {
       rc.draining = true;
+      // Others see `draining` at once; the report then stays until its TTL runs out.
+      await fleet.heartbeat();
+      fleet.stop();
       clearInterval(heartbeat);
       rc.queues.stop();
       const closed = server ? new Promise<void>((r) => server!.close(() => r())) : Promise.resolve();

@@ -12,7 +12,7 @@ async function metric(base: string, line: RegExp): Promise<number> {
   return m ? Number(m[1]) : 0;
 }
 
-const cuts = (reason: string): RegExp => new RegExp(`fanout_slow_consumer_disconnects_by_reason_total\\{reason="${reason}"\\} (\\d+)`);
+const cuts = (reason: string): RegExp => new RegExp(`fanout_slow_consumer_disconnects_by_reason_total\\{reason="${reason}",relay="[^"]+"\\} (\\d+)`);
 
 /** Publishes `n` messages of `size` bytes to `channel`, 100 per request, and checks each answer. */
 async function flood(base: string, channel: string, n: number, size: number, from = 0): Promise<void> {
@@ -52,7 +52,7 @@ describe.each(modes)("the slow-consumer policy on the $name", (mode) => {
       expect(c.envelopes()[1000].data).toBe(big);
       expect(c.closed).toBe(false);
     }
-    expect(await metric(r.base, /fanout_slow_consumer_disconnects_total (\d+)/)).toBe(0);
+    expect(await metric(r.base, /fanout_slow_consumer_disconnects_total\{relay="[^"]+"\} (\d+)/)).toBe(0);
     // Once everything is read, nothing stays counted against the relay-wide budget.
     await until(() => r.relay.context.queues.bytes === 0, "the queued bytes to return to 0");
   }, 60_000);
@@ -98,6 +98,6 @@ describe.each(modes)("the slow-consumer policy on the $name", (mode) => {
     await flood(r.base, "both", 1, 10, 1500);
     await small.waitFor((c) => order(c).includes(1500), 30_000, "the survivor's next message");
     expect(await metric(r.base, cuts("budget"))).toBe(1);
-    expect(await metric(r.base, /fanout_queued_bytes (\d+)/)).toBeLessThanOrEqual(10 * MiB);
+    expect(await metric(r.base, /fanout_queued_bytes\{relay="[^"]+"\} (\d+)/)).toBeLessThanOrEqual(10 * MiB);
   }, 60_000);
 });

@@ -31,7 +31,7 @@ describe.each(modes)("a stalled client on the $name", (mode) => {
     await new Promise((x) => setTimeout(x, 200));
     expect(r.relay.context.connections.size).toBe(1);
     const metrics = await (await fetch(`${r.base}/metrics`)).text();
-    expect(metrics).toMatch(/fanout_slow_consumer_disconnects_total 1/);
+    expect(metrics).toMatch(/fanout_slow_consumer_disconnects_total\{relay="[^"]+"\} 1/);
     expect(process.memoryUsage().rss - rssBefore).toBeLessThan(200 * 1024 * 1024);
     slow.close();
     fast.close();

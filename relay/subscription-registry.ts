@@ -10,6 +10,18 @@ interface Subscription {
   /** Resolves when the broker confirmed the subscription. */
   ready: Promise<void>;
   timer?: NodeJS.Timeout;
+  /** Messages routed by it, and when the last one was (or when it was created): the fleet view's rates and idle alerts. */
+  messages: number;
+  lastActiveAt: number;
+}
+
+/** One subscription's figures for the fleet view and alerts (ops/fleet.ts). */
+export interface SubscriptionActivity {
+  kind: SubscriptionKind;
+  name: string;
+  subscribers: number;
+  messages: number;
+  lastActiveAt: number;
 }
 
 /**
@@ -36,7 +48,26 @@ export class SubscriptionRegistry {
 
   /** The clients of the subscription a delivery was routed by (a pattern, or its channel). */
   clientsFor(channel: string, pattern: string | undefined): Set<Client> | undefined {
-    return (pattern !== undefined ? this.patterns.get(pattern) : this.channels.get(channel))?.clients;
+    return this.subscriptionFor(channel, pattern)?.clients;
+  }
+
+  /** Like `clientsFor`, counting the message on the subscription (one lookup on the hot path). */
+  routeTo(channel: string, pattern: string | undefined, now: number): Set<Client> | undefined {
+    const sub = this.subscriptionFor(channel, pattern);
+    if (!sub) return undefined;
+    sub.messages++;
+    sub.lastActiveAt = now;
+    return sub.clients;
+  }
+
+  private subscriptionFor(channel: string, pattern: string | undefined): Subscription | undefined {
+    return pattern !== undefined ? this.patterns.get(pattern) : this.channels.get(channel);
+  }
+
+  *activity(): IterableIterator<SubscriptionActivity> {
+    for (const m of [this.channels, this.patterns]) {
+      for (const s of m.values()) yield { kind: s.kind, name: s.name, subscribers: s.clients.size, messages: s.messages, lastActiveAt: s.lastActiveAt };
+    }
   }
 
   /** Adds the client everywhere; resolves once every broker subscription is confirmed. */
@@ -61,7 +92,7 @@ export class SubscriptionRegistry {
     let sub = map.get(name);
     if (!sub) {
       const ready = this.serialize(kind, name, () => this.broker.subscribe(kind, name));
-      const created: Subscription = { kind, name, clients: new Set(), ready };
+      const created: Subscription = { kind, name, clients: new Set(), ready, messages: 0, lastActiveAt: Date.now() };
       sub = created;
       map.set(name, created);
       if (kind === "channel") this.live.channels.add(name);

@@ -21,7 +21,7 @@ function openFrom(base: string, qs: string, localAddress: string): Promise<{ sta
 
 async function metric(base: string, code: string): Promise<number> {
   const text = await (await fetch(`${base}/metrics`)).text();
-  const m = new RegExp(`^fanout_rejected_total\\{code="${code}"\\} (\\d+)`, "m").exec(text);
+  const m = new RegExp(`^fanout_rejected_total\\{code="${code}",relay="[^"]+"\\} (\\d+)`, "m").exec(text);
   return m ? Number(m[1]) : 0;
 }
 

@@ -210,7 +210,7 @@ describe("Redis Cluster (REDIS_URL=host:port,host:port,…)", () => {
     expect(got.filter((x) => x % 2 === 0)).toEqual(Array.from({ length: total / 2 }, (_, k) => 2 * k));
     expect(got.filter((x) => x % 2 === 1)).toEqual(Array.from({ length: total / 2 }, (_, k) => 2 * k + 1));
     expect(c.closed).toBe(false);
-    expect(await (await fetch(`${r.base}/metrics`)).text()).toMatch(/fanout_catchups_total [1-9]/);
+    expect(await (await fetch(`${r.base}/metrics`)).text()).toMatch(/fanout_catchups_total\{relay="[^"]+"\} [1-9]/);
   });
 });
 

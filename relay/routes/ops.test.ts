@@ -29,11 +29,11 @@ describe("operations endpoints", () => {
     const res = await fetch(`${r.base}/metrics`);
     expect(res.headers.get("content-type")).toMatch(/text\/plain/);
     const text = await res.text();
-    expect(text).toMatch(/^fanout_connections 2$/m);
-    expect(text).toMatch(/^fanout_broker_subscriptions\{kind="channel"\} 2$/m);
-    expect(text).toMatch(/^fanout_messages_out_total 3$/m);
-    expect(text).toMatch(/^fanout_publish_to_write_seconds_count 2$/m);
-    expect(text).toMatch(/^fanout_process_resident_memory_bytes /m);
+    expect(text).toMatch(/^fanout_connections\{relay="[^"]+"\} 2$/m);
+    expect(text).toMatch(/^fanout_broker_subscriptions\{kind="channel",relay="[^"]+"\} 2$/m);
+    expect(text).toMatch(/^fanout_messages_out_total\{relay="[^"]+"\} 3$/m);
+    expect(text).toMatch(/^fanout_publish_to_write_seconds_count\{relay="[^"]+"\} 2$/m);
+    expect(text).toMatch(/^fanout_process_resident_memory_bytes\{relay="[^"]+"\} /m);
     c.close();
     c2.close();
   });
@@ -122,7 +122,7 @@ describe("operations endpoints with auth configured", () => {
     const stale = await open(`channel=${SECRET_NAME}`, { ...key, "Last-Event-ID": "reset-token" });
     await stale.waitReady();
     const text = await (await fetch(`${r.base}/metrics`)).text();
-    expect(text).toMatch(/^fanout_rejected_total\{code="forbidden_channel"\} 1$/m);
+    expect(text).toMatch(/^fanout_rejected_total\{code="forbidden_channel",relay="[^"]+"\} 1$/m);
     for (const secret of ["reset-token", "user:7", "user:8", token.slice(0, 20), KEY, "127.0.0.1"]) expect(text).not.toContain(secret);
   });
 });

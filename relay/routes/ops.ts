@@ -1,17 +1,21 @@
-import { Hono } from "hono";
+import { Hono, type Context } from "hono";
+import { FanoutError } from "../../protocol/errors.js";
 import type { RelayContext } from "../relay-context.js";
+import type { Fleet, FleetView } from "../ops/fleet.js";
+import { redactAlert, redactReport } from "../ops/relay-report.js";
 
 /**
- * `/healthz` (process up), `/readyz` (broker reachable), `/metrics`, `/v1/stats`.
+ * `/healthz` (process up), `/readyz` (broker reachable), `/metrics`, `/v1/stats`, `/v1/alerts`.
  *
  * Health and readiness stay open for load balancers. `/metrics` is counts only: its label
- * values come from fixed sets (subscription kind, publish result, reset reason, error code),
- * never from a channel, pattern, client or token, so it is safe to scrape without a
- * credential. `/v1/stats` names channels and patterns, which clients choose and which can
- * carry secrets (`user:7:reset-token-…`): those go only to callers `RelayAuth.authorizeOps`
- * allows; everyone else gets the totals.
+ * values come from fixed sets (subscription kind, publish result, reset reason, error code,
+ * alert kind) plus the relay id, never from a channel, pattern, client or token, so it is
+ * safe to scrape without a credential. `/v1/stats` and `/v1/alerts` name channels, patterns
+ * and relays (host and pod names), which clients choose and which can carry secrets
+ * (`user:7:reset-token-…`): those go only to callers `RelayAuth.authorizeOps` allows;
+ * everyone else gets the counts.
  */
-export function opsRoute(rc: RelayContext): Hono {
+export function opsRoute(rc: RelayContext, fleet: Fleet): Hono {
   const app = new Hono();
   app.get("/healthz", (c) => c.json({ status: "ok" }));
   app.get("/readyz", (c) => {
@@ -22,8 +26,20 @@ export function opsRoute(rc: RelayContext): Hono {
     const body = await rc.metrics.registry.metrics();
     return c.body(body, 200, { "Content-Type": rc.metrics.registry.contentType });
   });
+  // The answers depend on the credential: no shared cache may hand one caller's to another.
+  const private_ = (c: Context) => {
+    c.header("Cache-Control", "no-store");
+    c.header("Vary", "Authorization", { append: true });
+  };
   app.get("/v1/stats", async (c) => {
+    const scope = c.req.query("scope") ?? "relay";
+    if (scope !== "relay" && scope !== "fleet") throw new FanoutError(400, "invalid_scope", `scope must be relay or fleet, got ${JSON.stringify(scope).slice(0, 80)}`);
     const access = await rc.auth.authorizeOps(c);
+    private_(c);
+    if (scope === "fleet") {
+      const view = await fleet.view();
+      return c.json(access === "names" ? { scope, ...view } : redactView(view));
+    }
     const { channels, patterns } = rc.hub.stats();
     const get = async (name: string) => (await rc.metrics.registry.getSingleMetric(name)?.get())?.values.reduce((a, v) => a + v.value, 0) ?? 0;
     const uptime = (Date.now() - rc.startedAt) / 1000;
@@ -38,11 +54,38 @@ export function opsRoute(rc: RelayContext): Hono {
       rates: rc.hub.rates.snapshot(),
       uptimeSeconds: Math.round(uptime),
     };
-    // The answer depends on the credential: no shared cache may hand one caller's to another.
-    c.header("Cache-Control", "no-store");
-    c.header("Vary", "Authorization", { append: true });
     if (access === "totals") return c.json(totals);
-    return c.json({ ...totals, channels, patterns, cursor: rc.hub.cursorString });
+    return c.json({ ...totals, relay: fleet.id, channels, patterns, cursor: rc.hub.cursorString });
+  });
+  app.get("/v1/alerts", async (c) => {
+    const access = await rc.auth.authorizeOps(c);
+    private_(c);
+    const view = await fleet.view();
+    const alerts = view.alerts;
+    const body = { generatedAt: view.generatedAt, relays: view.relays.length, partial: view.partial };
+    if (access === "names") return c.json({ ...body, self: view.self, alerts, omitted: omitted(view) });
+    return c.json({ ...body, alerts: alerts.map(redactAlert), omitted: omitted(view) });
   });
   return app;
+}
+
+/** Counts without relay ids or channel names; relays keep their order (by id) so a poller can follow them. */
+function redactView(v: FleetView) {
+  return {
+    scope: "fleet",
+    generatedAt: v.generatedAt,
+    heartbeatMs: v.heartbeatMs,
+    ttlMs: v.ttlMs,
+    partial: v.partial,
+    relays: v.relays.map(redactReport),
+    totals: v.totals,
+    alerts: v.alerts.map(redactAlert),
+  };
+}
+
+/** Channel alerts left out fleet-wide, per kind. */
+function omitted(v: FleetView): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const r of v.relays) for (const [k, n] of Object.entries(r.alertsOmitted ?? {})) out[k] = (out[k] ?? 0) + (n ?? 0);
+  return out;
 }
