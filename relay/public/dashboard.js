@@ -4,7 +4,7 @@
 "use strict";
 
 const KEY = "edge-fanout.dashboard.key";
-const HISTORY = 120;
+const HISTORY = 60;
 const $ = (sel) => document.querySelector(sel);
 const history = { connections: [], in: [], out: [], p99: [] };
 let abort;
@@ -67,7 +67,7 @@ function render(snap) {
   put("subscriptions", `${num(t.subscriptions.channels)} / ${num(t.subscriptions.patterns)}`);
   put("in", num(t.rates.inPerSecond));
   put("out", num(t.rates.outPerSecond));
-  put("latency", withLatency ? `${ms(worst("p50"))} / ${ms(worst("p99"))} ms` : "– ms");
+  put("latency", withLatency ? `${ms(worst("p50"))} / ${ms(worst("p99"))}` : "–");
   put("drops", num(t.slowConsumerDrops.total));
   put("dropReasons", `hard ${t.slowConsumerDrops.hard} · soft ${t.slowConsumerDrops.soft} · budget ${t.slowConsumerDrops.budget}`);
   put("replayed", `${num(t.replayed)} · ${num(t.resets)} · ${num(t.catchUps)}`);
@@ -124,7 +124,7 @@ function renderRelays(relays, now, self) {
     const st = el("td");
     st.appendChild(el("span", r.state, `state ${r.state}`));
     tr.appendChild(st);
-    const lat = r.latency ? `${ms(r.latency.p50)} / ${ms(r.latency.p99)} ms` : "–";
+    const lat = r.latency ? `${ms(r.latency.p50)} / ${ms(r.latency.p99)}` : "–";
     const redis = r.broker === "memory" ? "embedded" : !r.brokerReady ? "unreachable" : r.redis ? `${bytes(r.redis.usedMemoryBytes)}${r.redis.maxMemoryBytes ? " / " + bytes(r.redis.maxMemoryBytes) : ""}` : "ok";
     const cells = [
       [num(r.connections), "num conns"],
