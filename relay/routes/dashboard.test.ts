@@ -77,8 +77,14 @@ describe.each(brokerModes())("GET /v1/stats/stream, $name", (mode) => {
     expect(JSON.parse(wrong.body).error.code).toBe("unauthorized");
   });
 
-  it("forgets a stream its reader closed: closing more streams than the cap leaves room for new ones", async () => {
+  it("refuses streams beyond 64 with 429, and forgets a stream its reader closed", async () => {
     const r = await start(mode.env());
+    const held = await Promise.all(Array.from({ length: 64 }, () => open(`${r.base}/v1/stats/stream`)));
+    await Promise.all(held.map((s) => s.waitFor((c) => snapshots(c).length >= 1, 15_000, "a snapshot")));
+    const over = await fetch(`${r.base}/v1/stats/stream`);
+    expect(over.status).toBe(429);
+    expect((await over.json()).error.code).toBe("too_many_connections");
+    held.forEach((s) => s.close());
     for (let i = 0; i < 70; i++) {
       const s = await SseClient.open(`${r.base}/v1/stats/stream`);
       await s.waitFor((c) => snapshots(c).length >= 1, 15_000, `snapshot ${i}`);
@@ -97,7 +103,7 @@ describe.each(brokerModes())("GET /v1/stats/stream, $name", (mode) => {
     await s.waitClosed(15_000);
     const late = await fetch(`${r.base}/v1/stats/stream`);
     expect(late.status).toBe(503);
-    expect((await late.json()).error.code).toBe("draining");
+    expect((await late.json()).error.code).toBe("broker_unavailable");
     await r.stop();
   });
 });

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { Hono, type Context } from "hono";
-import { FanoutError } from "../../protocol/errors.js";
+import { FanoutError, unavailable } from "../../protocol/errors.js";
 import type { RelayContext } from "../relay-context.js";
 import type { Fleet, FleetView } from "../ops/fleet.js";
 import { redactAlert } from "../ops/relay-report.js";
@@ -140,8 +140,9 @@ export function dashboardRoute(rc: RelayContext, fleet: Fleet): Hono {
   app.get("/dashboard.css", page(CSS, "text/css; charset=utf-8"));
   app.get("/v1/stats/stream", async (c) => {
     const access = await rc.auth.authorizeOps(c);
-    if (rc.draining) throw new FanoutError(503, "draining", "this relay is draining: connect to another", { "Retry-After": "1" });
-    if (feed.size >= MAX_STREAMS) throw new FanoutError(503, "too_many_streams", `at most ${MAX_STREAMS} stats streams may be open on a relay`, { "Retry-After": "5" });
+    // The codes and statuses a client of /v1/events already handles.
+    if (rc.draining) throw unavailable("relay is shutting down; reconnect elsewhere", 1);
+    if (feed.size >= MAX_STREAMS) throw new FanoutError(429, "too_many_connections", `at most ${MAX_STREAMS} stats streams may be open on a relay`, { "Retry-After": "5" });
     let listener: Listener | undefined;
     const body = new ReadableStream<Uint8Array>({
       start(controller) {
