@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
+import { SignJWT } from "jose";
 import { brokerModes } from "../../test/support/modes.js";
 import { SseClient } from "../../test/support/sse-client.js";
 import { startRelay, type RunningRelay } from "../../test/support/relay-harness.js";
@@ -105,6 +106,25 @@ describe.each(brokerModes())("GET /v1/stats/stream, $name", (mode) => {
     expect(late.status).toBe(503);
     expect((await late.json()).error.code).toBe("broker_unavailable");
     await r.stop();
+  });
+});
+
+describe("GET /v1/stats/stream with JWTs", () => {
+  it("ends an operator's stream when the admin JWT it was opened with expires (the page then asks again)", async () => {
+    const SECRET = "dashboard-test-secret-0123456789abcdef";
+    const r = await start({ FANOUT_JWT_SECRET: SECRET, FANOUT_JWT_CLOCK_SKEW: "0" });
+    const sign = (claims: Record<string, unknown>, exp: number) =>
+      new SignJWT(claims).setProtectedHeader({ alg: "HS256" }).setExpirationTime(exp).sign(new TextEncoder().encode(SECRET));
+    const exp = Math.floor(Date.now() / 1000) + 2;
+    const s = await open(`${r.base}/v1/stats/stream`, { Authorization: `Bearer ${await sign({ fanout: { admin: true } }, exp)}` });
+    await s.waitFor((c) => snapshots(c).length >= 1, 15_000, "a snapshot");
+    expect(snapshots(s)[0].access).toBe("names");
+    await s.waitClosed(15_000);
+    expect(Date.now()).toBeGreaterThanOrEqual(exp * 1000);
+    // A JWT without the admin claim may not open one.
+    const user = await fetch(`${r.base}/v1/stats/stream`, { headers: { Authorization: `Bearer ${await sign({ fanout: { subscribe: ["*"] } }, exp + 600)}` } });
+    expect(user.status).toBe(403);
+    expect((await user.json()).error.code).toBe("admin_required");
   });
 });
 

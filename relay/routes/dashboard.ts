@@ -40,6 +40,11 @@ export function snapshot(view: FleetView, access: OpsAccess) {
 interface Listener {
   access: OpsAccess;
   controller: ReadableStreamDefaultController<Uint8Array>;
+  /**
+   * Asks the auth again, on the request's own credential: a JWT that expires, or stops
+   * verifying, ends the stream instead of streaming names for as long as the tab stays open.
+   */
+  reauthorize?: () => Promise<OpsAccess>;
 }
 
 /**
@@ -80,23 +85,32 @@ class StatsFeed {
 
   private async tick(): Promise<void> {
     if (this.rc.draining) {
-      for (const l of [...this.listeners]) {
-        this.remove(l);
-        try {
-          l.controller.close();
-        } catch {
-          // already cancelled by the client
-        }
-      }
+      for (const l of [...this.listeners]) this.end(l);
       return;
     }
     // A slow store read must not stack ticks.
     if (this.ticking) return;
     this.ticking = true;
     try {
+      await Promise.all([...this.listeners].map((l) => this.recheck(l)));
       await this.send([...this.listeners].filter((l) => (l.controller.desiredSize ?? 0) > 0));
     } finally {
       this.ticking = false;
+    }
+  }
+
+  private async recheck(l: Listener): Promise<void> {
+    if (!l.reauthorize) return;
+    const access = await l.reauthorize().catch(() => undefined);
+    if (access !== l.access) this.end(l);
+  }
+
+  private end(l: Listener): void {
+    this.remove(l);
+    try {
+      l.controller.close();
+    } catch {
+      // already cancelled by the client
     }
   }
 
@@ -146,7 +160,8 @@ export function dashboardRoute(rc: RelayContext, fleet: Fleet): Hono {
     let listener: Listener | undefined;
     const body = new ReadableStream<Uint8Array>({
       start(controller) {
-        listener = { access, controller };
+        const credential = c.req.header("Authorization") !== undefined;
+        listener = { access, controller, reauthorize: credential ? () => rc.auth.authorizeOps(c) : undefined };
         feed.add(listener);
       },
       cancel() {
