@@ -50,7 +50,7 @@ describe("the live dashboard in a real browser (headless Chromium)", () => {
     await browser?.close();
   });
 
-  it("on relay A shows the fleet: relay B joining, its clients and traffic, an alert, and B gone after it is killed", async () => {
+  it("on relay A shows the fleet: relay B joining, its clients and traffic, an alert, a relay draining, and B gone after it is killed", async () => {
     const redis = await RedisServer.start();
     const shared = { REDIS_URL: redis.url, ...(SCREENSHOT ? PICTURE : FAST), FANOUT_ALERT_CHANNEL_SUBSCRIBERS: "2" };
     const a = await startRelay({ ...shared, FANOUT_RELAY_ID: "relay-a" });
@@ -109,6 +109,12 @@ describe("the live dashboard in a real browser (headless Chromium)", () => {
 
       publishing = false;
       await traffic;
+      // A relay joins, then drains: the page shows it draining, then not at all.
+      const c = await startRelay({ ...shared, FANOUT_RELAY_ID: "relay-c" });
+      await waitText(page, '#relays tr[data-relay="relay-c"] .state', (t) => t === "ready", "C ready");
+      await c.relay.drain(200);
+      await waitText(page, '#relays tr[data-relay="relay-c"] .state', (t) => t === "draining", "C draining");
+      await until("C gone from the page", async () => (await page.locator('#relays tr[data-relay="relay-c"]').count()) === 0);
       // B dies without draining: it stops beating and leaves the page after the TTL.
       b.child.kill("SIGKILL");
       await new Promise((r) => b.child.once("exit", r));
