@@ -70,7 +70,7 @@ export function opsRoute(rc: RelayContext, fleet: Fleet): Hono {
 }
 
 /** Counts without relay ids or channel names; relays keep their order (by id) so a poller can follow them. */
-function redactView(v: FleetView) {
+export function redactView(v: FleetView) {
   return {
     scope: "fleet",
     generatedAt: v.generatedAt,
@@ -84,7 +84,7 @@ function redactView(v: FleetView) {
 }
 
 /** Channel alerts left out fleet-wide, per kind. */
-function omitted(v: FleetView): Record<string, number> {
+export function omitted(v: FleetView): Record<string, number> {
   const out: Record<string, number> = {};
   for (const r of v.relays) for (const [k, n] of Object.entries(r.alertsOmitted ?? {})) out[k] = (out[k] ?? 0) + (n ?? 0);
   return out;
