@@ -36,4 +36,35 @@ describe("catching up after a broker drop (memory broker)", () => {
     await new Promise((x) => setTimeout(x, 100));
     expect(c.envelopes().map((e) => e.data)).toEqual(Array.from({ length: 20 }, (_, i) => i));
   });
+
+  it("loses nothing when the link drops again while a catch-up is running", async () => {
+    const r = await start({ FANOUT_LOG_PARTITIONS: "4" });
+    const channel = channelInFirstPartition();
+    const c = await open(`channel=${channel}`);
+    await c.waitReady();
+    const { hub, log, broker } = r.relay.context;
+    hub.down();
+    const read = log.read.bind(log);
+    let injected = false;
+    log.read = async (p: number, after: Position, limit: number): Promise<LogEntry[]> => {
+      const page = await read(p, after, limit);
+      if (!injected) {
+        // Partition 0 is read; the link drops again, 10 messages are published that this
+        // relay never receives live, and the link comes back before the catch-up ends.
+        injected = true;
+        hub.down();
+        const deliver = hub.deliver;
+        hub.deliver = () => undefined;
+        for (let i = 0; i < 10; i++) await broker.publish([{ channel, data: JSON.stringify(i) }]);
+        hub.deliver = deliver;
+        hub.recovered();
+      }
+      return page;
+    };
+    hub.recovered();
+    await c.waitMessages(10);
+    await broker.publish([{ channel, data: JSON.stringify(10) }]);
+    await c.waitMessages(11);
+    expect(c.envelopes().map((e) => e.data)).toEqual(Array.from({ length: 11 }, (_, i) => i));
+  });
 });

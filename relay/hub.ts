@@ -33,6 +33,10 @@ export class Hub implements BrokerListener {
   private catchUpRunning = false;
   /** A live log message arrived while the backlog was full (see `deliver`). */
   private backlogOverflowed = false;
+  /** Between the broker's `down` and `recovered`. */
+  private linkDown = false;
+  /** Broker link drops so far: a catch-up that saw another one starts its pass again. */
+  private drops = 0;
   private catchUpRetry?: NodeJS.Timeout;
   private settling?: Promise<void>;
   private settleNext?: Promise<void>;
@@ -108,10 +112,13 @@ export class Hub implements BrokerListener {
 
   down(): void {
     // Hold live messages from the moment the link is back until the log catch-up is done.
+    this.linkDown = true;
+    this.drops++;
     this.backlog ??= [];
   }
 
   recovered(): void {
+    this.linkDown = false;
     this.backlog ??= [];
     void this.catchUp();
   }
@@ -121,10 +128,13 @@ export class Hub implements BrokerListener {
     this.catchUpRunning = true;
     try {
       let recovered = 0;
-      // Live log messages that did not fit the backlog were left to the log: passes repeat
-      // until one ends with none left out. Nothing awaits between the last pass and going
-      // live, so no message can arrive in between.
+      // Passes over the log repeat until one ends with nothing left out: no live log message
+      // was dropped for want of backlog room, and the link did not drop again meanwhile (a
+      // drop during a pass opens a gap in partitions the pass has already read). Nothing
+      // awaits between the last pass and going live, so no message can arrive in between.
+      let again: boolean;
       do {
+        const drops = this.drops;
         this.backlogOverflowed = false;
         for (let p = 0; p < this.broker.partitions; p++) {
           for (;;) {
@@ -138,7 +148,10 @@ export class Hub implements BrokerListener {
             if (page.length < CATCH_UP_PAGE) break;
           }
         }
-      } while (this.backlogOverflowed);
+        // Down again: live messages stay held; the next `recovered` catches up from here.
+        if (this.linkDown) return;
+        again = this.backlogOverflowed || this.drops !== drops;
+      } while (again);
       const held = this.backlog ?? [];
       this.backlog = undefined;
       for (const d of held) this.dispatchLive(d);
