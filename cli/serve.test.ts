@@ -7,8 +7,8 @@ describe.each(brokerModes())("edge-fanout serve ($name)", (mode) => {
     const redis = mode.env().REDIS_URL;
     const flags = redis ? ["--redis", redis] : [];
     const serve = new CliProcess(["serve", "--port", "0", "--host", "127.0.0.1", ...flags], { FANOUT_LOG_PREFIX: mode.env().FANOUT_LOG_PREFIX });
-    const [, port] = await serve.waitFor("stdout", /relay listening on http:\/\/localhost:(\d+) \((\w+) broker\)/);
-    expect(serve.stdout).toContain(redis ? "(Redis broker)" : "(embedded broker)");
+    const [, port] = await serve.waitFor("stdout", /relay listening on http:\/\/localhost:(\d+) \((\w+) broker[;)]/);
+    expect(serve.stdout).toContain(redis ? "(Redis broker" : "(embedded broker");
     const base = `http://127.0.0.1:${port}`;
     expect((await fetch(`${base}/readyz`)).status).toBe(200);
 
