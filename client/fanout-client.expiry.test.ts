@@ -95,6 +95,30 @@ describe.each(modes)("FanoutClient and expiring tokens, on the $name", (mode) =>
     expect(refreshes).toBe(1);
   });
 
+  it("with getTicket, a stream whose ticket was minted by a short-lived JWT resumes on a new ticket after `expired`", async () => {
+    const r = await start();
+    let minted = 0;
+    const getTicket = async () => {
+      // The first ticket comes from a token about to expire, later ones from a long-lived one.
+      const jwt = await signFanoutToken(SECRET, { subscribe: ["room:*"] }, { expiresIn: minted++ === 0 ? 3 : 3600 });
+      const res = await fetch(`${r.base}/v1/tickets`, { method: "POST", headers: { "Content-Type": "application/json", Authorization: `Bearer ${jwt}` }, body: JSON.stringify({ channels: ["room:1"] }) });
+      return ((await res.json()) as { ticket: string }).ticket;
+    };
+    const client = new FanoutClient({ url: r.base, channels: ["room:1"], getTicket });
+    clients.push(client);
+    const got: number[] = [];
+    const connections: string[] = [];
+    client.on<number>("*", (e: Envelope<number>) => got.push(e.data));
+    client.onReady((i) => connections.push(i.connection));
+    await waitFor(() => connections.length === 1, "first ready");
+    await publish(r.base, { channel: "room:1", data: 1 }, key);
+    await waitFor(() => connections.length === 2, "reconnected on a new ticket", 10_000);
+    await publish(r.base, { channel: "room:1", data: 2 }, key);
+    await waitFor(() => got.length === 2, "both messages");
+    expect(got).toEqual([1, 2]);
+    expect(minted).toBe(2);
+  });
+
   it("without a way to refresh, stops with a token_expired error when the stream expires", async () => {
     const r = await start();
     const jwt = await signFanoutToken(SECRET, { subscribe: ["room:*"] }, { expiresIn: 2 });
