@@ -67,6 +67,8 @@ const EXPIRY_LOOP_MS = 1000;
  * A stream never ends on purpose: it has no end marker, so a relay that crashes, drains or is
  * cut off by a proxy all look alike (a clean close, or a frame cut short). Every close is a
  * drop: the client reconnects with backoff and resumes; only `close()` and refusals stop it.
+ * The one exception, `event: expired` (the credential ran out), reconnects at once with a
+ * fresh one from `getToken`/`getTicket`, or stops with `token_expired` when there is none.
  * Delivery is exactly once across reconnects: the client remembers the id of the last event
  * it handed to its handlers and resumes from it (an event cut short is discarded, never
  * handed over); the relay replays precisely what follows.
