@@ -3,7 +3,8 @@
  * `{ "error": { "code", "message" } }` body (e.g. `invalid_channel`, `unauthorized`,
  * `forbidden`, `rate_limited`), or one of the client's own codes: `network_error` (no HTTP
  * response), `http_<status>` (a response without that body), `not_event_stream` (a 200 that
- * is not `text/event-stream`), `invalid_envelope`, `handler_error`.
+ * is not `text/event-stream`), `invalid_envelope`, `handler_error`, `credential_error`
+ * (`getToken`/`getTicket` threw). `token_expired` also comes from the stream's `expired` event.
  */
 export class FanoutClientError extends Error {
   override readonly name = "FanoutClientError";

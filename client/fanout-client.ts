@@ -21,6 +21,20 @@ export interface FanoutClientOptions {
   patterns?: string[];
   /** Sent as `Authorization: Bearer …`, never in the URL. A function is called per attempt, so an expiring JWT can be refreshed. */
   token?: string | (() => Awaitable<string>);
+  /**
+   * A fresh token, called when the relay ends the stream because its token expired (`event:
+   * expired`) or refuses a reconnection with 401 `token_expired`; the client then reconnects
+   * with it and its last id, losing nothing, and uses it from then on. Without `getToken`
+   * (or a `token` function, or `getTicket`), an expired token stops the client with a
+   * `token_expired` error.
+   */
+  getToken?: () => Awaitable<string>;
+  /**
+   * A fresh subscribe ticket (from your backend's `POST /v1/tickets`) for every connection
+   * attempt, sent as `?ticket=`: a ticket is single-use, so reconnections (after a drop, or
+   * after `event: expired`) each need a new one.
+   */
+  getTicket?: () => Awaitable<string>;
   /** Extra request headers (or a function returning them, per attempt). */
   headers?: Record<string, string> | (() => Awaitable<Record<string, string>>);
   /** Resume from here: the client receives every message after it, then live ones. */
@@ -39,7 +53,10 @@ export interface FanoutClientOptions {
 
 export type MessageHandler<T = unknown> = (envelope: Envelope<T>, raw: SseEvent) => void;
 
-const CONTROL_EVENTS = new Set(["ready", "reset"]);
+const CONTROL_EVENTS = new Set(["ready", "reset", "expired"]);
+
+/** Two expiries closer than this: the fresh credential is no better, so reconnect with backoff. */
+const EXPIRY_LOOP_MS = 1000;
 
 /**
  * A subscriber for a relay's `GET /v1/events`, over `fetch` (browsers and Node 20; no
@@ -50,6 +67,8 @@ const CONTROL_EVENTS = new Set(["ready", "reset"]);
  * A stream never ends on purpose: it has no end marker, so a relay that crashes, drains or is
  * cut off by a proxy all look alike (a clean close, or a frame cut short). Every close is a
  * drop: the client reconnects with backoff and resumes; only `close()` and refusals stop it.
+ * The one exception, `event: expired` (the credential ran out), reconnects at once with a
+ * fresh one from `getToken`/`getTicket`, or stops with `token_expired` when there is none.
  * Delivery is exactly once across reconnects: the client remembers the id of the last event
  * it handed to its handlers and resumes from it (an event cut short is discarded, never
  * handed over); the relay replays precisely what follows.
@@ -74,6 +93,15 @@ export class FanoutClient {
   private abort?: AbortController;
   private sleepTimer?: ReturnType<typeof setTimeout>;
   private wake?: () => void;
+  /** Set by `getToken`: replaces `token` for every later attempt. */
+  private freshToken?: string;
+  /** The next attempt calls `getToken` first. */
+  private needToken = false;
+  /** `getToken` was called for a refusal since the last `ready`: a second refusal stops. */
+  private refreshedSinceReady = false;
+  /** The stream just ended on `expired` with a way to refresh: reconnect at once. */
+  private reconnectNow = false;
+  private lastExpiryAt = 0;
 
   constructor(opts: FanoutClientOptions) {
     this.opts = { channels: [], patterns: [], idleTimeoutMs: 45_000, ...opts };
@@ -157,8 +185,19 @@ export class FanoutClient {
         const res = await this.connect();
         if (res === "closed") return;
         retryAfterMs = res;
+        if (this.reconnectNow) {
+          this.reconnectNow = false;
+          this.setStatus("reconnecting");
+          continue;
+        }
       } catch (err) {
         if (this.isClosed()) return;
+        if (err instanceof FanoutClientError && err.code === "token_expired" && this.opts.getToken && !this.refreshedSinceReady) {
+          this.refreshedSinceReady = true;
+          this.needToken = true;
+          this.setStatus("reconnecting");
+          continue;
+        }
         if (err instanceof FanoutClientError && err.status !== 0 && !retryable(err.status)) {
           this.emitError(err);
           this.close();
@@ -250,10 +289,13 @@ export class FanoutClient {
     const isEnvelope = typeof parsed === "object" && parsed !== null && typeof (parsed as Envelope).channel === "string";
     if (CONTROL_EVENTS.has(ev.type) && !isEnvelope) {
       this.track(ev);
-      if (ev.type === "ready") {
+      if (ev.type === "expired") {
+        this.onExpired();
+      } else if (ev.type === "ready") {
         const info = parsed as ReadyInfo;
         this._connectionId = info.connection;
         this.attempt = 0;
+        this.refreshedSinceReady = false;
         this.setStatus("live");
         for (const h of [...this.readyHandlers]) this.call(() => h(info));
       } else {
@@ -274,6 +316,20 @@ export class FanoutClient {
       this.call(() => h(envelope, ev));
     }
     this.track(ev);
+  }
+
+  /** The relay is ending this stream: its credential expired. */
+  private onExpired(): void {
+    const { getToken, getTicket, token } = this.opts;
+    if (!getToken && !getTicket && typeof token !== "function") {
+      this.emitError(new FanoutClientError("token_expired", "the stream's token expired; give getToken (or getTicket) to reconnect with a fresh one", { status: 401 }));
+      this.close();
+      return;
+    }
+    const now = Date.now();
+    this.needToken = getToken !== undefined;
+    this.reconnectNow = now - this.lastExpiryAt >= EXPIRY_LOOP_MS;
+    this.lastExpiryAt = now;
   }
 
   private track(ev: SseEvent): void {
@@ -322,14 +378,30 @@ export class FanoutClient {
     url.search = base.search;
     for (const ch of this.opts.channels ?? []) url.searchParams.append("channel", ch);
     for (const p of this.opts.patterns ?? []) url.searchParams.append("pattern", p);
+    if (this.opts.getTicket) url.searchParams.set("ticket", await this.refresh("ticket", this.opts.getTicket));
     return url;
+  }
+
+  /** A credential from a user callback; a failure is retried with backoff like a network error. */
+  private async refresh(what: string, get: () => Awaitable<string>): Promise<string> {
+    try {
+      return await get();
+    } catch (err) {
+      const e = new FanoutClientError("credential_error", `get${what === "token" ? "Token" : "Ticket"}() failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+      this.emitError(e);
+      throw e;
+    }
   }
 
   private async requestHeaders(): Promise<Record<string, string>> {
     const h = this.opts.headers;
     const headers: Record<string, string> = { Accept: "text/event-stream", ...(typeof h === "function" ? await h() : h) };
+    if (this.needToken && this.opts.getToken) {
+      this.freshToken = await this.refresh("token", this.opts.getToken);
+      this.needToken = false;
+    }
     const t = this.opts.token;
-    const token = typeof t === "function" ? await t() : t;
+    const token = this.freshToken ?? (typeof t === "function" ? await t() : t);
     if (token) headers.Authorization = `Bearer ${token}`;
     if (this._lastEventId !== "") headers["Last-Event-ID"] = this._lastEventId;
     return headers;

@@ -29,6 +29,11 @@ export interface RelayConfig extends SharedSettings {
   maxRelayPatternCost: number;
   /** Peers whose `X-Forwarded-For` is believed (`FANOUT_TRUSTED_PROXIES`); empty: the header is ignored. */
   trustedProxies: TrustedProxies;
+  /**
+   * `FANOUT_STREAM_EXPIRY` (`on`/`off`, default on): a stream opened with a JWT (or a ticket a
+   * JWT minted) ends with `event: expired` when the token's `exp` passes.
+   */
+  streamExpiry: boolean;
   /** Longest time to receive one request's headers and body; streams (responses) are not bounded by it. */
   requestTimeoutMs: number;
   /** Hard limit of bytes held for one client: past it, cut at once. */
@@ -102,6 +107,8 @@ export function loadConfig(env: Env = process.env): RelayConfig {
   if (maxRelayPatternCost < shared.patternLimits.maxConnectionCost) {
     throw new ConfigError("FANOUT_MAX_RELAY_PATTERN_COST must be at least FANOUT_MAX_CONNECTION_PATTERN_COST (one connection's patterns must fit the relay)");
   }
+  const streamExpiry = (envString(env, "FANOUT_STREAM_EXPIRY") ?? "on").toLowerCase();
+  if (streamExpiry !== "on" && streamExpiry !== "off") throw new ConfigError(`FANOUT_STREAM_EXPIRY must be on or off, got ${JSON.stringify(streamExpiry)}`);
   let trustedProxies: TrustedProxies;
   try {
     trustedProxies = TrustedProxies.parse(envList(env, "FANOUT_TRUSTED_PROXIES"));
@@ -127,6 +134,7 @@ export function loadConfig(env: Env = process.env): RelayConfig {
     // open: a few hundred streams per address, never the whole relay.
     maxConnectionsPerIp: envInt(env, "FANOUT_MAX_CONNECTIONS_PER_IP", 256, 1),
     trustedProxies,
+    streamExpiry: streamExpiry === "on",
     requestTimeoutMs: envInt(env, "FANOUT_REQUEST_TIMEOUT_MS", 10_000, 1000, 600_000),
     maxRelayPatternCost,
     queueMaxBytes,

@@ -50,7 +50,7 @@ const isNames = (x: unknown): x is string[] => Array.isArray(x) && x.every((n) =
  * A stored ticket, or undefined when the value is not one: the store is shared Redis, and
  * a value another program wrote under a ticket key must read as no ticket, not as a 500.
  */
-function readStored(raw: string): { c: string[]; p: string[]; e: number } | undefined {
+function readStored(raw: string): { c: string[]; p: string[]; e: number; n?: number } | undefined {
   let v: unknown;
   try {
     v = JSON.parse(raw);
@@ -58,7 +58,7 @@ function readStored(raw: string): { c: string[]; p: string[]; e: number } | unde
     return undefined;
   }
   const o = v as Record<string, unknown> | null;
-  return o !== null && typeof o === "object" && isNames(o.c) && isNames(o.p) && typeof o.e === "number" ? (o as { c: string[]; p: string[]; e: number }) : undefined;
+  return o !== null && typeof o === "object" && isNames(o.c) && isNames(o.p) && typeof o.e === "number" && (o.n === undefined || typeof o.n === "number") ? (o as { c: string[]; p: string[]; e: number; n?: number }) : undefined;
 }
 
 /** A literal glob for a channel name: Redis glob metacharacters escaped. */
@@ -120,19 +120,20 @@ export class Tickets {
       });
     }
     const ticket = PREFIX + base64url(crypto.getRandomValues(new Uint8Array(32)));
-    const value = JSON.stringify({ c: scope.channels, p: scope.patterns, e: expires });
+    // `n`: the minting token's end, which bounds the stream the ticket opens (not only its redemption).
+    const value = JSON.stringify({ c: scope.channels, p: scope.patterns, e: expires, n: limit.notAfterMs });
     await this.store.put(await storeKey(ticket), value, expires - now);
     return { ticket, expiresIn: Math.floor((expires - now) / 1000) };
   }
 
-  /** Uses the ticket up (whatever happens next) and returns its scope; 401 when it is not valid. */
-  async redeem(ticket: string): Promise<TicketScope> {
+  /** Uses the ticket up (whatever happens next) and returns its scope and its token's limit; 401 when it is not valid. */
+  async redeem(ticket: string): Promise<TicketScope & TicketLimit> {
     if (!TICKET_SHAPE.test(ticket)) throw invalidTicket();
     const raw = await this.store.take(await storeKey(ticket));
     if (raw === undefined) throw invalidTicket();
     const v = readStored(raw);
     if (v === undefined || v.e <= Date.now()) throw invalidTicket();
-    return { channels: v.c, patterns: v.p };
+    return v.n === undefined ? { channels: v.c, patterns: v.p } : { channels: v.c, patterns: v.p, notAfterMs: v.n };
   }
 }
 

@@ -61,21 +61,22 @@ export class JwtRelayAuth implements RelayAuth {
     this.charge(this.rateKey(c, caller), messages.length);
   }
 
-  async authorizeSubscribe(c: Context, channels: string[], patterns: string[]): Promise<void> {
+  async authorizeSubscribe(c: Context, channels: string[], patterns: string[]): Promise<number | undefined> {
     const ticket = c.req.query("ticket");
     if (ticket !== undefined) {
-      checkTicketScope(await this.opts.tickets.redeem(ticket), channels, patterns);
-      return;
+      const redeemed = await this.opts.tickets.redeem(ticket);
+      checkTicketScope(redeemed, channels, patterns);
+      return redeemed.notAfterMs;
     }
     const token = subscriberToken(c);
-    if (token !== undefined && (await matchKey(token, this.opts.keys)) >= 0) return;
+    if (token !== undefined && (await matchKey(token, this.opts.keys)) >= 0) return undefined;
     if (token !== undefined && this.opts.verifier.configured) {
       const verified = await this.opts.verifier.verify(token);
       checkSubscriberExpiry(verified, this.opts.requireExp);
       const allowed = [...verified.grants.subscribe, ...this.opts.publicChannels];
       checkChannels(channels, allowed, "subscribe to");
       checkPatterns(patterns, allowed);
-      return;
+      return verified.expiresAt === undefined ? undefined : verified.expiresAt * 1000;
     }
     // Anonymous (a token nobody can verify counts as none).
     if (this.opts.publicChannels.length > 0) {
@@ -83,9 +84,10 @@ export class JwtRelayAuth implements RelayAuth {
       if (!channels.every((ch) => channelAllowed(ch, this.opts.publicChannels, budget)) || !patterns.every((p) => patternWithin(p, this.opts.publicChannels, budget))) {
         throw unauthorized("these channels need a token (only FANOUT_PUBLIC_CHANNELS are open)");
       }
-      return;
+      return undefined;
     }
     if (this.opts.verifier.configured) throw unauthorized("subscribing needs a token (Authorization: Bearer, ?token=, the fanout_token cookie, or ?ticket=)");
+    return undefined;
   }
 
   /**

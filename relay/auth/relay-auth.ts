@@ -12,7 +12,12 @@ export interface RelayAuth {
   /** 401 unless the request carries a valid publisher credential; called before a body is read. */
   authenticatePublisher(c: Context): Promise<void>;
   authorizePublish(c: Context, messages: PublishMessage[]): Promise<void>;
-  authorizeSubscribe(c: Context, channels: string[], patterns: string[]): Promise<void>;
+  /**
+   * Throws unless the caller may open these subscriptions; returns when the grant ends (ms
+   * since the epoch: the JWT's `exp`, or for a ticket its minting token's), undefined when it
+   * never does (keys, public channels, anonymous callers, tickets minted by keys).
+   */
+  authorizeSubscribe(c: Context, channels: string[], patterns: string[]): Promise<number | undefined>;
   /**
    * What this caller may read of `/v1/stats`. Throws 401 for a credential that does not
    * verify and 403 for one that verifies without the right to names; a caller with no

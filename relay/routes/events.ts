@@ -88,7 +88,7 @@ export function eventsRoute(rc: RelayContext): Hono<NodeEnv> {
     if (rc.draining) throw unavailable("relay is shutting down; reconnect elsewhere", 1);
     const { channels, patterns } = readSubscriptions(c, config.maxSubscriptionsPerConnection, config.log.prefix);
     rc.limits.checkPatterns(patterns);
-    await rc.auth.authorizeSubscribe(c, channels, patterns);
+    const grantEndsAt = await rc.auth.authorizeSubscribe(c, channels, patterns);
     if (!broker.isReady() || !hub.initialized) throw unavailable("broker unreachable; retry shortly", 2);
     // The slot is taken before any wait: streams pipelined behind one another count against
     // the limits while they wait, so one connection cannot park an unbounded number of them.
@@ -148,6 +148,7 @@ export function eventsRoute(rc: RelayContext): Hono<NodeEnv> {
     // Heartbeats and drain reach a connection only once its headers are out.
     rc.connections.add(conn);
     conn.send(encodeRetry(config.retryMs));
+    if (config.streamExpiry) endAtExpiry(conn, res, grantEndsAt);
     const resuming = resume !== undefined && reset === undefined;
     try {
       if (resuming) reset = await checkCursor(log, client, broker.partitions);
@@ -172,6 +173,31 @@ export function eventsRoute(rc: RelayContext): Hono<NodeEnv> {
   });
   return app;
 }
+
+/**
+ * A stream lives no longer than the credential that opened it (as Centrifugo disconnects on
+ * `exp`): at the grant's end it gets `event: expired` and ends cleanly after what is queued.
+ * The client reconnects with a fresh credential and its last id, so nothing is lost.
+ */
+function endAtExpiry(conn: SseConnection, res: ServerResponse, endsAt: number | undefined): void {
+  if (endsAt === undefined) return;
+  let timer: ReturnType<typeof setTimeout>;
+  // setTimeout's delay is a 32-bit int (a longer one fires at once): a far `exp` is re-armed.
+  const arm = (): void => {
+    const wait = endsAt - Date.now();
+    timer = wait > MAX_TIMER_MS ? setTimeout(arm, MAX_TIMER_MS) : setTimeout(expire, Math.max(0, wait));
+    timer.unref();
+  };
+  const expire = (): void => {
+    if (conn.closed) return;
+    conn.send(encodeEvent({ event: "expired", data: JSON.stringify({ reason: "token_expired" }) }));
+    conn.end();
+  };
+  res.once("close", () => clearTimeout(timer));
+  arm();
+}
+
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 const RESET_TEXT: Record<ResetReason, string> = {
   retention: "some messages after your Last-Event-ID are older than the retention window and were dropped",
