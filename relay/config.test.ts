@@ -30,6 +30,7 @@ describe("relay configuration", () => {
       [{ FANOUT_QUEUE_SOFT_BYTES: String(64 * 1024 * 1024) }, /FANOUT_QUEUE_SOFT_BYTES .* must not exceed FANOUT_QUEUE_MAX_BYTES/],
       [{ FANOUT_QUEUE_BUDGET_BYTES: "1000" }, /FANOUT_QUEUE_BUDGET_BYTES must be between 1048576/],
       [{ FANOUT_QUEUE_SOFT_SECONDS: "-1" }, /FANOUT_QUEUE_SOFT_SECONDS must be a whole number/],
+      [{ FANOUT_STREAM_EXPIRY: "maybe" }, /FANOUT_STREAM_EXPIRY must be on or off/],
       [{ FANOUT_RELAY_ID: "relay a" }, /FANOUT_RELAY_ID must be 1 to 64 characters/],
       [{ FANOUT_FLEET_HEARTBEAT_MS: "50" }, /FANOUT_FLEET_HEARTBEAT_MS must be between 100/],
       [{ FANOUT_FLEET_HEARTBEAT_MS: "1000", FANOUT_FLEET_TTL_MS: "1500" }, /FANOUT_FLEET_TTL_MS \(1500\) must be at least twice FANOUT_FLEET_HEARTBEAT_MS/],
