@@ -148,8 +148,8 @@ function nchanConfig(port: number, redisPort: number | undefined): string {
   const user = process.getuid?.() === 0 ? "user root;\n" : "";
   const redisUpstream = redisPort ? `  upstream bench_redis { nchan_redis_server redis://127.0.0.1:${redisPort}; }\n` : "";
   const redisPass = redisPort ? "    nchan_redis_pass bench_redis;\n" : "";
-  // Same settings as the peer configs in shared/peers (nchan-memory.conf / nchan-redis.conf),
-  // with ports chosen free and paths in a temp prefix.
+  // Nchan's usual pub/sub setup (one publisher and one subscriber location per channel; the
+  // Redis variant adds nchan_redis_pass), with ports chosen free and paths in a temp prefix.
   return `load_module /usr/lib/nginx/modules/ngx_nchan_module.so;
 ${user}worker_rlimit_nofile 19000;
 pid nginx.pid;
