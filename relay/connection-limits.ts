@@ -56,8 +56,15 @@ export class ConnectionLimits {
     if (this.total >= this.maxTotal) this.refuse("too_many_connections", "the relay is at its connection limit");
     if (mine >= this.maxPerIp) this.refuse("too_many_connections_from_ip", "too many connections from this address");
     const distinct = [...new Set(patterns)];
+    // The cost of each pattern not yet open on the relay, computed once.
+    const fresh = new Map<string, number>();
     let added = 0;
-    for (const p of distinct) if (!this.patterns.has(p)) added += patternCost(p);
+    for (const p of distinct) {
+      if (this.patterns.has(p)) continue;
+      const cost = patternCost(p);
+      fresh.set(p, cost);
+      added += cost;
+    }
     if (added > 0 && this.patternCostInUse + added > this.maxRelayPatternCost) {
       throw new FanoutError(
         503,
@@ -71,11 +78,10 @@ export class ConnectionLimits {
     for (const p of distinct) {
       const held = this.patterns.get(p);
       if (held) held.streams++;
-      else {
-        const cost = patternCost(p);
-        this.patterns.set(p, { cost, streams: 1 });
-        this.patternCostInUse += cost;
-      }
+    }
+    for (const [p, cost] of fresh) {
+      this.patterns.set(p, { cost, streams: 1 });
+      this.patternCostInUse += cost;
     }
     let released = false;
     return () => {

@@ -25,9 +25,6 @@ export interface JwtRelayAuthOptions {
   trustedProxies: TrustedProxies;
 }
 
-/** Who is calling: a static key (no per-channel limits), a verified JWT, or the loopback default. */
-type Caller = { kind: "key"; rateKey: string } | { kind: "jwt"; rateKey: string; publish: readonly string[]; subscribe: readonly string[] } | { kind: "local"; rateKey: string };
-
 /**
  * The relay's auth: static publisher keys and JWTs (`fanout.publish` / `fanout.subscribe`
  * globs), subscribe tickets, public channels and the per-publisher rate limit.
@@ -36,7 +33,6 @@ type Caller = { kind: "key"; rateKey: string } | { kind: "jwt"; rateKey: string;
  * JWT key configured, subscribing is open (or limited to `FANOUT_PUBLIC_CHANNELS` when set
  * for anonymous callers); with one, anonymous subscribers get the public channels only.
  */
-
 export class JwtRelayAuth implements RelayAuth {
   private readonly publishAuth: PublishAuthOptions;
 

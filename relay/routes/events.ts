@@ -180,10 +180,12 @@ export function eventsRoute(rc: RelayContext): Hono<NodeEnv> {
  * The client reconnects with a fresh credential and its last id, so nothing is lost.
  */
 function endAtExpiry(conn: SseConnection, res: ServerResponse, endsAt: number | undefined): void {
-  if (endsAt === undefined) return;
+  // A stream already closed needs no timer (and one whose `close` has passed would never clear it).
+  if (endsAt === undefined || conn.closed) return;
   let timer: ReturnType<typeof setTimeout>;
   // setTimeout's delay is a 32-bit int (a longer one fires at once): a far `exp` is re-armed.
   const arm = (): void => {
+    if (conn.closed) return;
     const wait = endsAt - Date.now();
     timer = wait > MAX_TIMER_MS ? setTimeout(arm, MAX_TIMER_MS) : setTimeout(expire, Math.max(0, wait));
     timer.unref();
