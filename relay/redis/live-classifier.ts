@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { parseEnvelope, plainDataJson } from "../../protocol/envelope.js";
+import { envelopeIn, payloadObject, plainDataJson } from "../../protocol/envelope.js";
 import { comparePositions, parseMessageId, type Position, ZERO } from "../../protocol/position.js";
 import type { Delivery } from "../broker/broker.js";
 import { macMatches } from "./envelope-mac.js";
@@ -79,7 +79,9 @@ export class LiveClassifier {
   }
 
   private fresh(channel: string, payload: string): Delivery {
-    const env = parseEnvelope(payload, channel);
+    // Parsed once: what is not taken for a log message reuses the object as plain data.
+    const obj = payloadObject(payload);
+    const env = obj && envelopeIn(obj, channel);
     const mid = env?.mac !== undefined ? parseMessageId(env.id) : undefined;
     if (env?.mac !== undefined && mid && mid.partition < this.partitions) {
       const p = mid.partition;
@@ -91,6 +93,6 @@ export class LiveClassifier {
         return { channel, id: env.id, partition: p, pos: mid.pos, type: env.type, dataJson: env.dataJson, ts: env.ts };
       }
     }
-    return { channel, id: `x-${this.plainPrefix}-${(this.plainSeq++).toString(36)}`, dataJson: plainDataJson(payload), ts: Date.now() };
+    return { channel, id: `x-${this.plainPrefix}-${(this.plainSeq++).toString(36)}`, dataJson: obj ? JSON.stringify(obj) : plainDataJson(payload), ts: Date.now() };
   }
 }
