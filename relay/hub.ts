@@ -160,7 +160,8 @@ export class Hub implements BrokerListener {
     } catch (err) {
       // The command link may come back after the subscription link: retry from the same
       // cursor until the log is readable. Live messages stay held meanwhile.
-      console.warn("[fanout] catch-up from the log failed, retrying:", (err as Error).message);
+      // Rate-limited: while only the command link is down this fails every CATCH_UP_RETRY_MS.
+      this.faults.report("catch-up from the log", err, "retrying");
       if (!this.catchUpRetry) {
         this.catchUpRetry = setTimeout(() => {
           this.catchUpRetry = undefined;
