@@ -73,7 +73,7 @@ export class Hub implements BrokerListener {
       for (let p = 0; p < this.broker.partitions; p++) this.advance(p, (await this.log.state(p)).last);
       this.initialized = true;
     } catch (err) {
-      console.warn("[fanout] cannot read the log's end yet, retrying:", (err as Error).message);
+      this.faults.report("reading the log's end", err, "retrying");
       setTimeout(() => void this.init(retryMs), retryMs).unref();
     }
   }
