@@ -48,6 +48,16 @@ const MAX_PAYLOAD_DEPTH = MAX_JSON_DEPTH + 1;
  * check, so such a payload is delivered as plain data.
  */
 export function parseEnvelope(payload: string, channel: string): ParsedEnvelope | undefined {
+  const o = payloadObject(payload);
+  return o && envelopeIn(o, channel);
+}
+
+/**
+ * A payload that may be an envelope, read as JSON: the object, or undefined when it cannot
+ * be one. A caller that goes on to deliver it as plain data reuses the object
+ * (`JSON.stringify(o)` is what `plainDataJson` gives), so a payload is parsed once.
+ */
+export function payloadObject(payload: string): Record<string, unknown> | undefined {
   if (payload.length < 20 || payload.charCodeAt(0) !== 0x7b /* { */) return undefined;
   if (jsonDepthExceeds(payload, MAX_PAYLOAD_DEPTH)) return undefined;
   let v: unknown;
@@ -57,7 +67,11 @@ export function parseEnvelope(payload: string, channel: string): ParsedEnvelope 
     return undefined;
   }
   if (v === null || typeof v !== "object" || Array.isArray(v)) return undefined;
-  const o = v as Record<string, unknown>;
+  return v as Record<string, unknown>;
+}
+
+/** The envelope fields of a payload's object (`payloadObject`), if it has the shape of one on `channel`. */
+export function envelopeIn(o: Record<string, unknown>, channel: string): ParsedEnvelope | undefined {
   if (typeof o.id !== "string" || o.channel !== channel || !Number.isSafeInteger(o.ts) || !("data" in o)) return undefined;
   if (!parseMessageId(o.id)) return undefined;
   if (o.type !== undefined && !isValidType(o.type)) return undefined;

@@ -21,8 +21,9 @@ export interface HoldLimits {
  * log before going live, which keeps per-partition order and costs no memory.
  *
  * `delivered` is the last log position sent per partition: a frame at or below it is a copy
- * this client already has (replayed, or the same message matched a second subscription), so
- * every message reaches a client once.
+ * this client already has (replayed, or read again from the log after being dropped while
+ * held). Copies of one publish routed by several of the client's subscriptions are told
+ * apart earlier, by the hub's `stamp` (it covers plain messages too, which have no position).
  */
 export class Client {
   private held: Frame[] | undefined = [];

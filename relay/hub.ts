@@ -73,7 +73,7 @@ export class Hub implements BrokerListener {
       for (let p = 0; p < this.broker.partitions; p++) this.advance(p, (await this.log.state(p)).last);
       this.initialized = true;
     } catch (err) {
-      console.warn("[fanout] cannot read the log's end yet, retrying:", (err as Error).message);
+      this.faults.report("reading the log's end", err, "retrying");
       setTimeout(() => void this.init(retryMs), retryMs).unref();
     }
   }
@@ -160,7 +160,8 @@ export class Hub implements BrokerListener {
     } catch (err) {
       // The command link may come back after the subscription link: retry from the same
       // cursor until the log is readable. Live messages stay held meanwhile.
-      console.warn("[fanout] catch-up from the log failed, retrying:", (err as Error).message);
+      // Rate-limited: while only the command link is down this fails every CATCH_UP_RETRY_MS.
+      this.faults.report("catch-up from the log", err, "retrying");
       if (!this.catchUpRetry) {
         this.catchUpRetry = setTimeout(() => {
           this.catchUpRetry = undefined;

@@ -46,22 +46,16 @@ export class SubscriptionRegistry {
     private readonly unsubscribeDelayMs: number,
   ) {}
 
-  /** The clients of the subscription a delivery was routed by (a pattern, or its channel). */
-  clientsFor(channel: string, pattern: string | undefined): Set<Client> | undefined {
-    return this.subscriptionFor(channel, pattern)?.clients;
-  }
-
-  /** Like `clientsFor`, counting the message on the subscription (one lookup on the hot path). */
+  /**
+   * The clients of the subscription a delivery was routed by (a pattern, or its channel),
+   * counting the message on that subscription (one lookup on the hot path).
+   */
   routeTo(channel: string, pattern: string | undefined, now: number): Set<Client> | undefined {
-    const sub = this.subscriptionFor(channel, pattern);
+    const sub = pattern !== undefined ? this.patterns.get(pattern) : this.channels.get(channel);
     if (!sub) return undefined;
     sub.messages++;
     sub.lastActiveAt = now;
     return sub.clients;
-  }
-
-  private subscriptionFor(channel: string, pattern: string | undefined): Subscription | undefined {
-    return pattern !== undefined ? this.patterns.get(pattern) : this.channels.get(channel);
   }
 
   *activity(): IterableIterator<SubscriptionActivity> {

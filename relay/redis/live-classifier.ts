@@ -1,16 +1,8 @@
 import { randomBytes } from "node:crypto";
-import { parseEnvelope, plainDataJson } from "../../protocol/envelope.js";
+import { envelopeIn, payloadObject, plainDataJson } from "../../protocol/envelope.js";
 import { comparePositions, parseMessageId, type Position, ZERO } from "../../protocol/position.js";
 import type { Delivery } from "../broker/broker.js";
 import { macMatches } from "./envelope-mac.js";
-
-interface Publish {
-  channel: string;
-  payload: string;
-  /** Routes this publish has reached the connection by so far (undefined: the channel itself). */
-  routes: Set<string | undefined>;
-  base: Delivery;
-}
 
 /**
  * Decides what each message on the relay's subscriber connection is, in arrival order.
@@ -24,15 +16,23 @@ interface Publish {
  * Redis sends the copies of one PUBLISH (one for the channel, then one per matching pattern)
  * back to back on a connection, since a PUBLISH is atomic. A message with the same channel and
  * payload as the one before it, by a route that publish has not used yet, is such a copy: it
- * shares the first copy's classification and is marked `again` (the broker passes that on to
- * the hub, which gives a client one copy per publish). A repeated route (or a `message`, which Redis always sends first)
- * starts a new publish.
+ * gets the first copy's Delivery, the same object (the broker marks what it forwards of it
+ * `again`, and the hub gives a client one copy per publish). A repeated route (or a
+ * `message`, which Redis always sends first) starts a new publish.
+ *
+ * Nothing is allocated per copy: the current publish lives in fields, its routes in one Set
+ * that is cleared for the next publish.
  */
 export class LiveClassifier {
   /** Per partition, the envelope secret (loaded from Redis by the broker). */
   readonly secrets: (string | undefined)[];
   private readonly last: Position[];
-  private current?: Publish;
+  /** The publish being received (no `base`: none, the next message starts one). */
+  private base?: Delivery;
+  private channel = "";
+  private payload = "";
+  /** Routes the current publish has reached the connection by so far (undefined: the channel itself). */
+  private readonly routes = new Set<string | undefined>();
   /** Plain ids are unique per process and say nothing about the relay's marker channel. */
   private readonly plainPrefix = randomBytes(6).toString("base64url");
   private plainSeq = 0;
@@ -48,22 +48,26 @@ export class LiveClassifier {
 
   /**
    * One copy as Redis sent it: by the channel subscription (`route` undefined) or by one of
-   * the relay's Redis patterns. `again` is set when it is another copy of the previous one.
+   * the relay's Redis patterns. Another copy of the previous publish gets the very object
+   * its first copy got; a new publish, a new object.
    */
   classify(channel: string, route: string | undefined, payload: string): Delivery {
-    const cur = this.current;
-    if (cur && route !== undefined && cur.channel === channel && cur.payload === payload && !cur.routes.has(route)) {
-      cur.routes.add(route);
-      return { ...cur.base, again: true };
+    if (this.base && route !== undefined && this.channel === channel && this.payload === payload && !this.routes.has(route)) {
+      this.routes.add(route);
+      return this.base;
     }
     const base = this.fresh(channel, payload);
-    this.current = { channel, payload, routes: new Set([route]), base };
+    this.base = base;
+    this.channel = channel;
+    this.payload = payload;
+    this.routes.clear();
+    this.routes.add(route);
     return base;
   }
 
   /** Something else arrived on the connection (a marker, a drop): the next message is a new publish. */
   interrupt(): void {
-    this.current = undefined;
+    this.base = undefined;
   }
 
   /** A settle marker arrived: every log message up to `ends` has been received before it. */
@@ -75,7 +79,9 @@ export class LiveClassifier {
   }
 
   private fresh(channel: string, payload: string): Delivery {
-    const env = parseEnvelope(payload, channel);
+    // Parsed once: what is not taken for a log message reuses the object as plain data.
+    const obj = payloadObject(payload);
+    const env = obj && envelopeIn(obj, channel);
     const mid = env?.mac !== undefined ? parseMessageId(env.id) : undefined;
     if (env?.mac !== undefined && mid && mid.partition < this.partitions) {
       const p = mid.partition;
@@ -87,6 +93,6 @@ export class LiveClassifier {
         return { channel, id: env.id, partition: p, pos: mid.pos, type: env.type, dataJson: env.dataJson, ts: env.ts };
       }
     }
-    return { channel, id: `x-${this.plainPrefix}-${(this.plainSeq++).toString(36)}`, dataJson: plainDataJson(payload), ts: Date.now() };
+    return { channel, id: `x-${this.plainPrefix}-${(this.plainSeq++).toString(36)}`, dataJson: obj ? JSON.stringify(obj) : plainDataJson(payload), ts: Date.now() };
   }
 }

@@ -69,8 +69,8 @@ export class RedisBroker implements Broker, MessageLog {
   private secretsLoading?: Promise<void>;
   /** Clients' globs, routed through cheap Redis patterns (see pattern-routes.ts). */
   private readonly globs = new PatternRoutes();
-  /** Whether the publish being received has reached the hub yet (its later deliveries are `again`). */
-  private forwarded = false;
+  /** The publish last forwarded to the hub (the classifier's object): its later deliveries are `again`. */
+  private forwarded?: Delivery;
   /** A channel of this relay's own: subscribing to it after a reconnect is a barrier behind ioredis's resubscribes. */
   private readonly marker: string;
   /** `<prefix>:relay:` — reserved for relays' marker channels. */
@@ -169,15 +169,14 @@ export class RedisBroker implements Broker, MessageLog {
    */
   private onCopy(channel: string, route: string | undefined, payload: string, channelBytes: Uint8Array | undefined): void {
     const d = this.live.classify(channel, route, payload);
-    if (!d.again) this.forwarded = false;
     if (route === undefined) this.forward(d, undefined);
     else this.globs.forEachMatch(route, channelBytes!, (glob) => this.forward(d, glob));
   }
 
   private forward(d: Delivery, pattern: string | undefined): void {
-    const again = this.forwarded;
-    this.forwarded = true;
-    this.listener?.deliver(pattern === undefined && !again && !d.again ? d : { ...d, pattern, again });
+    const again = this.forwarded === d;
+    this.forwarded = d;
+    this.listener?.deliver(pattern === undefined && !again ? d : { ...d, pattern, again });
   }
 
   /**
