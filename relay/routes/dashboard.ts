@@ -96,7 +96,14 @@ class StatsFeed {
 
   private async recheck(l: Listener): Promise<void> {
     if (!l.reauthorize) return;
-    const access = await l.reauthorize().catch(() => undefined);
+    // try/await, not .catch(): an embedder's RelayAuth may throw before returning a promise,
+    // and a rejection out of the timer's tick would end the process.
+    let access: OpsAccess | undefined;
+    try {
+      access = await l.reauthorize();
+    } catch {
+      access = undefined;
+    }
     if (access !== l.access) this.end(l);
   }
 
