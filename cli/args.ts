@@ -5,17 +5,24 @@ import { UsageError } from "./usage-error.js";
 
 const HELP = { help: { type: "boolean", short: "h" } } as const;
 
+/** Thrown by parseCommandLine on `-h/--help`: main prints the command's help, exit 0. */
+export class HelpRequested extends Error {}
+
 /**
- * `node:util` parseArgs, strict, with positionals and `-h/--help` on every command; its
- * errors become a UsageError of one sentence (its advice about `--` follows a period).
+ * `node:util` parseArgs, strict, with positionals and `-h/--help` on every command (thrown as
+ * HelpRequested); its errors become a UsageError of one sentence (its advice about `--`
+ * follows a period).
  */
 export function parseCommandLine<const O extends Options>(argv: string[], options: O) {
+  let parsed;
   try {
-    return parseArgs({ args: argv, options: { ...options, ...HELP }, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args: argv, options: { ...options, ...HELP }, allowPositionals: true, strict: true });
   } catch (err) {
     const message = (err as Error).message;
     throw new UsageError(message.match(/^.*?(?=\.(\s|$))/)?.[0] ?? message);
   }
+  if ((parsed.values as { help?: boolean }).help) throw new HelpRequested();
+  return parsed;
 }
 
 /** `--url`, else `$FANOUT_URL`, else the relay `npm start` runs. */

@@ -1,3 +1,4 @@
+import { HelpRequested } from "./args.js";
 import type { Command } from "./command.js";
 import { EXIT, exitQuietlyOnClosedStdout, processIo, type Io } from "./io.js";
 import { publishCommand } from "./publish.js";
@@ -38,6 +39,10 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
   try {
     return await command.run(rest, io);
   } catch (err) {
+    if (err instanceof HelpRequested) {
+      io.out(command.help);
+      return EXIT.ok;
+    }
     if (!(err instanceof UsageError)) throw err;
     io.err(`edge-fanout ${name}: ${err.message} (see edge-fanout ${name} --help)`);
     return EXIT.usage;

@@ -34,10 +34,6 @@ export const publishCommand: Command = {
       url: { type: "string" },
       key: { type: "string" },
     });
-    if (values.help) {
-      io.out(help);
-      return EXIT.ok;
-    }
     if (positionals.length !== 2) throw new UsageError(`expected <channel> <data>, got ${positionals.length} argument${positionals.length === 1 ? "" : "s"}`);
     const [channel, raw] = positionals;
     const url = relayUrl(values.url, io.env);

@@ -24,10 +24,6 @@ export const serveCommand: Command = {
       host: { type: "string" },
       redis: { type: "string" },
     });
-    if (values.help) {
-      io.out(help);
-      return EXIT.ok;
-    }
     if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
     // The relay reads only its environment (relay/config.ts validates it): flags are set there.
     if (values.port !== undefined) io.env.PORT = values.port;

@@ -36,10 +36,6 @@ export const statsCommand: Command = {
       url: { type: "string" },
       key: { type: "string" },
     });
-    if (values.help) {
-      io.out(help);
-      return EXIT.ok;
-    }
     if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
     const top = values.top === undefined ? 20 : Number(values.top);
     if (!Number.isInteger(top) || top < 0) throw new UsageError(`--top must be a whole number (0: all), got ${JSON.stringify(values.top)}`);

@@ -38,10 +38,6 @@ export const tailCommand: Command = {
       token: { type: "string" },
       json: { type: "boolean" },
     });
-    if (values.help) {
-      io.out(help);
-      return EXIT.ok;
-    }
     const subs = splitSubscriptions(positionals, values.channel, values.pattern);
     const url = relayUrl(values.url, io.env);
     const client = new FanoutClient({

@@ -41,10 +41,6 @@ export const tokenCommand: Command = {
       iss: { type: "string" },
       aud: { type: "string" },
     });
-    if (values.help) {
-      io.out(help);
-      return EXIT.ok;
-    }
     if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])} (globs go after --subscribe or --publish)`);
     const secret = fromEnv(values.secret, io.env, "FANOUT_JWT_SECRET");
     if (!secret) throw new UsageError("no secret: pass --secret or set FANOUT_JWT_SECRET");

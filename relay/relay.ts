@@ -68,19 +68,9 @@ function makeStores(config: RelayConfig, broker: Broker): { invalidation: Invali
   return { invalidation: new MemoryInvalidationStore(), tickets: new MemoryTicketStore(), fleet: new MemoryFleetStore() };
 }
 
-export async function createRelay(config: RelayConfig, opts: { auth?: RelayAuth } = {}): Promise<Relay> {
-  const relayId = config.relayId ?? defaultRelayId();
-  const metrics = new RelayMetrics(relayId);
-  const broker = makeBroker(config);
-  const hub = new Hub(broker, broker, metrics, config.unsubscribeDelayMs, config.catchUpBacklog);
-  const stores = makeStores(config, broker);
-  const tickets = new Tickets(stores.tickets, {
-    defaultTtlSeconds: config.ticketTtlSeconds,
-    maxTtlSeconds: config.ticketMaxTtlSeconds,
-    maxSubscriptions: config.maxSubscriptionsPerConnection,
-    patternLimits: config.patternLimits,
-  });
-  const builtInAuth = new JwtRelayAuth({
+/** Keys, JWTs and tickets as configured: the auth unless the embedder passes its own (tickets are always minted by it). */
+function makeBuiltInAuth(config: RelayConfig, tickets: Tickets): JwtRelayAuth {
+  return new JwtRelayAuth({
     keys: config.publishKeys,
     verifier: new JwtVerifier({
       secret: config.jwtSecret,
@@ -95,6 +85,21 @@ export async function createRelay(config: RelayConfig, opts: { auth?: RelayAuth 
     requireExp: config.jwtRequireExp,
     trustedProxies: config.trustedProxies,
   });
+}
+
+export async function createRelay(config: RelayConfig, opts: { auth?: RelayAuth } = {}): Promise<Relay> {
+  const relayId = config.relayId ?? defaultRelayId();
+  const metrics = new RelayMetrics(relayId);
+  const broker = makeBroker(config);
+  const hub = new Hub(broker, broker, metrics, config.unsubscribeDelayMs, config.catchUpBacklog);
+  const stores = makeStores(config, broker);
+  const tickets = new Tickets(stores.tickets, {
+    defaultTtlSeconds: config.ticketTtlSeconds,
+    maxTtlSeconds: config.ticketMaxTtlSeconds,
+    maxSubscriptions: config.maxSubscriptionsPerConnection,
+    patternLimits: config.patternLimits,
+  });
+  const builtInAuth = makeBuiltInAuth(config, tickets);
   const rc: RelayContext = {
     config,
     broker,

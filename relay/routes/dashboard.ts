@@ -3,10 +3,9 @@ import { Hono, type Context } from "hono";
 import { FanoutError, unavailable } from "../../protocol/errors.js";
 import type { RelayContext } from "../relay-context.js";
 import type { Fleet, FleetView } from "../ops/fleet.js";
-import { redactAlert } from "../ops/relay-report.js";
 import type { OpsAccess } from "../auth/relay-auth.js";
 import { encodeEvent } from "../sse/frame.js";
-import { omitted, redactView } from "./ops.js";
+import { fleetAlerts, fleetStats } from "./ops.js";
 
 const asset = (name: string) => readFileSync(new URL(`../public/${name}`, import.meta.url), "utf8");
 const HTML = asset("dashboard.html");
@@ -30,11 +29,7 @@ const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-sr
 
 /** One snapshot as the stream sends it: what `/v1/stats?scope=fleet` and `/v1/alerts` answer the same caller. */
 export function snapshot(view: FleetView, access: OpsAccess) {
-  const alerts = { generatedAt: view.generatedAt, relays: view.relays.length, partial: view.partial };
-  if (access === "names") {
-    return { access, stats: { scope: "fleet", ...view }, alerts: { ...alerts, self: view.self, alerts: view.alerts, omitted: omitted(view) } };
-  }
-  return { access, stats: redactView(view), alerts: { ...alerts, alerts: view.alerts.map(redactAlert), omitted: omitted(view) } };
+  return { access, stats: fleetStats(view, access), alerts: fleetAlerts(view, access) };
 }
 
 interface Listener {
@@ -101,7 +96,14 @@ class StatsFeed {
 
   private async recheck(l: Listener): Promise<void> {
     if (!l.reauthorize) return;
-    const access = await l.reauthorize().catch(() => undefined);
+    // try/await, not .catch(): an embedder's RelayAuth may throw before returning a promise,
+    // and a rejection out of the timer's tick would end the process.
+    let access: OpsAccess | undefined;
+    try {
+      access = await l.reauthorize();
+    } catch {
+      access = undefined;
+    }
     if (access !== l.access) this.end(l);
   }
 

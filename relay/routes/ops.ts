@@ -1,6 +1,7 @@
 import { Hono, type Context } from "hono";
 import { FanoutError } from "../../protocol/errors.js";
 import type { RelayContext } from "../relay-context.js";
+import type { OpsAccess } from "../auth/relay-auth.js";
 import type { Fleet, FleetView } from "../ops/fleet.js";
 import { redactAlert, redactReport } from "../ops/relay-report.js";
 
@@ -37,8 +38,7 @@ export function opsRoute(rc: RelayContext, fleet: Fleet): Hono {
     const access = await rc.auth.authorizeOps(c);
     private_(c);
     if (scope === "fleet") {
-      const view = await fleet.view();
-      return c.json(access === "names" ? { scope, ...view } : redactView(view));
+      return c.json(fleetStats(await fleet.view(), access));
     }
     const { channels, patterns } = rc.hub.stats();
     const get = async (name: string) => (await rc.metrics.registry.getSingleMetric(name)?.get())?.values.reduce((a, v) => a + v.value, 0) ?? 0;
@@ -60,17 +60,25 @@ export function opsRoute(rc: RelayContext, fleet: Fleet): Hono {
   app.get("/v1/alerts", async (c) => {
     const access = await rc.auth.authorizeOps(c);
     private_(c);
-    const view = await fleet.view();
-    const alerts = view.alerts;
-    const body = { generatedAt: view.generatedAt, relays: view.relays.length, partial: view.partial };
-    if (access === "names") return c.json({ ...body, self: view.self, alerts, omitted: omitted(view) });
-    return c.json({ ...body, alerts: alerts.map(redactAlert), omitted: omitted(view) });
+    return c.json(fleetAlerts(await fleet.view(), access));
   });
   return app;
 }
 
+/** `/v1/stats?scope=fleet` as `access` may see it (the dashboard's stream sends the same). */
+export function fleetStats(view: FleetView, access: OpsAccess) {
+  return access === "names" ? { scope: "fleet" as const, ...view } : redactView(view);
+}
+
+/** `/v1/alerts` as `access` may see it (the dashboard's stream sends the same). */
+export function fleetAlerts(view: FleetView, access: OpsAccess) {
+  const body = { generatedAt: view.generatedAt, relays: view.relays.length, partial: view.partial };
+  if (access === "names") return { ...body, self: view.self, alerts: view.alerts, omitted: omitted(view) };
+  return { ...body, alerts: view.alerts.map(redactAlert), omitted: omitted(view) };
+}
+
 /** Counts without relay ids or channel names; relays keep their order (by id) so a poller can follow them. */
-export function redactView(v: FleetView) {
+function redactView(v: FleetView) {
   return {
     scope: "fleet",
     generatedAt: v.generatedAt,
@@ -84,7 +92,7 @@ export function redactView(v: FleetView) {
 }
 
 /** Channel alerts left out fleet-wide, per kind. */
-export function omitted(v: FleetView): Record<string, number> {
+function omitted(v: FleetView): Record<string, number> {
   const out: Record<string, number> = {};
   for (const r of v.relays) for (const [k, n] of Object.entries(r.alertsOmitted ?? {})) out[k] = (out[k] ?? 0) + (n ?? 0);
   return out;
