@@ -1,3 +1,4 @@
+import { afterEach } from "vitest";
 import { connect, type Socket } from "node:net";
 
 /**
@@ -90,4 +91,15 @@ export class RawConnection {
 /** One chunk of a chunked request body. */
 export function chunk(data: string): string {
   return `${Buffer.byteLength(data, "latin1").toString(16)}\r\n${data}\r\n`;
+}
+
+/** Opens raw connections for the enclosing suite and closes those still open after each test. */
+export function rawConnections(): (port: number, localAddress?: string) => Promise<RawConnection> {
+  const opened: RawConnection[] = [];
+  afterEach(() => opened.splice(0).forEach((c) => c.close()));
+  return async (port, localAddress) => {
+    const c = await RawConnection.open(port, localAddress);
+    opened.push(c);
+    return c;
+  };
 }
