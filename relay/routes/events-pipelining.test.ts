@@ -1,24 +1,11 @@
-import { request } from "node:http";
 import { afterEach, describe, expect, it } from "vitest";
 import { publish } from "../../test/support/sse-client.js";
 import { relayFixture } from "../../test/support/relay-harness.js";
 import { brokerModes } from "../../test/support/modes.js";
-import { RawConnection, rawConnections } from "../../test/support/raw-http.js";
+import { RawConnection, openFrom, rawConnections } from "../../test/support/raw-http.js";
 
 const modes = brokerModes();
 const KEY = "pk-pipeline";
-
-/** A stream's status from a chosen loopback address, then left open until `close()`. */
-function openFrom(base: string, qs: string, localAddress: string): Promise<{ status: number; close(): void }> {
-  return new Promise((resolve, reject) => {
-    const req = request(`${base}/v1/events?${qs}`, { localAddress, headers: { Accept: "text/event-stream" } }, (res) => {
-      res.resume();
-      resolve({ status: res.statusCode ?? 0, close: () => req.destroy() });
-    });
-    req.on("error", reject);
-    req.end();
-  });
-}
 
 const get = (path: string) => `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`;
 

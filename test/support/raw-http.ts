@@ -1,4 +1,5 @@
 import { afterEach } from "vitest";
+import { request } from "node:http";
 import { connect, type Socket } from "node:net";
 
 /**
@@ -103,3 +104,16 @@ export function rawConnections(): (port: number, localAddress?: string) => Promi
     return c;
   };
 }
+
+/** Opens a stream from a chosen loopback address (the whole of 127/8 is local on Linux): its status, then open until `close()`. */
+export function openFrom(base: string, qs: string, localAddress: string): Promise<{ status: number; close(): void }> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${base}/v1/events?${qs}`, { localAddress, headers: { Accept: "text/event-stream" } }, (res) => {
+      res.resume();
+      resolve({ status: res.statusCode ?? 0, close: () => req.destroy() });
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
