@@ -147,14 +147,21 @@ export async function publish(base: string, body: unknown, headers: Record<strin
  * SSE clients a test opens against one relay, all closed together in `afterEach`:
  * `const pool = ssePool(() => r.base)`; `await pool.open("channel=a")`; `pool.closeAll()`.
  */
-export function ssePool(base: () => string): { open(qs: string, headers?: Record<string, string>): Promise<SseClient>; closeAll(): void } {
+export function ssePool(base: () => string): {
+  open(qs: string, headers?: Record<string, string>): Promise<SseClient>;
+  /** Any stream URL (another relay, another route), closed with the others. */
+  openUrl(url: string, headers?: Record<string, string>): Promise<SseClient>;
+  closeAll(): void;
+} {
   const clients: SseClient[] = [];
+  const openUrl = async (url: string, headers?: Record<string, string>) => {
+    const c = await SseClient.open(url, headers);
+    clients.push(c);
+    return c;
+  };
   return {
-    async open(qs, headers) {
-      const c = await SseClient.open(`${base()}/v1/events?${qs}`, headers);
-      clients.push(c);
-      return c;
-    },
+    open: (qs, headers) => openUrl(`${base()}/v1/events?${qs}`, headers),
+    openUrl,
     closeAll() {
       clients.splice(0).forEach((c) => c.close());
     },
