@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { publish } from "../../test/support/sse-client.js";
+import { publish, requestTicket } from "../../test/support/sse-client.js";
 import { relayFixture } from "../../test/support/relay-harness.js";
 import { brokerModes } from "../../test/support/modes.js";
 import { signFanoutToken } from "../../protocol/auth/sign-token.js";
@@ -10,10 +10,7 @@ const KEY = "pk-ticket-key";
 const key = { Authorization: `Bearer ${KEY}` };
 const modes = brokerModes();
 
-async function ticket(base: string, body: unknown, headers: Record<string, string> = key): Promise<{ status: number; json: any; headers: Headers }> {
-  const res = await fetch(`${base}/v1/tickets`, { method: "POST", headers: { "Content-Type": "application/json", ...headers }, body: JSON.stringify(body) });
-  return { status: res.status, json: await res.json(), headers: res.headers };
-}
+const ticket = (base: string, body: unknown, headers: Record<string, string> = key) => requestTicket(base, body, headers);
 
 describe.each(modes)("subscribe tickets on the $name", (mode) => {
   const fx = relayFixture();

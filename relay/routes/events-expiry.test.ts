@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { publish } from "../../test/support/sse-client.js";
+import { publish, requestTicket } from "../../test/support/sse-client.js";
 import { relayFixture } from "../../test/support/relay-harness.js";
 import { brokerModes } from "../../test/support/modes.js";
 import { signFanoutToken } from "../../protocol/auth/sign-token.js";
@@ -64,13 +64,9 @@ describe.each(modes)("streams end when their credential expires, on the $name", 
   it("a ticket minted by a short-lived JWT opens a stream that ends at the JWT's exp", async () => {
     const r = await start();
     const jwt = await signFanoutToken(SECRET, { subscribe: ["room:*"] }, { expiresIn: 3 });
-    const res = await fetch(`${r.base}/v1/tickets`, {
-      method: "POST",
-      headers: { "Content-Type": "application/json", Authorization: `Bearer ${jwt}` },
-      body: JSON.stringify({ channels: ["room:1"] }),
-    });
+    const res = await requestTicket(r.base, { channels: ["room:1"] }, { Authorization: `Bearer ${jwt}` });
     expect(res.status).toBe(200);
-    const { ticket } = (await res.json()) as { ticket: string };
+    const { ticket } = res.json as { ticket: string };
     const c = await open(r.base, `channel=room:1&ticket=${ticket}`);
     await c.waitReady();
     await publish(r.base, { channel: "room:1", data: 1 }, key);
@@ -82,8 +78,7 @@ describe.each(modes)("streams end when their credential expires, on the $name", 
 
   it("a stream opened with a key or a key's ticket has no end", async () => {
     const r = await start();
-    const res = await fetch(`${r.base}/v1/tickets`, { method: "POST", headers: { "Content-Type": "application/json", ...key }, body: JSON.stringify({ channels: ["room:1"], ttl: 1 }) });
-    const { ticket } = (await res.json()) as { ticket: string };
+    const { ticket } = (await requestTicket(r.base, { channels: ["room:1"], ttl: 1 }, key)).json as { ticket: string };
     const viaTicket = await open(r.base, `channel=room:1&ticket=${ticket}`);
     const viaKey = await open(r.base, "channel=room:1", key);
     await viaTicket.waitReady();

@@ -127,8 +127,18 @@ export class SseClient {
   }
 }
 
-export async function publish(base: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: any; headers: Headers }> {
-  const res = await fetch(`${base}/v1/publish`, {
+export function publish(base: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: any; headers: Headers }> {
+  return postJson(`${base}/v1/publish`, body, headers);
+}
+
+/** POST /v1/tickets: `json.ticket` is the ticket when `status` is 200. */
+export function requestTicket(base: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: any; headers: Headers }> {
+  return postJson(`${base}/v1/tickets`, body, headers);
+}
+
+/** A JSON POST; the answer's body parsed as JSON, or its text when it is not JSON. */
+async function postJson(url: string, body: unknown, headers: Record<string, string>): Promise<{ status: number; json: any; headers: Headers }> {
+  const res = await fetch(url, {
     method: "POST",
     headers: { "Content-Type": "application/json", ...headers },
     body: typeof body === "string" ? body : JSON.stringify(body),
