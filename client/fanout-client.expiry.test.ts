@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { startRelay, type RunningRelay } from "../test/support/relay-harness.js";
-import { publish } from "../test/support/sse-client.js";
+import { publish, requestTicket } from "../test/support/sse-client.js";
 import { brokerModes } from "../test/support/modes.js";
 import { signFanoutToken } from "../protocol/auth/sign-token.js";
 import { FanoutClient, type Envelope, type FanoutClientError } from "./index.js";
@@ -101,8 +101,7 @@ describe.each(modes)("FanoutClient and expiring tokens, on the $name", (mode) =>
     const getTicket = async () => {
       // The first ticket comes from a token about to expire, later ones from a long-lived one.
       const jwt = await signFanoutToken(SECRET, { subscribe: ["room:*"] }, { expiresIn: minted++ === 0 ? 3 : 3600 });
-      const res = await fetch(`${r.base}/v1/tickets`, { method: "POST", headers: { "Content-Type": "application/json", Authorization: `Bearer ${jwt}` }, body: JSON.stringify({ channels: ["room:1"] }) });
-      return ((await res.json()) as { ticket: string }).ticket;
+      return ((await requestTicket(r.base, { channels: ["room:1"] }, { Authorization: `Bearer ${jwt}` })).json as { ticket: string }).ticket;
     };
     const client = new FanoutClient({ url: r.base, channels: ["room:1"], getTicket });
     clients.push(client);

@@ -1,19 +1,13 @@
 import { describe, expect, it } from "vitest";
-import { FanoutError } from "./errors.js";
 import { globMatchSteps, toBytes } from "./glob.js";
 import { checkPatternCosts, patternCost, type PatternCostLimits } from "./pattern-cost.js";
 import { prng } from "../test/support/prng.js";
+import { thrownCode } from "../test/support/thrown.js";
 
 const DEFAULTS: PatternCostLimits = { maxStars: 8, maxBytes: 256, maxCost: 100_000, maxConnectionCost: 1_000_000 };
 
 function refusal(patterns: string[], limits: Partial<PatternCostLimits> = {}): string | undefined {
-  try {
-    checkPatternCosts(patterns, { ...DEFAULTS, ...limits });
-    return undefined;
-  } catch (e) {
-    if (e instanceof FanoutError) return `${e.status} ${e.code}`;
-    throw e;
-  }
+  return thrownCode(() => checkPatternCosts(patterns, { ...DEFAULTS, ...limits }));
 }
 
 /** The issue's attack: many `*` runs, then a long literal that nearly matches everywhere. */

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { globMatch, globMatchBytes, toBytes } from "./glob.js";
 import { ScopeBudget, channelAllowed, patternWithin } from "./pattern-scope.js";
-import { FanoutError } from "./errors.js";
+import { thrownCode as code } from "../test/support/thrown.js";
 import { checkChannels, checkPatterns } from "./auth/grants.js";
 import { checkTicketScope } from "./auth/tickets.js";
 
@@ -174,15 +174,6 @@ describe("patternWithin against a brute-force oracle", () => {
 });
 
 describe("the work budget of one authorization check", () => {
-  const code = (f: () => unknown): string | undefined => {
-    try {
-      f();
-      return undefined;
-    } catch (e) {
-      if (e instanceof FanoutError) return `${e.status} ${e.code}`;
-      throw e;
-    }
-  };
   // 100 channels of 1 KiB that nearly match globs like `*aaaa…b`: unbounded, seconds of CPU.
   const channels = Array.from({ length: 100 }, (_, i) => "a".repeat(1020) + String(i).padStart(4, "0"));
   const costly = Array.from({ length: 10 }, (_, i) => `*${"a".repeat(94)}b${i}`);

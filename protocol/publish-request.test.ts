@@ -1,19 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { FanoutError } from "./errors.js";
+import { thrownCode as code } from "../test/support/thrown.js";
 import { MAX_JSON_DEPTH } from "./json-depth.js";
 import { decodeJsonBody, parsePublishBody } from "./publish-request.js";
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
-
-function code(f: () => unknown): string | undefined {
-  try {
-    f();
-    return undefined;
-  } catch (e) {
-    if (e instanceof FanoutError) return `${e.status} ${e.code}`;
-    throw e;
-  }
-}
 
 describe("decodeJsonBody", () => {
   it("bounds nesting before parsing: MAX_JSON_DEPTH levels pass, one more is 400 json_too_deep", () => {

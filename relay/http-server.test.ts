@@ -1,21 +1,15 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { publish } from "../test/support/sse-client.js";
 import { relayFixture } from "../test/support/relay-harness.js";
 import { brokerModes } from "../test/support/modes.js";
-import { RawConnection } from "../test/support/raw-http.js";
+import { rawConnections } from "../test/support/raw-http.js";
 
 const modes = brokerModes();
 const KEY = "pk-timeouts";
 
 describe.each(modes)("the HTTP server on the $name", (mode) => {
   const { start, open } = relayFixture();
-  const raws: RawConnection[] = [];
-  afterEach(() => raws.splice(0).forEach((c) => c.close()));
-  const connect = async (port: number) => {
-    const c = await RawConnection.open(port);
-    raws.push(c);
-    return c;
-  };
+  const connect = rawConnections();
 
   it("answers 408 request_timeout to a body or headers that do not arrive in time, while streams stay open past it", async () => {
     const r = await start({ ...mode.env(), FANOUT_PUBLISH_KEYS: KEY, FANOUT_REQUEST_TIMEOUT_MS: "1000" });

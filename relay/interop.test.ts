@@ -1,38 +1,29 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { Redis } from "ioredis";
 import { SseClient, publish } from "../test/support/sse-client.js";
 import { startRelay, type RunningRelay } from "../test/support/relay-harness.js";
-import { RedisServer } from "../test/support/redis-server.js";
+import { redisFixture } from "../test/support/modes.js";
 
 describe("interop with plain Redis Pub/Sub", () => {
-  let server: RedisServer;
+  const redisFx = redisFixture();
   let r: RunningRelay;
-  let redis: Redis;
-  beforeAll(async () => {
-    server = await RedisServer.start();
-    redis = new Redis(server.url);
-  });
-  afterAll(async () => {
-    redis.disconnect();
-    await server.dispose();
-  });
   afterEach(async () => {
     await r?.stop();
   });
 
   it("delivers a plain PUBLISH: JSON parsed into data, anything else as a string, live only", async () => {
-    r = await startRelay({ REDIS_URL: server.url, FANOUT_LOG_PREFIX: "interop1" });
+    r = await startRelay({ REDIS_URL: redisFx.server.url, FANOUT_LOG_PREFIX: "interop1" });
     const c = await SseClient.open(`${r.base}/v1/events?channel=orders:events&pattern=raw:*`);
     await c.waitReady();
-    await redis.publish("orders:events", '{"a":1}');
-    await redis.publish("orders:events", "not json\nevent: evil");
-    await redis.publish("raw:x", "  [1, 2]  ");
+    await redisFx.redis.publish("orders:events", '{"a":1}');
+    await redisFx.redis.publish("orders:events", "not json\nevent: evil");
+    await redisFx.redis.publish("raw:x", "  [1, 2]  ");
     // Looks like an envelope but is not one of ours (wrong channel, hostile type): plain data.
-    await redis.publish("orders:events", JSON.stringify({ id: "0-1-0", channel: "elsewhere", data: 1, ts: 1 }));
-    await redis.publish("orders:events", JSON.stringify({ id: "0-1-0", channel: "orders:events", type: "x\ny", data: 1, ts: 1 }));
-    await redis.publish("orders:events", Buffer.from([0xff, 0xfe, 0x41]));
+    await redisFx.redis.publish("orders:events", JSON.stringify({ id: "0-1-0", channel: "elsewhere", data: 1, ts: 1 }));
+    await redisFx.redis.publish("orders:events", JSON.stringify({ id: "0-1-0", channel: "orders:events", type: "x\ny", data: 1, ts: 1 }));
+    await redisFx.redis.publish("orders:events", Buffer.from([0xff, 0xfe, 0x41]));
     // A current-looking id in a partition that does not exist must not reach the cursor.
-    await redis.publish("orders:events", JSON.stringify({ id: `99-${Date.now()}-0`, channel: "orders:events", data: "p99", ts: Date.now() }));
+    await redisFx.redis.publish("orders:events", JSON.stringify({ id: `99-${Date.now()}-0`, channel: "orders:events", data: "p99", ts: Date.now() }));
     await c.waitMessages(7);
     const env = c.envelopes();
     expect(env[0]).toMatchObject({ channel: "orders:events", data: { a: 1 } });
@@ -52,8 +43,8 @@ describe("interop with plain Redis Pub/Sub", () => {
   });
 
   it("gives plain Redis subscribers the envelope JSON of API publishes", async () => {
-    r = await startRelay({ REDIS_URL: server.url, FANOUT_LOG_PREFIX: "interop2" });
-    const sub = new Redis(server.url);
+    r = await startRelay({ REDIS_URL: redisFx.server.url, FANOUT_LOG_PREFIX: "interop2" });
+    const sub = new Redis(redisFx.server.url);
     const got: string[] = [];
     sub.on("message", (_ch: string, msg: string) => got.push(msg));
     await sub.subscribe("orders:events");

@@ -1,7 +1,7 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { relayFixture } from "../test/support/relay-harness.js";
 import { brokerModes } from "../test/support/modes.js";
-import { RawConnection, chunk } from "../test/support/raw-http.js";
+import { chunk, rawConnections } from "../test/support/raw-http.js";
 
 const modes = brokerModes();
 const KEY = "pk-body";
@@ -13,13 +13,7 @@ const chunkedPost = (path: string, auth?: string) =>
 
 describe.each(modes)("request bodies on the $name", (mode) => {
   const { start, open } = relayFixture();
-  const raws: RawConnection[] = [];
-  afterEach(() => raws.splice(0).forEach((c) => c.close()));
-  const connect = async (port: number) => {
-    const c = await RawConnection.open(port);
-    raws.push(c);
-    return c;
-  };
+  const connect = rawConnections();
   const relay = () =>
     start({ ...mode.env(), FANOUT_PUBLISH_KEYS: KEY, FANOUT_MAX_BODY_BYTES: String(LIMIT), FANOUT_HOOK_SECRET: "hook-secret" });
 

@@ -1,23 +1,11 @@
-import { request } from "node:http";
 import { describe, expect, it } from "vitest";
 import { SseClient, publish } from "../../test/support/sse-client.js";
 import { relayFixture, type RunningRelay } from "../../test/support/relay-harness.js";
 import { brokerModes } from "../../test/support/modes.js";
+import { openFrom } from "../../test/support/raw-http.js";
 import { signFanoutToken } from "../../protocol/auth/sign-token.js";
 
 const modes = brokerModes();
-
-/** Opens a stream from a chosen loopback address (the whole of 127/8 is local on Linux). */
-function openFrom(base: string, qs: string, localAddress: string): Promise<{ status: number; close(): void }> {
-  return new Promise((resolve, reject) => {
-    const req = request(`${base}/v1/events?${qs}`, { localAddress, headers: { Accept: "text/event-stream" } }, (res) => {
-      res.resume();
-      resolve({ status: res.statusCode ?? 0, close: () => req.destroy() });
-    });
-    req.on("error", reject);
-    req.end();
-  });
-}
 
 async function metric(base: string, code: string): Promise<number> {
   const text = await (await fetch(`${base}/metrics`)).text();

@@ -1,6 +1,6 @@
-import { afterEach, describe, expect, it } from "vitest";
-import { SseClient, publish } from "../../test/support/sse-client.js";
-import { startRelay, type RunningRelay } from "../../test/support/relay-harness.js";
+import { describe, expect, it } from "vitest";
+import { publish, requestTicket } from "../../test/support/sse-client.js";
+import { relayFixture } from "../../test/support/relay-harness.js";
 import { brokerModes } from "../../test/support/modes.js";
 import { signFanoutToken } from "../../protocol/auth/sign-token.js";
 import { SignJWT, decodeJwt } from "jose";
@@ -10,28 +10,12 @@ const KEY = "pk-ticket-key";
 const key = { Authorization: `Bearer ${KEY}` };
 const modes = brokerModes();
 
-async function ticket(base: string, body: unknown, headers: Record<string, string> = key): Promise<{ status: number; json: any; headers: Headers }> {
-  const res = await fetch(`${base}/v1/tickets`, { method: "POST", headers: { "Content-Type": "application/json", ...headers }, body: JSON.stringify(body) });
-  return { status: res.status, json: await res.json(), headers: res.headers };
-}
+const ticket = (base: string, body: unknown, headers: Record<string, string> = key) => requestTicket(base, body, headers);
 
 describe.each(modes)("subscribe tickets on the $name", (mode) => {
-  const relays: RunningRelay[] = [];
-  const clients: SseClient[] = [];
-  const start = async (env: Record<string, string>) => {
-    const r = await startRelay({ FANOUT_JWT_SECRET: SECRET, FANOUT_PUBLISH_KEYS: KEY, ...env });
-    relays.push(r);
-    return r;
-  };
-  const open = async (base: string, qs: string, headers?: Record<string, string>) => {
-    const c = await SseClient.open(`${base}/v1/events?${qs}`, headers);
-    clients.push(c);
-    return c;
-  };
-  afterEach(async () => {
-    clients.splice(0).forEach((c) => c.close());
-    await Promise.all(relays.splice(0).map((r) => r.stop()));
-  });
+  const fx = relayFixture();
+  const start = (env: Record<string, string>) => fx.start({ FANOUT_JWT_SECRET: SECRET, FANOUT_PUBLISH_KEYS: KEY, ...env });
+  const open = (base: string, qs: string, headers?: Record<string, string>) => fx.openUrl(`${base}/v1/events?${qs}`, headers);
 
   it("issues a ticket to a key holder that opens its channels exactly once", async () => {
     const r = await start(mode.env());

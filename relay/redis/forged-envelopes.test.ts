@@ -1,8 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Redis } from "ioredis";
 import { publish, type SseClient } from "../../test/support/sse-client.js";
 import { relayFixture, type RunningRelay } from "../../test/support/relay-harness.js";
-import { RedisServer } from "../../test/support/redis-server.js";
+import { redisFixture } from "../../test/support/modes.js";
 import { partitionOf } from "../../protocol/partition.js";
 import { macKey } from "../../protocol/publish-script.js";
 
@@ -11,19 +11,10 @@ import { macKey } from "../../protocol/publish-script.js";
  * cursor; everything else is plain data, delivered live, whatever it looks like.
  */
 describe("payloads from other Redis clients (redis broker)", () => {
-  let server: RedisServer;
-  let redis: Redis;
+  const redisFx = redisFixture();
   let n = 0;
   const { start, open } = relayFixture();
-  beforeAll(async () => {
-    server = await RedisServer.start();
-    redis = new Redis(server.url);
-  });
-  afterAll(async () => {
-    redis.disconnect();
-    await server.dispose();
-  });
-  const startRelay = (): Promise<RunningRelay> => start({ REDIS_URL: server.url, FANOUT_LOG_PREFIX: `forge${n++}` });
+  const startRelay = (): Promise<RunningRelay> => start({ REDIS_URL: redisFx.server.url, FANOUT_LOG_PREFIX: `forge${n++}` });
   const partitionOfChannel = (r: RunningRelay, ch: string) => partitionOf(ch, r.relay.context.config.log.partitions);
 
   /** A sentinel API publish every client of `ch` must see after the messages before it. */
@@ -40,10 +31,10 @@ describe("payloads from other Redis clients (redis broker)", () => {
     const c1 = await open("channel=cur");
     await c1.waitReady();
     const future = `${p}-${Date.now() + 540_000}-0`;
-    await redis.publish("cur", JSON.stringify({ id: future, channel: "cur", data: "x", ts: 1 }));
+    await redisFx.redis.publish("cur", JSON.stringify({ id: future, channel: "cur", data: "x", ts: 1 }));
     // The same with a made-up tag, and one far in the past.
-    await redis.publish("cur", JSON.stringify({ id: `${p}-${Date.now() + 60_000}-0`, channel: "cur", data: "y", ts: 1, mac: "0".repeat(40) }));
-    await redis.publish("cur", JSON.stringify({ id: `${p}-1-0`, channel: "cur", data: "z", ts: 1 }));
+    await redisFx.redis.publish("cur", JSON.stringify({ id: `${p}-${Date.now() + 60_000}-0`, channel: "cur", data: "y", ts: 1, mac: "0".repeat(40) }));
+    await redisFx.redis.publish("cur", JSON.stringify({ id: `${p}-1-0`, channel: "cur", data: "z", ts: 1 }));
     const real = await publish(r.base, { channel: "cur", data: "real" });
     await c1.waitMessages(4);
     const env = c1.envelopes();
@@ -65,7 +56,7 @@ describe("payloads from other Redis clients (redis broker)", () => {
 
   it("delivers a re-published copy of a real envelope as plain data, even right after the original", async () => {
     const r = await startRelay();
-    const watch = new Redis(server.url);
+    const watch = new Redis(redisFx.server.url);
     const seen: string[] = [];
     watch.on("message", (_ch: string, msg: string) => seen.push(msg));
     await watch.subscribe("copy");
@@ -78,10 +69,10 @@ describe("payloads from other Redis clients (redis broker)", () => {
       const copy = seen[0];
       expect(JSON.parse(copy)).toMatchObject({ id: real.json.id, mac: expect.stringMatching(/^[0-9a-f]{40}$/) });
       // Twice, back to back (the second arrives right after the first on the relay's link).
-      await redis.publish("copy", copy);
-      await redis.publish("copy", copy);
+      await redisFx.redis.publish("copy", copy);
+      await redisFx.redis.publish("copy", copy);
       // A valid copy with altered data.
-      await redis.publish("copy", copy.replace('{"n":1}', '{"n":2}'));
+      await redisFx.redis.publish("copy", copy.replace('{"n":1}', '{"n":2}'));
       await sentinel(r, "copy", [c]);
       const env = c.envelopes();
       expect(env.map((e) => (e.id.startsWith("x-") ? "plain" : e.id))).toEqual([real.json.id, "plain", "plain", "plain", env[4].id]);
@@ -97,8 +88,8 @@ describe("payloads from other Redis clients (redis broker)", () => {
 
   it("delivers a copy of an envelope published before the relay started as plain data", async () => {
     const prefix = `forge${n++}`;
-    const first = await start({ REDIS_URL: server.url, FANOUT_LOG_PREFIX: prefix });
-    const watch = new Redis(server.url);
+    const first = await start({ REDIS_URL: redisFx.server.url, FANOUT_LOG_PREFIX: prefix });
+    const watch = new Redis(redisFx.server.url);
     const seen: string[] = [];
     watch.on("message", (_ch: string, msg: string) => seen.push(msg));
     await watch.subscribe("old");
@@ -106,10 +97,10 @@ describe("payloads from other Redis clients (redis broker)", () => {
       const real = await publish(first.base, { channel: "old", data: "original" });
       for (let i = 0; i < 100 && seen.length === 0; i++) await new Promise((x) => setTimeout(x, 10));
       expect(JSON.parse(seen[0]).id).toBe(real.json.id);
-      const r = await start({ REDIS_URL: server.url, FANOUT_LOG_PREFIX: prefix });
+      const r = await start({ REDIS_URL: redisFx.server.url, FANOUT_LOG_PREFIX: prefix });
       const c = await open("channel=old");
       await c.waitReady();
-      await redis.publish("old", seen[0]);
+      await redisFx.redis.publish("old", seen[0]);
       await sentinel(r, "old", [c]);
       expect(c.envelopes()[0]).toMatchObject({ id: expect.stringMatching(/^x-/), data: { id: real.json.id, data: "original" } });
     } finally {
@@ -132,7 +123,7 @@ describe("payloads from other Redis clients (redis broker)", () => {
     const prefix = r.relay.context.config.log.prefix;
     const c = await open("channel=sec");
     await c.waitReady();
-    await redis.del(macKey(prefix, partitionOfChannel(r, "sec")));
+    await redisFx.redis.del(macKey(prefix, partitionOfChannel(r, "sec")));
     // The next publish creates a new secret; the relay reloads when tags stop verifying.
     let real: string | undefined;
     for (let i = 0; i < 50 && real === undefined; i++) {
@@ -153,8 +144,8 @@ describe("payloads from other Redis clients (redis broker)", () => {
     await c.waitReady();
     const nest = (depth: number) => "[".repeat(depth) + "]".repeat(depth);
     const lookAlike = `{"id":"0-${Date.now()}-0","channel":"deep","data":${nest(20_000)},"ts":1}`;
-    await redis.publish("deep", lookAlike);
-    await redis.publish("deep", nest(20_000));
+    await redisFx.redis.publish("deep", lookAlike);
+    await redisFx.redis.publish("deep", nest(20_000));
     // Through the API: refused at publish (nesting limit) or delivered; never a crash.
     const viaApi = await publish(r.base, `{"channel":"deep","data":${nest(4113)}}`);
     expect([200, 400]).toContain(viaApi.status);

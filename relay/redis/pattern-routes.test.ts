@@ -1,24 +1,15 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Redis } from "ioredis";
 import { publish, type SseClient } from "../../test/support/sse-client.js";
 import { relayFixture } from "../../test/support/relay-harness.js";
-import { RedisServer } from "../../test/support/redis-server.js";
+import { redisFixture } from "../../test/support/modes.js";
 import { prng } from "../../test/support/prng.js";
 import { redisRoute } from "./pattern-routes.js";
 
 describe("clients' globs are matched in the relay; Redis only sees cheap patterns (redis broker)", () => {
-  let server: RedisServer;
-  let redis: Redis;
+  const redisFx = redisFixture();
   let n = 0;
   const { start, open } = relayFixture();
-  beforeAll(async () => {
-    server = await RedisServer.start();
-    redis = new Redis(server.url);
-  });
-  afterAll(async () => {
-    redis.disconnect();
-    await server.dispose();
-  });
 
   it("cuts a glob after its first star run, at a token boundary", () => {
     expect(redisRoute("*a*a*a*a*a*a*a*xyz")).toBe("*");
@@ -34,7 +25,7 @@ describe("clients' globs are matched in the relay; Redis only sees cheap pattern
   });
 
   it("subscribes Redis to patterns with at most one trailing star run", async () => {
-    const monitor = await new Redis(server.url).monitor();
+    const monitor = await new Redis(redisFx.server.url).monitor();
     const seen: string[][] = [];
     monitor.on("monitor", (_t: string, args: string[]) => {
       if (String(args[0]).toLowerCase() === "psubscribe") seen.push(args.slice(1));
@@ -43,7 +34,7 @@ describe("clients' globs are matched in the relay; Redis only sees cheap pattern
       // The costly glob is over the default pattern-cost limits; they are raised here so that
       // what Redis is asked to match is what this test sees.
       const r = await start({
-        REDIS_URL: server.url,
+        REDIS_URL: redisFx.server.url,
         FANOUT_LOG_PREFIX: `routes${n++}`,
         FANOUT_MAX_PATTERN_COST: "1000000",
         FANOUT_MAX_CONNECTION_PATTERN_COST: "2000000",
@@ -51,9 +42,9 @@ describe("clients' globs are matched in the relay; Redis only sees cheap pattern
       const costly = `*a*a*a*a*a*a*a*${"a".repeat(200)}`;
       const c = await open(`pattern=${encodeURIComponent(costly)}&pattern=${encodeURIComponent("k:?:*x*y")}`);
       await c.waitReady();
-      await redis.publish(`zz${"a".repeat(210)}`, "hit");
-      await redis.publish("k:1:_x_y", "hit2");
-      await redis.publish("k:1:_x_", "miss");
+      await redisFx.redis.publish(`zz${"a".repeat(210)}`, "hit");
+      await redisFx.redis.publish("k:1:_x_y", "hit2");
+      await redisFx.redis.publish("k:1:_x_", "miss");
       const fence = await publish(r.base, { channel: "k:2:xy", data: "fence" });
       await c.waitFor((x) => x.envelopes().some((e) => e.id === fence.json.id), 5000, "fence");
       expect(c.envelopes().map((e) => [e.data, e.pattern])).toEqual([
@@ -75,7 +66,7 @@ describe("clients' globs are matched in the relay; Redis only sees cheap pattern
     const rand = prng(seed);
     const pick = (s: string) => s[Math.floor(rand() * s.length)];
     const prefix = `routes${n++}`;
-    const r = await start({ REDIS_URL: server.url, FANOUT_LOG_PREFIX: prefix });
+    const r = await start({ REDIS_URL: redisFx.server.url, FANOUT_LOG_PREFIX: prefix });
     const globs = new Set<string>();
     while (globs.size < 24) {
       let g = "";
@@ -83,7 +74,7 @@ describe("clients' globs are matched in the relay; Redis only sees cheap pattern
       for (let i = 0; i < len; i++) g += pick("ab:*?[]^-\\ab*");
       globs.add(g);
     }
-    const oracle = new Redis(server.url);
+    const oracle = new Redis(redisFx.server.url);
     const expected = new Map<string, string[]>();
     oracle.on("pmessageBuffer", (pattern: string, channel: Buffer, payload: Buffer) => {
       // The relay's own marker channels are reserved: its clients never get them, Redis's
@@ -105,9 +96,9 @@ describe("clients' globs are matched in the relay; Redis only sees cheap pattern
         const bytes: number[] = [];
         const len = 1 + Math.floor(rand() * 6);
         for (let k = 0; k < len; k++) bytes.push(rand() < 0.05 ? 0xff : pick("ab:-*?[]^\\").charCodeAt(0));
-        await redis.publish(Buffer.from(bytes), `m${i}`);
+        await redisFx.redis.publish(Buffer.from(bytes), `m${i}`);
       }
-      await redis.publish("fence", "fence");
+      await redisFx.redis.publish("fence", "fence");
       for (const c of clients.values()) await c.waitFor((x) => x.envelopes().some((e) => e.data === "fence"), 10_000, "fence");
       let matched = 0;
       for (const [g, c] of clients) {

@@ -1,28 +1,15 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { SignJWT } from "jose";
 import { brokerModes } from "../../test/support/modes.js";
 import { SseClient } from "../../test/support/sse-client.js";
-import { startRelay, type RunningRelay } from "../../test/support/relay-harness.js";
+import { relayFixture, startRelay } from "../../test/support/relay-harness.js";
 
 const FAST = { FANOUT_FLEET_HEARTBEAT_MS: "100", FANOUT_FLEET_TTL_MS: "1000" };
 const KEY = "pk-dashboard-ops";
 
-const relays: RunningRelay[] = [];
-const clients: SseClient[] = [];
-afterEach(async () => {
-  clients.splice(0).forEach((c) => c.close());
-  for (const r of relays.splice(0)) await r.stop();
-});
-const start = async (env: Record<string, string>) => {
-  const r = await startRelay({ ...FAST, ...env });
-  relays.push(r);
-  return r;
-};
-const open = async (url: string, headers?: Record<string, string>) => {
-  const c = await SseClient.open(url, headers);
-  clients.push(c);
-  return c;
-};
+const fx = relayFixture();
+const start = (env: Record<string, string>) => fx.start({ ...FAST, ...env });
+const open = fx.openUrl;
 const snapshots = (c: SseClient) => c.events.filter((e) => e.event === "stats").map((e) => JSON.parse(e.data));
 
 describe.each(brokerModes())("GET /v1/stats/stream, $name", (mode) => {

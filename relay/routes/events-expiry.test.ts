@@ -1,6 +1,6 @@
-import { afterEach, describe, expect, it } from "vitest";
-import { SseClient, publish } from "../../test/support/sse-client.js";
-import { startRelay, type RunningRelay } from "../../test/support/relay-harness.js";
+import { describe, expect, it } from "vitest";
+import { publish, requestTicket } from "../../test/support/sse-client.js";
+import { relayFixture } from "../../test/support/relay-harness.js";
 import { brokerModes } from "../../test/support/modes.js";
 import { signFanoutToken } from "../../protocol/auth/sign-token.js";
 
@@ -15,22 +15,9 @@ function expOf(jwt: string): number {
 }
 
 describe.each(modes)("streams end when their credential expires, on the $name", (mode) => {
-  const relays: RunningRelay[] = [];
-  const clients: SseClient[] = [];
-  const start = async (env: Record<string, string> = {}) => {
-    const r = await startRelay({ FANOUT_JWT_SECRET: SECRET, FANOUT_PUBLISH_KEYS: KEY, ...mode.env(), ...env });
-    relays.push(r);
-    return r;
-  };
-  const open = async (base: string, qs: string, headers?: Record<string, string>) => {
-    const c = await SseClient.open(`${base}/v1/events?${qs}`, headers);
-    clients.push(c);
-    return c;
-  };
-  afterEach(async () => {
-    clients.splice(0).forEach((c) => c.close());
-    await Promise.all(relays.splice(0).map((r) => r.stop()));
-  });
+  const fx = relayFixture();
+  const start = (env: Record<string, string> = {}) => fx.start({ FANOUT_JWT_SECRET: SECRET, FANOUT_PUBLISH_KEYS: KEY, ...mode.env(), ...env });
+  const open = (base: string, qs: string, headers?: Record<string, string>) => fx.openUrl(`${base}/v1/events?${qs}`, headers);
 
   it("a JWT stream gets messages, then `expired` at the token's exp, and is closed", async () => {
     const r = await start();
@@ -77,13 +64,9 @@ describe.each(modes)("streams end when their credential expires, on the $name", 
   it("a ticket minted by a short-lived JWT opens a stream that ends at the JWT's exp", async () => {
     const r = await start();
     const jwt = await signFanoutToken(SECRET, { subscribe: ["room:*"] }, { expiresIn: 3 });
-    const res = await fetch(`${r.base}/v1/tickets`, {
-      method: "POST",
-      headers: { "Content-Type": "application/json", Authorization: `Bearer ${jwt}` },
-      body: JSON.stringify({ channels: ["room:1"] }),
-    });
+    const res = await requestTicket(r.base, { channels: ["room:1"] }, { Authorization: `Bearer ${jwt}` });
     expect(res.status).toBe(200);
-    const { ticket } = (await res.json()) as { ticket: string };
+    const { ticket } = res.json as { ticket: string };
     const c = await open(r.base, `channel=room:1&ticket=${ticket}`);
     await c.waitReady();
     await publish(r.base, { channel: "room:1", data: 1 }, key);
@@ -95,8 +78,7 @@ describe.each(modes)("streams end when their credential expires, on the $name", 
 
   it("a stream opened with a key or a key's ticket has no end", async () => {
     const r = await start();
-    const res = await fetch(`${r.base}/v1/tickets`, { method: "POST", headers: { "Content-Type": "application/json", ...key }, body: JSON.stringify({ channels: ["room:1"], ttl: 1 }) });
-    const { ticket } = (await res.json()) as { ticket: string };
+    const { ticket } = (await requestTicket(r.base, { channels: ["room:1"], ttl: 1 }, key)).json as { ticket: string };
     const viaTicket = await open(r.base, `channel=room:1&ticket=${ticket}`);
     const viaKey = await open(r.base, "channel=room:1", key);
     await viaTicket.waitReady();

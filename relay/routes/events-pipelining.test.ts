@@ -1,40 +1,23 @@
-import { request } from "node:http";
 import { afterEach, describe, expect, it } from "vitest";
 import { publish } from "../../test/support/sse-client.js";
 import { relayFixture } from "../../test/support/relay-harness.js";
 import { brokerModes } from "../../test/support/modes.js";
-import { RawConnection } from "../../test/support/raw-http.js";
+import { RawConnection, openFrom, rawConnections } from "../../test/support/raw-http.js";
 
 const modes = brokerModes();
 const KEY = "pk-pipeline";
-
-/** A stream's status from a chosen loopback address, then left open until `close()`. */
-function openFrom(base: string, qs: string, localAddress: string): Promise<{ status: number; close(): void }> {
-  return new Promise((resolve, reject) => {
-    const req = request(`${base}/v1/events?${qs}`, { localAddress, headers: { Accept: "text/event-stream" } }, (res) => {
-      res.resume();
-      resolve({ status: res.statusCode ?? 0, close: () => req.destroy() });
-    });
-    req.on("error", reject);
-    req.end();
-  });
-}
 
 const get = (path: string) => `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`;
 
 describe.each(modes)("pipelined requests on the $name", (mode) => {
   const { start } = relayFixture();
-  const raws: RawConnection[] = [];
+  const connect = rawConnections();
   const held: Array<{ close(): void }> = [];
-  afterEach(() => {
-    raws.splice(0).forEach((c) => c.close());
-    held.splice(0).forEach((c) => c.close());
-  });
+  afterEach(() => held.splice(0).forEach((c) => c.close()));
 
   it("serves a stream pipelined behind another request once that response has ended", async () => {
     const r = await start({ ...mode.env(), FANOUT_PUBLISH_KEYS: KEY, FANOUT_PUBLIC_CHANNELS: "public:*" });
-    const raw = await RawConnection.open(r.port);
-    raws.push(raw);
+    const raw = await connect(r.port);
     await raw.write(get("/v1/stats") + get("/v1/events?channel=public:b"));
     await raw.waitFor((t) => t.includes("event: ready"), "the pipelined stream's ready event");
     expect(raw.statuses()).toEqual([200, 200]);
@@ -45,8 +28,7 @@ describe.each(modes)("pipelined requests on the $name", (mode) => {
 
   it("holds a connection slot for a stream waiting behind another stream, and frees it when the connection closes", async () => {
     const r = await start({ ...mode.env(), FANOUT_MAX_CONNECTIONS_PER_IP: "2" });
-    const raw = await RawConnection.open(r.port, "127.0.0.3");
-    raws.push(raw);
+    const raw = await connect(r.port, "127.0.0.3");
     // The second stream can never be served (the first never ends): it waits for the connection.
     await raw.write(get("/v1/events?channel=a") + get("/v1/events?channel=b"));
     await raw.waitFor((t) => t.includes("event: ready"), "the first stream's ready event");
@@ -73,8 +55,7 @@ describe.each(modes)("pipelined requests on the $name", (mode) => {
 
   it("answers pipelined requests of every kind in order on one connection", async () => {
     const r = await start({ ...mode.env(), FANOUT_PUBLISH_KEYS: KEY });
-    const raw = await RawConnection.open(r.port);
-    raws.push(raw);
+    const raw = await connect(r.port);
     const body = JSON.stringify({ channel: "p", data: 1 });
     await raw.write(
       get("/healthz") +

@@ -1,3 +1,5 @@
+import { afterEach } from "vitest";
+import { request } from "node:http";
 import { connect, type Socket } from "node:net";
 
 /**
@@ -91,3 +93,27 @@ export class RawConnection {
 export function chunk(data: string): string {
   return `${Buffer.byteLength(data, "latin1").toString(16)}\r\n${data}\r\n`;
 }
+
+/** Opens raw connections for the enclosing suite and closes those still open after each test. */
+export function rawConnections(): (port: number, localAddress?: string) => Promise<RawConnection> {
+  const opened: RawConnection[] = [];
+  afterEach(() => opened.splice(0).forEach((c) => c.close()));
+  return async (port, localAddress) => {
+    const c = await RawConnection.open(port, localAddress);
+    opened.push(c);
+    return c;
+  };
+}
+
+/** Opens a stream from a chosen loopback address (the whole of 127/8 is local on Linux): its status, then open until `close()`. */
+export function openFrom(base: string, qs: string, localAddress: string): Promise<{ status: number; close(): void }> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${base}/v1/events?${qs}`, { localAddress, headers: { Accept: "text/event-stream" } }, (res) => {
+      res.resume();
+      resolve({ status: res.statusCode ?? 0, close: () => req.destroy() });
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+

@@ -23,9 +23,13 @@ export type BrokerMode = { name: "memory" | "redis"; env: () => Record<string, s
 /**
  * Relays a test starts and the SSE clients it opens on the latest one, all closed after
  * each test: `const { start, open } = relayFixture()`, then `r = await start(env)` and
- * `await open("channel=a")` inside the tests.
+ * `await open("channel=a")` inside the tests (`openUrl(url)` for any other relay or stream).
  */
-export function relayFixture(): { start(env?: Record<string, string | undefined>): Promise<RunningRelay>; open: ReturnType<typeof ssePool>["open"] } {
+export function relayFixture(): {
+  start(env?: Record<string, string | undefined>): Promise<RunningRelay>;
+  open: ReturnType<typeof ssePool>["open"];
+  openUrl: ReturnType<typeof ssePool>["openUrl"];
+} {
   const started: RunningRelay[] = [];
   const pool = ssePool(() => started[started.length - 1].base);
   afterEach(async () => {
@@ -39,5 +43,6 @@ export function relayFixture(): { start(env?: Record<string, string | undefined>
       return r;
     },
     open: pool.open,
+    openUrl: pool.openUrl,
   };
 }

@@ -127,8 +127,18 @@ export class SseClient {
   }
 }
 
-export async function publish(base: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: any; headers: Headers }> {
-  const res = await fetch(`${base}/v1/publish`, {
+export function publish(base: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: any; headers: Headers }> {
+  return postJson(`${base}/v1/publish`, body, headers);
+}
+
+/** POST /v1/tickets: `json.ticket` is the ticket when `status` is 200. */
+export function requestTicket(base: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: any; headers: Headers }> {
+  return postJson(`${base}/v1/tickets`, body, headers);
+}
+
+/** A JSON POST; the answer's body parsed as JSON, or its text when it is not JSON. */
+async function postJson(url: string, body: unknown, headers: Record<string, string>): Promise<{ status: number; json: any; headers: Headers }> {
+  const res = await fetch(url, {
     method: "POST",
     headers: { "Content-Type": "application/json", ...headers },
     body: typeof body === "string" ? body : JSON.stringify(body),
@@ -147,14 +157,21 @@ export async function publish(base: string, body: unknown, headers: Record<strin
  * SSE clients a test opens against one relay, all closed together in `afterEach`:
  * `const pool = ssePool(() => r.base)`; `await pool.open("channel=a")`; `pool.closeAll()`.
  */
-export function ssePool(base: () => string): { open(qs: string, headers?: Record<string, string>): Promise<SseClient>; closeAll(): void } {
+export function ssePool(base: () => string): {
+  open(qs: string, headers?: Record<string, string>): Promise<SseClient>;
+  /** Any stream URL (another relay, another route), closed with the others. */
+  openUrl(url: string, headers?: Record<string, string>): Promise<SseClient>;
+  closeAll(): void;
+} {
   const clients: SseClient[] = [];
+  const openUrl = async (url: string, headers?: Record<string, string>) => {
+    const c = await SseClient.open(url, headers);
+    clients.push(c);
+    return c;
+  };
   return {
-    async open(qs, headers) {
-      const c = await SseClient.open(`${base()}/v1/events?${qs}`, headers);
-      clients.push(c);
-      return c;
-    },
+    open: (qs, headers) => openUrl(`${base()}/v1/events?${qs}`, headers),
+    openUrl,
     closeAll() {
       clients.splice(0).forEach((c) => c.close());
     },
