@@ -4,3 +4,4 @@ export { FanoutClientError } from "./errors.js";
 export { SseParser, type SseEvent, type SseParserHandlers } from "./sse-parser.js";
 export type { Envelope, EventMap, ReadyInfo, ResetInfo, ResetReason } from "./envelope.js";
 export type { BackoffOptions } from "./backoff.js";
+export { ChannelStore, type ChannelSnapshot, type ChannelStoreOptions } from "./channel-store.js";
