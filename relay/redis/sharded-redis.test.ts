@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { Redis } from "ioredis";
 import { parseMessageId } from "../../protocol/position.js";
-import { streamKey } from "../../protocol/partition.js";
+import { partitionOf, streamKey } from "../../protocol/partition.js";
 import { PUBLISH_SCRIPT, publishScriptArgs } from "../../protocol/publish-script.js";
 import { shardOfPartition } from "../../protocol/shard-map.js";
 import { relayFixture } from "../../test/support/relay-harness.js";
@@ -50,7 +50,8 @@ describe.each([2, 3])("a log sharded over %i independent Redis servers", (S) => 
     const { r, prefix } = await relay();
     const exact = await open(channels.map((c) => `channel=${encodeURIComponent(c)}`).join("&"));
     const pattern = await open("pattern=sh:*");
-    await Promise.all([exact.waitReady(), pattern.waitReady()]);
+    const both = await open(`${channels.map((c) => `channel=${encodeURIComponent(c)}`).join("&")}&pattern=sh:*`);
+    await Promise.all([exact.waitReady(), pattern.waitReady(), both.waitReady()]);
     for (const [s, channel] of channels.entries()) {
       const res = await publish(r.base, { channel, data: s });
       expect(res.status).toBe(200);
@@ -58,7 +59,10 @@ describe.each([2, 3])("a log sharded over %i independent Redis servers", (S) => 
       // One relay holds the channel (on its shard) and the pattern (on every shard).
       expect(res.json.receivers).toBe(2);
     }
-    await Promise.all([exact.waitMessages(S), pattern.waitMessages(S)]);
+    await Promise.all([exact.waitMessages(S), pattern.waitMessages(S), both.waitMessages(S)]);
+    await sleep(100);
+    // A client on a channel and a pattern matching it gets one copy per publish.
+    expect(both.envelopes().map((e) => e.data)).toEqual(channels.map((_, s) => s));
     expect(exact.envelopes().map((e) => e.data)).toEqual(channels.map((_, s) => s));
     expect(pattern.envelopes().map((e) => [e.channel, e.pattern, e.data])).toEqual(channels.map((c, s) => [c, "sh:*", s]));
     // Each message is in its own shard's log and nowhere else.
@@ -84,6 +88,30 @@ describe.each([2, 3])("a log sharded over %i independent Redis servers", (S) => 
     const bad = await publish(r.base, { messages: [{ channel: channels[0], data: 1 }, { channel: `${prefix}:relay:x`, data: 2 }, { channel: channels[1], data: 3 }] });
     expect(bad.status).toBe(400);
     expect(await logLengths(shards.clients, prefix)).toEqual(before);
+  });
+
+  it("answers 503 when one shard's part of a batch fails after another's was written; a retry with ids publishes each message once", async () => {
+    const { r, prefix } = await relay();
+    const c = await open("pattern=sh:*");
+    await c.waitReady();
+    // Shard 1's part fails: its partition's log key holds a string (WRONGTYPE on XADD).
+    const broken = streamKey(prefix, partitionOf(channels[1], PARTITIONS));
+    await shards.clients[1].set(broken, "not a stream");
+    const messages = [
+      { channel: channels[0], data: "x", id: "m1" },
+      { channel: channels[1], data: "y", id: "m2" },
+    ];
+    const first = await publish(r.base, { messages });
+    expect(first.status).toBe(503);
+    expect(first.json.error.code).toBe("broker_unavailable");
+    await c.waitMessages(1);
+    await shards.clients[1].del(broken);
+    const retry = await publish(r.base, { messages });
+    expect(retry.status).toBe(200);
+    expect(retry.json.results.map((x: { duplicate: boolean }) => x.duplicate)).toEqual([true, false]);
+    await c.waitMessages(2);
+    await sleep(100);
+    expect(c.envelopes().map((e) => e.data)).toEqual(["x", "y"]);
   });
 
   it("resumes with one Last-Event-ID across partitions on different shards, on this relay or another", async () => {
