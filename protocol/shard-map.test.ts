@@ -6,6 +6,7 @@ describe("partition → shard rule", () => {
     // 16 partitions over 3 shards: the shard of partitions 0..15.
     expect(Array.from({ length: 16 }, (_, p) => shardOfPartition(p, 3)).join("")).toBe("2001220102201211");
     expect(Array.from({ length: 4 }, (_, p) => shardOfPartition(p, 2)).join("")).toBe("1001");
+    expect(Array.from({ length: 8 }, (_, p) => shardOfPartition(p, 2)).join("")).toBe("10010001");
     expect(splitmix64(0n).toString(16)).toBe("e220a8397b1dcdaf");
   });
 
