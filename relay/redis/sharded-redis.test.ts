@@ -1,10 +1,11 @@
-import { describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Redis } from "ioredis";
 import { parseMessageId } from "../../protocol/position.js";
 import { partitionOf, streamKey } from "../../protocol/partition.js";
 import { PUBLISH_SCRIPT, publishScriptArgs } from "../../protocol/publish-script.js";
 import { shardOfPartition } from "../../protocol/shard-map.js";
 import { relayFixture } from "../../test/support/relay-harness.js";
+import { RedisSentinelSetup } from "../../test/support/redis-cluster.js";
 import { channelOnShard, redisShardsFixture } from "../../test/support/redis-shards.js";
 import { publish, SseClient } from "../../test/support/sse-client.js";
 
@@ -208,5 +209,44 @@ describe("one of two shards stopped and restarted under open streams", () => {
     }
     const metrics = await (await fetch(`${r.base}/metrics`)).text();
     expect(Number(/^fanout_catchups_total\{[^}]*\} (\d+)/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe("a Sentinel-managed master as one shard beside a standalone server", () => {
+  const standalone = redisShardsFixture(1);
+  let sentinel: RedisSentinelSetup | undefined;
+  beforeAll(async () => {
+    sentinel = await RedisSentinelSetup.start("shardone");
+  });
+  afterAll(async () => {
+    await sentinel?.dispose();
+  });
+  const { start, open } = relayFixture();
+
+  it("delivers from both shards, and through a failover of the Sentinel shard", async () => {
+    const r = await start({ REDIS_URL: `${standalone.url} ${sentinel!.url}`, FANOUT_LOG_PARTITIONS: String(PARTITIONS), FANOUT_LOG_PREFIX: `sen${prefixes++}` });
+    const a = channelOnShard("f:a", 0, PARTITIONS, 2);
+    const b = channelOnShard("f:b", 1, PARTITIONS, 2);
+    const c = await open(`channel=${encodeURIComponent(a)}&pattern=f:b*`);
+    await c.waitReady();
+    expect((await publish(r.base, { channel: a, data: "a1" })).status).toBe(200);
+    expect((await publish(r.base, { channel: b, data: "b1" })).status).toBe(200);
+    await c.waitMessages(2);
+
+    await sentinel!.failover();
+    // The standalone shard is untouched by the other's failover.
+    expect((await publish(r.base, { channel: a, data: "a2" })).status).toBe(200);
+    await c.waitMessages(3);
+    // Publishes to the failed-over shard succeed again once the relay follows the new master.
+    for (let tries = 0; ; tries++) {
+      const res = await publish(r.base, { channel: b, data: "b2", id: "b2" });
+      if (res.status === 200) break;
+      expect(res.status).toBe(503);
+      if (tries > 100) throw new Error("the Sentinel shard did not come back");
+      await sleep(100);
+    }
+    await c.waitMessages(4, 10_000);
+    await sleep(200);
+    expect(byChannel(c)).toEqual({ [a]: ["a1", "a2"], [b]: ["b1", "b2"] });
   });
 });
