@@ -64,7 +64,8 @@ function makeBroker(config: RelayConfig): Broker & MessageLog {
 function makeStores(config: RelayConfig, broker: Broker): { invalidation: InvalidationStore; tickets: TicketStore; fleet: FleetStore } {
   if (broker instanceof RedisBroker || broker instanceof ShardedRedisBroker) {
     const p = config.log.prefix;
-    return { invalidation: new RedisInvalidationStore(broker.commands, p), tickets: new RedisTicketStore(broker.commands, p), fleet: new RedisFleetStore(broker.commands, p) };
+    const memory = broker instanceof ShardedRedisBroker ? broker.shardCommands : [broker.commands];
+    return { invalidation: new RedisInvalidationStore(broker.commands, p), tickets: new RedisTicketStore(broker.commands, p), fleet: new RedisFleetStore(broker.commands, p, memory) };
   }
   // Embedded broker: the fleet is this relay.
   return { invalidation: new MemoryInvalidationStore(), tickets: new MemoryTicketStore(), fleet: new MemoryFleetStore() };

@@ -56,6 +56,11 @@ export class ShardedRedisBroker implements Broker, MessageLog {
     return this.shards[0].commands;
   }
 
+  /** Each shard's command connection, shard 0 first (the fleet view reports the fullest shard's memory). */
+  get shardCommands(): RedisClient[] {
+    return this.shards.map((b) => b.commands);
+  }
+
   /** Every shard reachable: a stream may subscribe to patterns, which need all of them. */
   isReady(): boolean {
     return this.shards.every((b) => b.isReady());

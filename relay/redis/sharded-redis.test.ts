@@ -140,6 +140,28 @@ describe.each([2, 3])("a log sharded over %i independent Redis servers", (S) => 
   });
 });
 
+describe("the fleet view over shards", () => {
+  const shards = redisShardsFixture(2);
+  const { start } = relayFixture();
+
+  it("reports the fullest shard's memory (its share of maxmemory)", async () => {
+    await shards.clients[0].config("SET", "maxmemory", String(1024 * 1024 * 1024));
+    await shards.clients[1].config("SET", "maxmemory", String(64 * 1024 * 1024));
+    try {
+      const r = await start({ REDIS_URL: shards.url, FANOUT_LOG_PARTITIONS: String(PARTITIONS), FANOUT_LOG_PREFIX: `mem${prefixes++}`, FANOUT_FLEET_HEARTBEAT_MS: "100" });
+      let max = 0;
+      for (let i = 0; i < 50 && max === 0; i++) {
+        await sleep(100);
+        const text = await (await fetch(`${r.base}/metrics`)).text();
+        max = Number(/^fanout_redis_max_memory_bytes\{[^}]*\} (\d+)/m.exec(text)?.[1] ?? 0);
+      }
+      expect(max).toBe(64 * 1024 * 1024);
+    } finally {
+      for (const c of shards.clients) await c.config("SET", "maxmemory", "0");
+    }
+  });
+});
+
 describe("one of two shards stopped and restarted under open streams", () => {
   // Append-only with fsync per write: the restarted shard has its log (and secrets) back.
   const shards = redisShardsFixture(2, ["--appendonly", "yes", "--appendfsync", "always"]);
