@@ -35,7 +35,7 @@ export class ShardedRedisBroker implements Broker, MessageLog {
     this.map = new ShardMap(settings.partitions, urls.length);
     this.shards = urls.map((u, s) => new RedisBroker(u, settings, this.map.partitionsOf[s]));
     this.links = this.map.partitionsOf;
-    this.publisher = new ShardedPublisher(this.map, this.shards, settings.prefix, (s) => this.shards[s].isReady());
+    this.publisher = new ShardedPublisher(this.map, this.shards, settings.prefix, (s) => this.shards[s].commands.status === "ready");
   }
 
   async start(listener: BrokerListener): Promise<void> {
