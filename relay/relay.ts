@@ -119,6 +119,7 @@ export async function createRelay(config: RelayConfig, opts: { auth?: RelayAuth 
   };
   metrics.watchQueuedBytes(() => rc.queues.bytes);
   metrics.watchBroker(() => broker.isReady());
+  if (broker instanceof ShardedRedisBroker) metrics.watchShards(() => broker.shardsReady());
   await broker.start(hub);
   await hub.init();
   const fleet = new Fleet(rc, stores.fleet, { relayId, ...config.fleet, alerts: config.alerts });

@@ -61,6 +61,11 @@ export class ShardedRedisBroker implements Broker, MessageLog {
     return this.shards.map((b) => b.commands);
   }
 
+  /** Per shard, whether both its connections are up. */
+  shardsReady(): boolean[] {
+    return this.shards.map((b) => b.isReady());
+  }
+
   /** Every shard reachable: a stream may subscribe to patterns, which need all of them. */
   isReady(): boolean {
     return this.shards.every((b) => b.isReady());

@@ -115,6 +115,21 @@ describe.each([2, 3])("a log sharded over %i independent Redis servers", (S) => 
     expect(c.envelopes().map((e) => e.data)).toEqual(["x", "y"]);
   });
 
+  it("delivers a plain PUBLISH to channel subscribers from the channel's shard, and to pattern subscribers from any shard", async () => {
+    await relay();
+    const exact = await open(`channel=${encodeURIComponent(channels[0])}`);
+    const pattern = await open("pattern=sh:*");
+    await Promise.all([exact.waitReady(), pattern.waitReady()]);
+    // On another shard than the channel's: only the pattern (subscribed everywhere) sees it.
+    expect(await shards.clients[S - 1].publish(channels[0], "elsewhere")).toBe(1);
+    await pattern.waitMessages(1);
+    expect(await shards.clients[0].publish(channels[0], "home")).toBe(2);
+    await Promise.all([exact.waitMessages(1), pattern.waitMessages(2)]);
+    await sleep(100);
+    expect(exact.envelopes().map((e) => e.data)).toEqual(["home"]);
+    expect(pattern.envelopes().map((e) => e.data)).toEqual(["elsewhere", "home"]);
+  });
+
   it("resumes with one Last-Event-ID across partitions on different shards, on this relay or another", async () => {
     const { r, prefix } = await relay();
     const qs = channels.map((c) => `channel=${encodeURIComponent(c)}`).join("&");
@@ -189,6 +204,9 @@ describe("one of two shards stopped and restarted under open streams", () => {
     const broker = r.relay.context.broker;
     await exact.waitFor(() => !broker.isReady(), 5000, "the relay to see shard 1 down");
     expect(await pub(b, "b-lost")).toBe(503);
+    const during = await (await fetch(`${r.base}/metrics`)).text();
+    expect(/^fanout_redis_shard_ready\{[^}]*shard="0"[^}]*\} 1$/m.test(during)).toBe(true);
+    expect(/^fanout_redis_shard_ready\{[^}]*shard="1"[^}]*\} 0$/m.test(during)).toBe(true);
     // A batch touching the down shard is refused before anything is written.
     expect(await pub(a, "a1")).toBe(200);
     const batch = await publish(r.base, { messages: [{ channel: a, data: "never" }, { channel: b, data: "never" }] });
