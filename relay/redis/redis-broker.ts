@@ -62,6 +62,8 @@ export class RedisBroker implements Broker, MessageLog {
   private readonly sub: Redis;
   private listener?: BrokerListener;
   private subReadyOnce = false;
+  /** The subscriber connection has closed at least once (the hub was told `down`). */
+  private subDropped = false;
   /** Pending settles by token: the partitions asked for, in the marker's order. */
   private readonly settleWaiters = new Map<string, { partitions: number[]; resolve: (ends: Position[]) => void }>();
   /** The log partitions kept on this Redis (all of them unless the log is sharded). */
@@ -132,6 +134,7 @@ export class RedisBroker implements Broker, MessageLog {
     });
     sub.on("close", () => {
       try {
+        this.subDropped = true;
         this.live.interrupt();
         listener.down();
       } catch (err) {
@@ -141,7 +144,10 @@ export class RedisBroker implements Broker, MessageLog {
     sub.on("ready", () => {
       if (!this.subReadyOnce) {
         this.subReadyOnce = true;
-        return;
+        // The first connect is start()'s to finish, unless it failed (Redis down when the
+        // relay started): then the hub was told `down` and is holding live messages until a
+        // `recovered`, which only this path gives.
+        if (!this.subDropped) return;
       }
       // Replies come in order: once the marker is confirmed, every resubscribe before it is live.
       // A settle then tells the classifier where the log ends, so a copy of something

@@ -6,6 +6,7 @@ import { PUBLISH_SCRIPT, publishScriptArgs } from "../../protocol/publish-script
 import { shardOfPartition } from "../../protocol/shard-map.js";
 import { relayFixture } from "../../test/support/relay-harness.js";
 import { RedisSentinelSetup } from "../../test/support/redis-cluster.js";
+import { freePort, RedisServer } from "../../test/support/redis-server.js";
 import { channelOnShard, redisShardsFixture } from "../../test/support/redis-shards.js";
 import { publish, SseClient } from "../../test/support/sse-client.js";
 
@@ -288,5 +289,34 @@ describe("a Sentinel-managed master as one shard beside a standalone server", ()
     await c.waitMessages(4, 10_000);
     await sleep(200);
     expect(byChannel(c)).toEqual({ [a]: ["a1", "a2"], [b]: ["b1", "b2"] });
+  });
+});
+
+describe("a relay started while one shard is down", () => {
+  const up = redisShardsFixture(1);
+  const { start, open } = relayFixture();
+
+  it("refuses streams until the shard is up, then delivers from both shards live", async () => {
+    const down = new RedisServer(await freePort());
+    try {
+      const r = await start({ REDIS_URL: `${up.url} ${down.url}`, FANOUT_LOG_PARTITIONS: String(PARTITIONS), FANOUT_LOG_PREFIX: `late${prefixes++}` });
+      expect((await fetch(`${r.base}/readyz`)).status).toBe(503);
+      await down.start();
+      const a = channelOnShard("l:a", 0, PARTITIONS, 2);
+      const b = channelOnShard("l:b", 1, PARTITIONS, 2);
+      let c: SseClient | undefined;
+      for (let i = 0; i < 100 && !c; i++) {
+        const s = await open(`channel=${encodeURIComponent(a)}&channel=${encodeURIComponent(b)}`);
+        if (s.status === 200) c = s;
+        else await sleep(100);
+      }
+      await c!.waitReady();
+      expect((await publish(r.base, { channel: a, data: "a" })).status).toBe(200);
+      expect((await publish(r.base, { channel: b, data: "b" })).status).toBe(200);
+      await c!.waitMessages(2);
+      expect(byChannel(c!)).toEqual({ [a]: ["a"], [b]: ["b"] });
+    } finally {
+      await down.dispose();
+    }
   });
 });
