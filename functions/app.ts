@@ -26,7 +26,9 @@ export function createApp(config: FunctionsConfig): Hono {
   const shards = config.shards.map((e) => ({ redis: upstashClient(e, config), breaker: breakerFor(e, config) }));
   const { redis, breaker } = shards[0];
   const perShard = shards.map((s) => new UpstashPublisher(s.redis, config.log, s.breaker));
-  const publisher: Publisher = perShard.length === 1 ? perShard[0] : new ShardedPublisher(new ShardMap(config.log.partitions, perShard.length), perShard, config.log.prefix);
+  // A shard whose breaker is open is known to be down: a batch touching it writes nowhere.
+  const publisher: Publisher =
+    perShard.length === 1 ? perShard[0] : new ShardedPublisher(new ShardMap(config.log.partitions, perShard.length), perShard, config.log.prefix, (s) => !shards[s].breaker.isOpen);
   const store = new UpstashInvalidationStore(redis, config.log.prefix, breaker);
   const verifier = new JwtVerifier({
     secret: config.jwtSecret,

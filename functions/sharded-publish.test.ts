@@ -51,6 +51,20 @@ describe("edge functions publishing to a log sharded over two Redis (two REST en
     expect(bad.json.error.message).toMatch(/one token per UPSTASH_REDIS_REST_URL entry/);
   });
 
+  it("refuses a batch touching a shard whose circuit breaker is open, writing nothing on the other", async () => {
+    const down = { ...env, UPSTASH_REDIS_REST_URL: `${inject("shardRestUrls")[0]} ${inject("deadUrl")}`, FANOUT_BREAKER_THRESHOLD: "1" };
+    const a = channelOn(0, "edge:da");
+    const b = channelOn(1, "edge:db");
+    expect((await call(down, "/v1/publish", { body: { channel: b, data: 1 } })).status).toBe(503);
+    const batch = await call(down, "/v1/publish", { body: { messages: [{ channel: a, data: 1 }, { channel: b, data: 2 }] } });
+    expect(batch.status).toBe(503);
+    expect(batch.json.error.code).toBe("broker_unavailable");
+    expect(await channelsLogged(0, a)).toEqual([]);
+    // The healthy shard still takes its own channels.
+    expect((await call(down, "/v1/publish", { body: { channel: a, data: 3 } })).status).toBe(200);
+    expect(await channelsLogged(0, a)).toEqual([a]);
+  });
+
   it("writes each message, single or in a batch, to its channel's shard, which a relay on the same shards delivers", async () => {
     const relay = inject("shardedRelayUrl");
     expect(relay, `the sharded relay did not start: ${inject("shardedRelayError")}`).not.toBe("");
