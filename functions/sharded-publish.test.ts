@@ -65,6 +65,31 @@ describe("edge functions publishing to a log sharded over two Redis (two REST en
     expect(await channelsLogged(0, a)).toEqual([a]);
   });
 
+  it("mints tickets on shard 0, where a relay on the same shards takes them", async () => {
+    const relay = inject("shardedRelayUrl");
+    expect(relay, `the sharded relay did not start: ${inject("shardedRelayError")}`).not.toBe("");
+    const channel = channelOn(1, "edge:t");
+    const minted = await call(env, "/v1/tickets", { body: { channels: [channel] } });
+    expect(minted.status).toBe(200);
+    const sse = await openSse(`${relay}/v1/events?channel=${encodeURIComponent(channel)}&ticket=${encodeURIComponent(minted.json.ticket)}`);
+    try {
+      let ev: SseEvent;
+      do ev = await sse.next();
+      while (ev.event !== "ready");
+      const p = await call(env, "/v1/publish", { body: { channel, data: "t" } });
+      expect(JSON.parse((await nextMessage(sse)).data)).toMatchObject({ id: p.json.id, channel, data: "t" });
+    } finally {
+      sse.close();
+    }
+    // Taken (single use): the relay found it where the edge put it.
+    const reused = await fetch(`${relay}/v1/events?channel=${encodeURIComponent(channel)}&ticket=${encodeURIComponent(minted.json.ticket)}`);
+    expect(reused.status).toBe(401);
+    await reused.body?.cancel();
+    const bogus = await fetch(`${relay}/v1/events?channel=${encodeURIComponent(channel)}&ticket=${encodeURIComponent(`${minted.json.ticket}x`)}`);
+    expect(bogus.status).toBe(401);
+    await bogus.body?.cancel();
+  });
+
   it("writes each message, single or in a batch, to its channel's shard, which a relay on the same shards delivers", async () => {
     const relay = inject("shardedRelayUrl");
     expect(relay, `the sharded relay did not start: ${inject("shardedRelayError")}`).not.toBe("");
