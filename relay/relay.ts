@@ -6,6 +6,7 @@ import type { RelayConfig } from "./config.js";
 import type { Broker, MessageLog } from "./broker/broker.js";
 import { MemoryBroker } from "./memory/memory-broker.js";
 import { RedisBroker } from "./redis/redis-broker.js";
+import { ShardedRedisBroker } from "./redis/sharded-redis-broker.js";
 import { Hub } from "./hub.js";
 import { RelayMetrics } from "./metrics.js";
 import { FlushScheduler } from "./sse/flush-scheduler.js";
@@ -55,14 +56,16 @@ export interface Relay {
 
 function makeBroker(config: RelayConfig): Broker & MessageLog {
   const settings = { ...config.log };
+  if (config.redisShards) return new ShardedRedisBroker(config.redisShards, settings);
   return config.redisUrl ? new RedisBroker(config.redisUrl, settings) : new MemoryBroker(settings);
 }
 
-/** Stores beside the broker, on its Redis command connection when there is one. */
+/** Stores beside the broker, on its Redis command connection when there is one (shard 0's when sharded). */
 function makeStores(config: RelayConfig, broker: Broker): { invalidation: InvalidationStore; tickets: TicketStore; fleet: FleetStore } {
-  if (broker instanceof RedisBroker) {
+  if (broker instanceof RedisBroker || broker instanceof ShardedRedisBroker) {
     const p = config.log.prefix;
-    return { invalidation: new RedisInvalidationStore(broker.commands, p), tickets: new RedisTicketStore(broker.commands, p), fleet: new RedisFleetStore(broker.commands, p) };
+    const memory = broker instanceof ShardedRedisBroker ? broker.shardCommands : [broker.commands];
+    return { invalidation: new RedisInvalidationStore(broker.commands, p), tickets: new RedisTicketStore(broker.commands, p), fleet: new RedisFleetStore(broker.commands, p, memory) };
   }
   // Embedded broker: the fleet is this relay.
   return { invalidation: new MemoryInvalidationStore(), tickets: new MemoryTicketStore(), fleet: new MemoryFleetStore() };
@@ -116,6 +119,7 @@ export async function createRelay(config: RelayConfig, opts: { auth?: RelayAuth 
   };
   metrics.watchQueuedBytes(() => rc.queues.bytes);
   metrics.watchBroker(() => broker.isReady());
+  if (broker instanceof ShardedRedisBroker) metrics.watchShards(() => broker.shardsReady());
   await broker.start(hub);
   await hub.init();
   const fleet = new Fleet(rc, stores.fleet, { relayId, ...config.fleet, alerts: config.alerts });
