@@ -41,6 +41,9 @@ import type { FleetStore } from "./ops/fleet-store.js";
 import { defaultRelayId } from "./ops/relay-id.js";
 import { MemoryFleetStore } from "./memory/memory-fleet-store.js";
 import { RedisFleetStore } from "./redis/redis-fleet-store.js";
+import { OpenStreams } from "./open-streams.js";
+import { RedisControlBus } from "./redis/redis-control-bus.js";
+import { subscriptionsRoute } from "./routes/subscriptions.js";
 
 export interface Relay {
   app: Hono;
@@ -111,6 +114,7 @@ export async function createRelay(config: RelayConfig, opts: { auth?: RelayAuth 
     auth: opts.auth ?? builtInAuth,
     limits: new ConnectionLimits(config.maxConnections, config.maxConnectionsPerIp, config.patternLimits, config.maxRelayPatternCost),
     connections: new Set(),
+    streams: new OpenStreams(relayId, broker instanceof RedisBroker ? new RedisControlBus(config.redisUrl!, broker.commands, config.log.prefix, relayId) : undefined),
     draining: false,
     startedAt: Date.now(),
   };
@@ -118,6 +122,7 @@ export async function createRelay(config: RelayConfig, opts: { auth?: RelayAuth 
   metrics.watchBroker(() => broker.isReady());
   await broker.start(hub);
   await hub.init();
+  await rc.streams.start(rc);
   const fleet = new Fleet(rc, stores.fleet, { relayId, ...config.fleet, alerts: config.alerts });
   await fleet.start();
 
@@ -135,6 +140,7 @@ export async function createRelay(config: RelayConfig, opts: { auth?: RelayAuth 
   const authorizePublish: RelayAuth["authorizePublish"] = (c, messages) => rc.auth.authorizePublish(c, messages);
   app.route("/", opsRoute(rc, fleet));
   app.route("/", eventsRoute(rc) as unknown as Hono);
+  app.route("/", subscriptionsRoute(rc));
   app.route(
     "/",
     publishRoute({
@@ -186,6 +192,7 @@ export async function createRelay(config: RelayConfig, opts: { auth?: RelayAuth 
       const timer = new Promise<void>((r) => setTimeout(r, graceMs).unref());
       await Promise.race([closed, timer]);
       server?.closeAllConnections();
+      await rc.streams.close();
       await broker.close();
     },
   };
