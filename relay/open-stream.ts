@@ -7,6 +7,7 @@ import type { RelayContext } from "./relay-context.js";
 import type { NameSet, SubscriptionChange } from "./subscription-change.js";
 import { partitionsOf, replayDropped, replayHistory, type ResetReason } from "./replay.js";
 import { encodeEvent } from "./sse/frame.js";
+import type { PresenceIdentity } from "./presence/presence-store.js";
 
 /** What `event: subscribed` carries, and the answer to the change request. */
 export interface SubscribedAck {
@@ -39,10 +40,14 @@ export class OpenStream {
   private readonly secretDigest = digest(this.secret);
   private queue: Promise<unknown>;
   private setupDone!: () => void;
+  /** Set once the stream is live: it is then a presence member of its presence channels. */
+  live = false;
 
   constructor(
     readonly id: string,
     readonly client: Client,
+    /** Who opened the stream (presence); names added later keep it, whatever credential authorized them. */
+    readonly identity: PresenceIdentity,
     /** The lease on the relay-wide pattern budget for the current patterns; replaced on change. */
     private readonly lease: { release: () => void },
     /** Ends the stream no later than this (ms since the epoch): an added name's credential may be shorter-lived. */
@@ -104,6 +109,10 @@ export class OpenStream {
     c.channels = chans.next;
     c.patterns = pats.next;
     hub.detachSome(c, chans.removed, pats.removed);
+    if (this.live) {
+      void rc.presence.exit(this.id, chans.removed);
+      void rc.presence.enter(this.id, this.identity, chans.added);
+    }
     const old = this.lease.release;
     this.lease.release = lease;
     old();

@@ -8,6 +8,7 @@ import type { SseConnection } from "./sse/sse-connection.js";
 import type { RelayAuth } from "./auth/relay-auth.js";
 import type { ConnectionLimits } from "./connection-limits.js";
 import type { OpenStreams } from "./open-streams.js";
+import type { PresenceTracker } from "./presence/presence-tracker.js";
 
 /** What the relay's routes share: built once in `createRelay`. */
 export interface RelayContext {
@@ -24,6 +25,8 @@ export interface RelayContext {
   connections: Set<SseConnection>;
   /** Open streams by connection id, for dynamic subscriptions (routed to the owner relay). */
   streams: OpenStreams;
+  /** Presence on FANOUT_PRESENCE_CHANNELS (disabled when that is empty). */
+  presence: PresenceTracker;
   draining: boolean;
   startedAt: number;
 }

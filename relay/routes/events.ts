@@ -89,6 +89,7 @@ export function eventsRoute(rc: RelayContext): Hono<NodeEnv> {
     const { channels, patterns } = readSubscriptions(c, config.maxSubscriptionsPerConnection, config.log.prefix);
     rc.limits.checkPatterns(patterns);
     const grantEndsAt = await rc.auth.authorizeSubscribe(c, channels, patterns);
+    const identity = rc.presence.enabled && rc.auth.identify ? await rc.auth.identify(c) : { sub: "" };
     if (!broker.isReady() || !hub.initialized) throw unavailable("broker unreachable; retry shortly", 2);
     // The slot is taken before any wait: streams pipelined behind one another count against
     // the limits while they wait, so one connection cannot park an unbounded number of them.
@@ -123,7 +124,10 @@ export function eventsRoute(rc: RelayContext): Hono<NodeEnv> {
         metrics.slowDrops.inc();
         metrics.slowDropsByReason.inc({ reason });
       }
-      if (client) hub.detach(client);
+      if (client) {
+        hub.detach(client);
+        if (stream.live) void rc.presence.exit(id, client.channels);
+      }
       rc.streams.delete(id);
       rc.connections.delete(conn);
       metrics.connections.dec();
@@ -132,7 +136,7 @@ export function eventsRoute(rc: RelayContext): Hono<NodeEnv> {
     metrics.connections.inc();
     client = new Client(id, conn, channels, patterns, { logBytes: config.queueSoftBytes, maxBytes: config.queueMaxBytes });
     let expiry: (endsAt: number) => void = () => undefined;
-    const stream = new OpenStream(id, client, lease, (endsAt) => expiry(endsAt));
+    const stream = new OpenStream(id, client, identity, lease, (endsAt) => expiry(endsAt));
 
     try {
       await hub.attach(client);
@@ -180,6 +184,11 @@ export function eventsRoute(rc: RelayContext): Hono<NodeEnv> {
       metrics.replayed.inc(again.sent);
       if (again.reset) sendReset(rc, conn, again.reset);
       client.goLive(hub.cursor);
+      // Members join once they receive the channel (so they also see their own join).
+      if (!conn.closed) {
+        stream.live = true;
+        void rc.presence.enter(id, identity, client.channels);
+      }
     } catch (err) {
       // The log became unreachable mid-setup: end the stream; the client resumes from its last id.
       console.warn("[fanout] stream setup failed:", (err as Error).message);
