@@ -83,6 +83,8 @@ describe.each(modes)("presence on the $name", (mode) => {
     expect((await get(r.base, "/v1/presence/room:secret")).status).toBe(401);
     expect((await get(r.base, "/v1/presence/room:secret", await token("eve", undefined, ["other"]))).json.error.code).toBe("forbidden_channel");
     expect((await get(r.base, "/v1/presence/room:secret", ann)).json).toEqual({ channel: "room:secret", members: [], anonymous: 0 });
+    // A channel name with a slash is one path segment, percent-encoded.
+    expect((await get(r.base, `/v1/presence/${encodeURIComponent("room:a/b%")}?stats=1`, ann)).json).toEqual({ channel: "room:a/b%", connections: 0, users: 0, anonymous: 0 });
     const off = await get(r.base, "/v1/presence/lobby", ann);
     expect(off).toMatchObject({ status: 404, json: { error: { code: "presence_not_enabled" } } });
   });

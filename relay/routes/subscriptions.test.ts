@@ -176,7 +176,18 @@ describe.each(modes)("POST /v1/connections/<id>/subscriptions on the $name", (mo
     expect((await change(r.base, c, { add: { channels: ["t"] } }, {}, `?ticket=${encodeURIComponent(ticket)}`)).status).toBe(401);
     await c.waitFor(() => acks(c).length === 4);
     expect(acks(c)[3].channels).toEqual(["a:1", "pub:x", "t"]);
-    void openUrl;
+  });
+
+  it("a name added with a shorter-lived token brings the stream's end forward to that token's exp", async () => {
+    const SECRET = "subs-test-secret-0123456789abcdef0123";
+    r = await start({ ...mode.env(), FANOUT_JWT_SECRET: SECRET });
+    const long = await signFanoutToken(SECRET, { subscribe: ["*"] }, { expiresIn: 3600 });
+    const short = await signFanoutToken(SECRET, { subscribe: ["b"] }, { expiresIn: 1 });
+    const c = await openUrl(`${r.base}/v1/events?channel=a`, { Authorization: `Bearer ${long}` });
+    await c.waitReady();
+    expect((await change(r.base, c, { add: { channels: ["b"] } }, { Authorization: `Bearer ${short}` })).status).toBe(200);
+    await c.waitFor(() => c.events.some((e) => e.event === "expired"), 5000, "expired");
+    await c.waitClosed();
   });
 });
 
