@@ -138,6 +138,21 @@ describe("presence across relays on one Redis", () => {
     expect(presence(onA)).toEqual(["join:ann", "join:bob", "leave:bob"]);
   });
 
+  it("a draining relay (SIGTERM) announces its members' leave at once, long before the TTL", async () => {
+    const shared = { ...env, REDIS_URL: redis.server.url, FANOUT_LOG_PREFIX: "presd", FANOUT_PRESENCE_HEARTBEAT_MS: "60000" };
+    const a = await startRelay(shared);
+    const b = await startRelay(shared);
+    relays.push(b);
+    const onA = await openUrl(`${a.base}/v1/events?channel=room:d`, { Authorization: `Bearer ${await token("bob")}` });
+    await onA.waitReady();
+    const onB = await openUrl(`${b.base}/v1/events?channel=room:d`, { Authorization: `Bearer ${await token("ann")}` });
+    await onB.waitFor(() => presence(onB).length === 1, 5000, "own join");
+    expect((await get(b.base, "/v1/presence/room:d?stats=1", await token("ann"))).json.users).toBe(2);
+    await a.stop();
+    await onB.waitFor(() => presence(onB).length === 2, 5000, "bob's leave");
+    expect(presence(onB)).toEqual(["join:ann", "leave:bob"]);
+  });
+
   it("a relay killed with SIGKILL: its members expire within the TTL and a surviving relay announces their leave", async () => {
     const shared = { ...env, REDIS_URL: redis.server.url, FANOUT_LOG_PREFIX: "presk", FANOUT_PRESENCE_HEARTBEAT_MS: "200", FANOUT_PRESENCE_TTL_MS: "1000" };
     const port = await freePort();
