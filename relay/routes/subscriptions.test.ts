@@ -65,6 +65,27 @@ describe.each(modes)("POST /v1/connections/<id>/subscriptions on the $name", (mo
     expect(channelsOf(c)).toEqual(["b:1", "p:x:2", "a:3", "b:4"]);
   });
 
+  it("moves the stream's hold on the relay's pattern budget with its set, and frees it when the stream ends", async () => {
+    r = await start(mode.env());
+    const limits = r.relay.context.limits;
+    const c = await open("pattern=p:*");
+    await c.waitReady();
+    const one = limits.patternCost;
+    expect(one).toBeGreaterThan(0);
+    expect((await change(r.base, c, { add: { patterns: ["q:*:x"] } })).status).toBe(200);
+    const two = limits.patternCost;
+    expect(two).toBeGreaterThan(one);
+    expect((await change(r.base, c, { remove: { patterns: ["p:*", "q:*:x"] } })).status).toBe(200);
+    expect(limits.patternCost).toBe(0);
+    expect((await change(r.base, c, { add: { patterns: ["p:*"] } })).status).toBe(200);
+    expect(limits.patternCost).toBe(one);
+    c.close();
+    await c.waitClosed();
+    const end = Date.now() + 2000;
+    while (limits.patternCost !== 0 && Date.now() < end) await new Promise((res) => setTimeout(res, 20));
+    expect(limits.patternCost).toBe(0);
+  });
+
   it("resumes with the added channels from the ack's id: what was published while away arrives, nothing twice", async () => {
     r = await start(mode.env());
     const c = await open("channel=a");
@@ -138,6 +159,7 @@ describe.each(modes)("POST /v1/connections/<id>/subscriptions on the $name", (mo
     const secret = ready(c).secret;
     expect(await post("nope", { secret, add: { channels: ["b"] } })).toEqual({ status: 404, code: "unknown_connection" });
     expect(await post(`${connection.split("~")[0]}~00000000-0000-0000-0000-000000000000`, { secret, add: { channels: ["b"] } })).toEqual({ status: 404, code: "unknown_connection" });
+    expect(await post(`bad relay id!~x`, { secret, add: { channels: ["b"] } })).toEqual({ status: 404, code: "unknown_connection" });
     expect(await post(connection, { secret: "wrong", add: { channels: ["b"] } })).toEqual({ status: 403, code: "bad_connection_secret" });
     expect(await post(connection, { add: { channels: ["b"] } })).toEqual({ status: 403, code: "bad_connection_secret" });
     expect(await post(connection, "{")).toMatchObject({ status: 400 });
