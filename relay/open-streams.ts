@@ -72,6 +72,7 @@ export class OpenStreams {
     const owner = cut > 0 ? id.slice(0, cut) : undefined;
     // Relay ids are FANOUT_RELAY_ID's characters: anything else names no relay (and no channel is built from it).
     if (!owner || !RELAY_ID.test(owner) || owner === this.relayId || !this.bus) throw unknownConnection();
+    rc.metrics.subscriptionChanges.inc({ where: "forwarded" });
     const reply = await this.bus.request(owner, { op: "subscriptions", id, change, grantEndsAt } satisfies ForwardedChange, FORWARD_TIMEOUT_MS);
     if (reply === "absent") throw unknownConnection();
     if (reply === "timeout") throw new FanoutError(503, "connection_unreachable", "the relay holding this connection did not answer; retry shortly", { "Retry-After": "1" });
@@ -83,6 +84,7 @@ export class OpenStreams {
     if (!stream) throw unknownConnection();
     const change = parseSubscriptionChange(raw, { maxSubscriptions: rc.config.maxSubscriptionsPerConnection, partitions: rc.broker.partitions, logPrefix: rc.config.log.prefix });
     if (!stream.secretMatches(change.secret)) throw new FanoutError(403, "bad_connection_secret", "this is not the connection's secret (the `secret` of its ready event)");
+    rc.metrics.subscriptionChanges.inc({ where: "local" });
     return stream.change(rc, change, grantEndsAt);
   }
 }

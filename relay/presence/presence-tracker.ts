@@ -31,6 +31,8 @@ export class PresenceTracker {
     private readonly publisher: Publisher,
     private readonly settings: PresenceSettings,
     private readonly fault: (where: string, err: unknown) => void,
+    /** Counts each event published (fanout_presence_events_total). */
+    private readonly announced: (action: "join" | "leave") => void = () => undefined,
   ) {}
 
   get enabled(): boolean {
@@ -121,6 +123,7 @@ export class PresenceTracker {
 
   private announce(channel: string, action: "join" | "leave", who: PresenceIdentity): Promise<unknown> {
     const member = { sub: who.sub, ...(who.info ? { info: who.info } : {}) };
+    this.announced(action);
     return this.publisher.publish([{ channel, type: PRESENCE_EVENT, data: JSON.stringify({ action, channel, member }) }]);
   }
 

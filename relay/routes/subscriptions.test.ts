@@ -232,6 +232,9 @@ describe("dynamic subscriptions across two relays on one Redis", () => {
       await publish(b.base, { channel: "y", data: "routed" });
       await c.waitMessages(1);
       expect(channelsOf(c)).toEqual(['y:"routed"']);
+      const metrics = async (base: string) => (await (await fetch(`${base}/metrics`)).text()).split("\n").filter((l) => l.startsWith("fanout_subscription_changes_total"));
+      expect(await metrics(b.base)).toEqual([expect.stringMatching(/where="forwarded".*relay="relay-b"\} 1$/)]);
+      expect(await metrics(a.base)).toEqual([expect.stringMatching(/where="local".*relay="relay-a"\} 1$/)]);
       // Refusals come back from the owner with their codes.
       expect((await change(b.base, c, { secret: "wrong", add: { channels: ["z"] } })).status).toBe(403);
       // A relay that is not there: 404 at once.
