@@ -85,6 +85,7 @@ describe.each(modes)("presence on the $name", (mode) => {
     expect((await get(r.base, "/v1/presence/room:secret", ann)).json).toEqual({ channel: "room:secret", members: [], anonymous: 0 });
     // A channel name with a slash is one path segment, percent-encoded.
     expect((await get(r.base, `/v1/presence/${encodeURIComponent("room:a/b%")}?stats=1`, ann)).json).toEqual({ channel: "room:a/b%", connections: 0, users: 0, anonymous: 0 });
+    for (const bad of ["%ED%A0%80", "%FF", "room%3A%E2%82"]) expect((await get(r.base, `/v1/presence/${bad}`, ann)).json.error.code, bad).toBe("invalid_encoding");
     const off = await get(r.base, "/v1/presence/lobby", ann);
     expect(off).toMatchObject({ status: 404, json: { error: { code: "presence_not_enabled" } } });
   });
