@@ -2,6 +2,9 @@ import { globMatch } from "../../protocol/glob.js";
 import type { Publisher } from "../../protocol/publisher.js";
 import type { PresenceIdentity, PresenceStore } from "./presence-store.js";
 
+/** Channels refreshed and swept at once in a heartbeat. */
+const BEAT_PARALLEL = 64;
+
 /** The SSE event type (publish `type`) of join/leave events on a presence channel. */
 export const PRESENCE_EVENT = "presence";
 
@@ -25,6 +28,8 @@ export class PresenceTracker {
   private readonly local = new Map<string, Map<string, PresenceIdentity>>();
   private readonly chains = new Map<string, Promise<void>>();
   private timer?: ReturnType<typeof setInterval>;
+  /** A beat still running when the next is due is not doubled. */
+  private beating = false;
 
   constructor(
     private readonly store: PresenceStore,
@@ -93,18 +98,31 @@ export class PresenceTracker {
    * Entries swept although this relay is alive (it stalled past the TTL) are entered again.
    */
   async beat(): Promise<void> {
-    for (const [ch, members] of [...this.local]) {
-      try {
-        const now = Date.now();
-        const missing = await this.store.refresh(ch, [...members.keys()], now + this.settings.ttlMs);
-        for (const stream of missing) {
-          const who = this.local.get(ch)?.get(stream);
-          if (who && (await this.store.join(ch, stream, who, Date.now() + this.settings.ttlMs))) await this.announce(ch, "join", who);
-        }
-        for (const who of await this.store.sweep(ch, now)) await this.announce(ch, "leave", who);
-      } catch (err) {
-        this.fault("presence heartbeat", err);
+    if (this.beating) return;
+    this.beating = true;
+    try {
+      // Channels in parallel, a bounded number at a time: one round trip per channel in
+      // sequence would make a beat over many channels longer than the TTL.
+      const channels = [...this.local.keys()];
+      for (let i = 0; i < channels.length; i += BEAT_PARALLEL) await Promise.all(channels.slice(i, i + BEAT_PARALLEL).map((ch) => this.beatChannel(ch)));
+    } finally {
+      this.beating = false;
+    }
+  }
+
+  private async beatChannel(ch: string): Promise<void> {
+    const members = this.local.get(ch);
+    if (!members) return;
+    try {
+      const now = Date.now();
+      const missing = await this.store.refresh(ch, [...members.keys()], now + this.settings.ttlMs);
+      for (const stream of missing) {
+        const who = this.local.get(ch)?.get(stream);
+        if (who && (await this.store.join(ch, stream, who, Date.now() + this.settings.ttlMs))) await this.announce(ch, "join", who);
       }
+      for (const who of await this.store.sweep(ch, now)) await this.announce(ch, "leave", who);
+    } catch (err) {
+      this.fault("presence heartbeat", err);
     }
   }
 
