@@ -63,6 +63,10 @@ describe.each(modes)("POST /v1/connections/<id>/subscriptions on the $name", (mo
     await publish(r.base, { channel: "b", data: 4 });
     await c.waitMessages(4);
     expect(channelsOf(c)).toEqual(["b:1", "p:x:2", "a:3", "b:4"]);
+    // An empty change is a barrier: acked like any other.
+    const none = await change(r.base, c, { request: "noop" });
+    expect(none.json).toEqual({ request: "noop", channels: ["b"], patterns: [], added: { channels: [], patterns: [] }, removed: { channels: [], patterns: [] } });
+    await c.waitFor(() => acks(c).some((a) => a.request === "noop"));
   });
 
   it("moves the stream's hold on the relay's pattern budget with its set, and frees it when the stream ends", async () => {
