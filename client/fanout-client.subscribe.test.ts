@@ -53,6 +53,9 @@ describe.each(modes)("FanoutClient.subscribe/unsubscribe against a relay on the 
     expect(rec.c.connectionId).toBe(id);
     // Already there: nothing to do, resolves at once.
     await rec.c.subscribe({ channels: ["b"] });
+    // Nothing left would make reconnections impossible: refused on the client.
+    await expect(rec.c.unsubscribe({ channels: ["b"] })).rejects.toMatchObject({ code: "no_subscriptions" });
+    expect(rec.c.subscriptions).toEqual({ channels: ["b"], patterns: [] });
   });
 
   it("reconnects with the current set and loses nothing published on an added channel while away", async () => {

@@ -111,8 +111,12 @@ export class SubscriptionChanges {
     const addP = unique(add.patterns);
     const rmC = unique(remove.channels);
     const rmP = unique(remove.patterns);
-    const next = (cur: string[], a: string[], r: string[]) => [...cur.filter((n) => !r.includes(n)), ...a.filter((n) => !cur.includes(n))];
-    this.host.setNames(next(before.channels, addC, rmC), next(before.patterns, addP, rmP));
+    const next = (cur: string[], a: string[], r: string[]) => [...cur.filter((n) => !r.includes(n) || a.includes(n)), ...a.filter((n) => !cur.includes(n))];
+    const channels = next(before.channels, addC, rmC);
+    const patterns = next(before.patterns, addP, rmP);
+    // A reconnection with nothing to ask for would be refused (400 no_subscriptions).
+    if (channels.length + patterns.length === 0) throw new FanoutClientError("no_subscriptions", "this would leave the client with no channel and no pattern; close() it instead");
+    this.host.setNames(channels, patterns);
     for (;;) {
       if (!this.stream) await this.nextReady();
       const s = this.stream;
