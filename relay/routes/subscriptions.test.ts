@@ -241,7 +241,10 @@ describe("dynamic subscriptions across two relays on one Redis", () => {
       expect(await metrics(a.base)).toEqual([expect.stringMatching(/where="local".*relay="relay-a"\} 1$/)]);
       // Refusals come back from the owner with their codes.
       expect((await change(b.base, c, { secret: "wrong", add: { channels: ["z"] } })).status).toBe(403);
-      // A relay that is not there: 404 at once.
+      // A relay that is not there: 404 at once, even while a client's `*` makes every relay
+      // pattern-subscribed to its control channel's name.
+      const all = await openUrl(`${b.base}/v1/events?pattern=*`);
+      await all.waitReady();
       const gone = await fetch(`${b.base}/v1/connections/relay-zz~00000000-0000-0000-0000-000000000000/subscriptions`, { method: "POST", body: JSON.stringify({ secret: "s", add: { channels: ["z"] } }) });
       expect(gone.status).toBe(404);
       expect(((await gone.json()) as any).error.code).toBe("unknown_connection");
