@@ -5,3 +5,5 @@ export { SseParser, type SseEvent, type SseParserHandlers } from "./sse-parser.j
 export type { Envelope, EventMap, ReadyInfo, ResetInfo, ResetReason } from "./envelope.js";
 export type { BackoffOptions } from "./backoff.js";
 export { ChannelStore, type ChannelSnapshot, type ChannelStoreOptions } from "./channel-store.js";
+export type { Names, SubscribeOptions, SubscribedInfo } from "./subscription-changes.js";
+export type { PresenceList, PresenceMember, PresenceOptions, PresenceStats } from "./presence.js";

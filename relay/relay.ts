@@ -42,6 +42,14 @@ import type { FleetStore } from "./ops/fleet-store.js";
 import { defaultRelayId } from "./ops/relay-id.js";
 import { MemoryFleetStore } from "./memory/memory-fleet-store.js";
 import { RedisFleetStore } from "./redis/redis-fleet-store.js";
+import { OpenStreams } from "./open-streams.js";
+import { RedisControlBus } from "./redis/redis-control-bus.js";
+import { subscriptionsRoute } from "./routes/subscriptions.js";
+import { presenceRoute } from "./routes/presence.js";
+import { PresenceTracker } from "./presence/presence-tracker.js";
+import type { PresenceStore } from "./presence/presence-store.js";
+import { RedisPresenceStore } from "./redis/redis-presence-store.js";
+import { MemoryPresenceStore } from "./memory/memory-presence-store.js";
 
 export interface Relay {
   app: Hono;
@@ -61,14 +69,19 @@ function makeBroker(config: RelayConfig): Broker & MessageLog {
 }
 
 /** Stores beside the broker, on its Redis command connection when there is one (shard 0's when sharded). */
-function makeStores(config: RelayConfig, broker: Broker): { invalidation: InvalidationStore; tickets: TicketStore; fleet: FleetStore } {
+function makeStores(config: RelayConfig, broker: Broker): { invalidation: InvalidationStore; tickets: TicketStore; fleet: FleetStore; presence: PresenceStore } {
   if (broker instanceof RedisBroker || broker instanceof ShardedRedisBroker) {
     const p = config.log.prefix;
     const memory = broker instanceof ShardedRedisBroker ? broker.shardCommands : [broker.commands];
-    return { invalidation: new RedisInvalidationStore(broker.commands, p), tickets: new RedisTicketStore(broker.commands, p), fleet: new RedisFleetStore(broker.commands, p, memory) };
+    return {
+      invalidation: new RedisInvalidationStore(broker.commands, p),
+      tickets: new RedisTicketStore(broker.commands, p),
+      fleet: new RedisFleetStore(broker.commands, p, memory),
+      presence: new RedisPresenceStore(broker.commands, p, config.presence.ttlMs),
+    };
   }
   // Embedded broker: the fleet is this relay.
-  return { invalidation: new MemoryInvalidationStore(), tickets: new MemoryTicketStore(), fleet: new MemoryFleetStore() };
+  return { invalidation: new MemoryInvalidationStore(), tickets: new MemoryTicketStore(), fleet: new MemoryFleetStore(), presence: new MemoryPresenceStore() };
 }
 
 /** Keys, JWTs and tickets as configured: the auth unless the embedder passes its own (tickets are always minted by it). */
@@ -114,6 +127,9 @@ export async function createRelay(config: RelayConfig, opts: { auth?: RelayAuth 
     auth: opts.auth ?? builtInAuth,
     limits: new ConnectionLimits(config.maxConnections, config.maxConnectionsPerIp, config.patternLimits, config.maxRelayPatternCost),
     connections: new Set(),
+    // Relay-to-relay requests go over shard 0 when the log is sharded (like the other shared stores).
+    streams: new OpenStreams(relayId, broker instanceof RedisBroker || broker instanceof ShardedRedisBroker ? new RedisControlBus(config.redisShards?.[0] ?? config.redisUrl!, broker.commands, config.log.prefix, relayId) : undefined),
+    presence: new PresenceTracker(stores.presence, broker, config.presence, (where, err) => hub.fault(where, err), (action) => metrics.presenceEvents.inc({ action })),
     draining: false,
     startedAt: Date.now(),
   };
@@ -122,6 +138,8 @@ export async function createRelay(config: RelayConfig, opts: { auth?: RelayAuth 
   if (broker instanceof ShardedRedisBroker) metrics.watchShards(() => broker.shardsReady());
   await broker.start(hub);
   await hub.init();
+  await rc.streams.start(rc);
+  rc.presence.start();
   const fleet = new Fleet(rc, stores.fleet, { relayId, ...config.fleet, alerts: config.alerts });
   await fleet.start();
 
@@ -139,6 +157,8 @@ export async function createRelay(config: RelayConfig, opts: { auth?: RelayAuth 
   const authorizePublish: RelayAuth["authorizePublish"] = (c, messages) => rc.auth.authorizePublish(c, messages);
   app.route("/", opsRoute(rc, fleet));
   app.route("/", eventsRoute(rc) as unknown as Hono);
+  app.route("/", subscriptionsRoute(rc));
+  app.route("/", presenceRoute(rc));
   app.route(
     "/",
     publishRoute({
@@ -190,6 +210,11 @@ export async function createRelay(config: RelayConfig, opts: { auth?: RelayAuth 
       const timer = new Promise<void>((r) => setTimeout(r, graceMs).unref());
       await Promise.race([closed, timer]);
       server?.closeAllConnections();
+      rc.presence.stop();
+      // Streams' close handlers (which queue their presence leaves) run on the next turns.
+      await new Promise((r) => setImmediate(r));
+      await rc.presence.idle();
+      await rc.streams.close();
       await broker.close();
     },
   };
