@@ -16,13 +16,15 @@ export function partitionOf(channel: string, partitions: number): number {
 
 /**
  * Redis keys of a partition. The `{…}` hash tag keeps a partition's stream and its
- * idempotency keys in one Cluster slot, so one script can touch them together.
+ * idempotency keys in one Cluster slot, so one script can touch them together. The tag is
+ * `<prefix>:<partition>` unless given (sharded Pub/Sub on Cluster uses balanced tags,
+ * protocol/cluster-tags.ts).
  */
-export function streamKey(prefix: string, partition: number): string {
-  return `{${prefix}:${partition}}:log`;
+export function streamKey(prefix: string, partition: number, tag = `${prefix}:${partition}`): string {
+  return `{${tag}}:log`;
 }
 
-export function idempotencyKey(prefix: string, partition: number, channel: string, id: string): string {
+export function idempotencyKey(prefix: string, partition: number, channel: string, id: string, tag = `${prefix}:${partition}`): string {
   // U+001F cannot occur in a channel or an id, so the pair is unambiguous.
-  return `{${prefix}:${partition}}:idem:${channel}\u001f${id}`;
+  return `{${tag}}:idem:${channel}\u001f${id}`;
 }

@@ -1,6 +1,7 @@
 import type { PublishMessage, PublishResult } from "./publish-request.js";
 import { idempotencyKey, partitionOf, streamKey } from "./partition.js";
 import { checkPublishable } from "./reserved-channels.js";
+import { firehoseChannel, patternFlagKey, shardChannelPrefix } from "./shard-channels.js";
 
 /**
  * Appends each message to its partition's stream and publishes it, in one atomic script, so
@@ -8,13 +9,22 @@ import { checkPublishable } from "./reserved-channels.js";
  * other. Also the idempotency check. Used by the relay (ioredis EVALSHA) and by the edge
  * functions (Upstash REST EVAL): one definition of what a publish is.
  *
- * KEYS: per message, its stream key, its idempotency key and its partition's MAC key.
+ * KEYS: per message, its stream key, its idempotency key and its partition's MAC key; in
+ *       the sharded modes, then the partition's pattern flag key.
  * ARGV: maxlen, ttl ms (0 = none), dedupe seconds, a fresh random secret (used only if the
- *       partition has none yet), then per message:
+ *       partition has none yet), the Pub/Sub mode, the shard channel prefix and the firehose
+ *       channel ("" in classic mode), then per message:
  *       partition, channel, type ("" = none), data JSON, idempotency id ("" = none),
  *       meta JSON ("" = none).
  * Stream entry fields: `c` channel, `d` data, `ts`, and `t` type, `m` meta when present.
  * Returns per message {duplicate 0/1, id, receivers}.
+ *
+ * Modes: `classic` PUBLISHes on the channel (Redis, Upstash, Cluster's broadcast);
+ * `sharded` (Redis Cluster ≥ 7, one partition per call) SPUBLISHes on the partition's shard
+ * channel `{<tag>}:c:<channel>`, and on its firehose `{<tag>}:all` while the pattern flag key
+ * exists (some relay holds a pattern); `both` does both. Channel names come in ARGV, never
+ * KEYS: Cluster checks only KEYS against the slot (a shard channel in KEYS would get TRYAGAIN
+ * during a migration) and the shard channels carry the partition's tag anyway.
  *
  * The PUBLISH payload is the envelope JSON plus `"mac"`: a keyed hash of the id, channel and
  * ts under the partition's secret, nested (sha1(k .. sha1(k .. m))) so it cannot be extended.
@@ -28,14 +38,17 @@ local maxlen = ARGV[1]
 local ttl = tonumber(ARGV[2])
 local dedupe = ARGV[3]
 local fresh = ARGV[4]
+local mode, sprefix, firehose = ARGV[5], ARGV[6], ARGV[7]
 local secrets = {}
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local nows = string.format('%.0f', now)
 local out = {}
-local n = (#ARGV - 4) / 6
+local n = (#ARGV - 7) / 6
+local fire = false
+if mode ~= 'classic' then fire = redis.call('EXISTS', KEYS[3 * n + 1]) == 1 end
 for i = 1, n do
-  local a = 4 + (i - 1) * 6
+  local a = 7 + (i - 1) * 6
   local part, ch, ty, data, idem, meta = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6]
   local skey, ikey, mkey = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
   local prev = false
@@ -64,7 +77,12 @@ for i = 1, n do
     end
     local mac = redis.sha1hex(secret .. redis.sha1hex(secret .. id .. '\\0' .. ch .. '\\0' .. nows))
     env = env .. ',"data":' .. data .. ',"ts":' .. nows .. ',"mac":"' .. mac .. '"}'
-    local r = redis.call('PUBLISH', ch, env)
+    local r = 0
+    if mode ~= 'sharded' then r = redis.call('PUBLISH', ch, env) end
+    if mode ~= 'classic' then
+      r = r + redis.call('SPUBLISH', sprefix .. ch, env)
+      if fire then r = r + redis.call('SPUBLISH', firehose, env) end
+    end
     if idem ~= '' then redis.call('SET', ikey, id .. '|' .. r, 'EX', dedupe) end
     out[i] = {0, id, r}
   end
@@ -81,11 +99,23 @@ export interface LogSettings {
   ttlMs: number;
   /** How long an idempotency id is remembered, in seconds. */
   dedupeSeconds: number;
+  /** Hash tag per partition; default `<prefix>:<p>` (sharded Pub/Sub uses balanced tags, protocol/cluster-tags.ts). */
+  tags?: readonly string[];
+  /** How the publish script publishes; default `classic`. */
+  pubsub?: PubsubMode;
+}
+
+/** `classic`: PUBLISH; `sharded`: SPUBLISH to shard channels (Cluster); `both`: sharded plus the classic PUBLISH for plain subscribers. */
+export type PubsubMode = "classic" | "sharded" | "both";
+
+/** The hash tag of a partition's keys and shard channels. */
+export function partitionTag(s: Pick<LogSettings, "prefix" | "tags">, partition: number): string {
+  return s.tags?.[partition] ?? `${s.prefix}:${partition}`;
 }
 
 /** Where a partition's envelope secret is kept: in the partition's Cluster slot. */
-export function macKey(prefix: string, partition: number): string {
-  return `{${prefix}:${partition}}:mac`;
+export function macKey(prefix: string, partition: number, tag = `${prefix}:${partition}`): string {
+  return `{${tag}}:mac`;
 }
 
 /** 160 random bits as hex, from the platform's CSPRNG (Node and Workers alike). */
@@ -98,11 +128,22 @@ export function randomSecret(): string {
 export function publishScriptArgs(messages: PublishMessage[], s: LogSettings): { keys: string[]; args: string[] } {
   checkPublishable(messages, s.prefix);
   const keys: string[] = [];
-  const args: string[] = [String(s.maxLen), String(s.ttlMs), String(s.dedupeSeconds), randomSecret()];
+  const mode = s.pubsub ?? "classic";
+  const args: string[] = [String(s.maxLen), String(s.ttlMs), String(s.dedupeSeconds), randomSecret(), mode, "", ""];
+  let tag: string | undefined;
   for (const m of messages) {
     const p = partitionOf(m.channel, s.partitions);
-    keys.push(streamKey(s.prefix, p), idempotencyKey(s.prefix, p, m.channel, m.id ?? ""), macKey(s.prefix, p));
+    const t = partitionTag(s, p);
+    // SPUBLISH must run on the shard channel's slot: one partition per call.
+    if (mode !== "classic" && tag !== undefined && t !== tag) throw new Error("a sharded publish script call holds one partition");
+    tag = t;
+    keys.push(streamKey(s.prefix, p, t), idempotencyKey(s.prefix, p, m.channel, m.id ?? "", t), macKey(s.prefix, p, t));
     args.push(String(p), m.channel, m.type ?? "", m.data, m.id ?? "", m.meta ?? "");
+  }
+  if (mode !== "classic" && tag !== undefined) {
+    keys.push(patternFlagKey(tag));
+    args[5] = shardChannelPrefix(tag);
+    args[6] = firehoseChannel(tag);
   }
   return { keys, args };
 }

@@ -19,6 +19,13 @@ export interface RelayConfig extends SharedSettings {
   redisUrl?: string;
   /** `REDIS_URL` with several whitespace-separated entries: the log's independent shards, shard 0 first. */
   redisShards?: string[];
+  /**
+   * `FANOUT_CLUSTER_PUBSUB` (Redis Cluster only): `sharded` publishes log messages with
+   * SPUBLISH on per-partition shard channels; `classic` (default) with PUBLISH.
+   */
+  clusterPubsub: "classic" | "sharded";
+  /** `FANOUT_CLUSTER_CLASSIC_COPY` (sharded only): also PUBLISH each envelope for plain Redis subscribers. */
+  clusterClassicCopy: boolean;
   corsOrigins: string[];
   heartbeatMs: number;
   retryMs: number;
@@ -136,6 +143,15 @@ export function loadConfig(env: Env = process.env): RelayConfig {
   if (maxRelayPatternCost < shared.patternLimits.maxConnectionCost) {
     throw new ConfigError("FANOUT_MAX_RELAY_PATTERN_COST must be at least FANOUT_MAX_CONNECTION_PATTERN_COST (one connection's patterns must fit the relay)");
   }
+  const isCluster = !!redisUrl && shardUrls.length <= 1 && !/^(rediss?:\/\/|redis\+sentinel:\/\/)/.test(redisUrl);
+  const clusterPubsub = (envString(env, "FANOUT_CLUSTER_PUBSUB") ?? "classic").toLowerCase();
+  if (clusterPubsub !== "classic" && clusterPubsub !== "sharded") throw new ConfigError(`FANOUT_CLUSTER_PUBSUB must be classic or sharded, got ${JSON.stringify(clusterPubsub)}`);
+  if (clusterPubsub === "sharded" && !isCluster) {
+    throw new ConfigError("FANOUT_CLUSTER_PUBSUB=sharded needs a Redis Cluster REDIS_URL (host:port,host:port,…): sharded Pub/Sub is a Cluster feature");
+  }
+  const classicCopy = (envString(env, "FANOUT_CLUSTER_CLASSIC_COPY") ?? "off").toLowerCase();
+  if (classicCopy !== "on" && classicCopy !== "off") throw new ConfigError(`FANOUT_CLUSTER_CLASSIC_COPY must be on or off, got ${JSON.stringify(classicCopy)}`);
+  if (classicCopy === "on" && clusterPubsub !== "sharded") throw new ConfigError("FANOUT_CLUSTER_CLASSIC_COPY applies only with FANOUT_CLUSTER_PUBSUB=sharded (classic mode always PUBLISHes)");
   const streamExpiry = (envString(env, "FANOUT_STREAM_EXPIRY") ?? "on").toLowerCase();
   if (streamExpiry !== "on" && streamExpiry !== "off") throw new ConfigError(`FANOUT_STREAM_EXPIRY must be on or off, got ${JSON.stringify(streamExpiry)}`);
   let trustedProxies: TrustedProxies;
@@ -157,6 +173,8 @@ export function loadConfig(env: Env = process.env): RelayConfig {
     host: envString(env, "HOST") ?? "0.0.0.0",
     redisUrl,
     redisShards: shardUrls.length > 1 ? shardUrls : undefined,
+    clusterPubsub,
+    clusterClassicCopy: classicCopy === "on",
     corsOrigins,
     heartbeatMs: envInt(env, "FANOUT_HEARTBEAT_MS", 15_000, 100),
     retryMs: envInt(env, "FANOUT_RETRY_MS", 2000, 0),

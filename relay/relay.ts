@@ -7,6 +7,7 @@ import type { Broker, MessageLog } from "./broker/broker.js";
 import { MemoryBroker } from "./memory/memory-broker.js";
 import { RedisBroker } from "./redis/redis-broker.js";
 import { ShardedRedisBroker } from "./redis/sharded-redis-broker.js";
+import { ShardedClusterBroker } from "./redis/sharded-cluster-broker.js";
 import { Hub } from "./hub.js";
 import { RelayMetrics } from "./metrics.js";
 import { FlushScheduler } from "./sse/flush-scheduler.js";
@@ -65,12 +66,13 @@ export interface Relay {
 function makeBroker(config: RelayConfig): Broker & MessageLog {
   const settings = { ...config.log };
   if (config.redisShards) return new ShardedRedisBroker(config.redisShards, settings);
+  if (config.redisUrl && config.clusterPubsub === "sharded") return new ShardedClusterBroker(config.redisUrl, settings, config.clusterClassicCopy);
   return config.redisUrl ? new RedisBroker(config.redisUrl, settings) : new MemoryBroker(settings);
 }
 
 /** Stores beside the broker, on its Redis command connection when there is one (shard 0's when sharded). */
 function makeStores(config: RelayConfig, broker: Broker): { invalidation: InvalidationStore; tickets: TicketStore; fleet: FleetStore; presence: PresenceStore } {
-  if (broker instanceof RedisBroker || broker instanceof ShardedRedisBroker) {
+  if (broker instanceof RedisBroker || broker instanceof ShardedRedisBroker || broker instanceof ShardedClusterBroker) {
     const p = config.log.prefix;
     const memory = broker instanceof ShardedRedisBroker ? broker.shardCommands : [broker.commands];
     return {
@@ -128,7 +130,7 @@ export async function createRelay(config: RelayConfig, opts: { auth?: RelayAuth 
     limits: new ConnectionLimits(config.maxConnections, config.maxConnectionsPerIp, config.patternLimits, config.maxRelayPatternCost),
     connections: new Set(),
     // Relay-to-relay requests go over shard 0 when the log is sharded (like the other shared stores).
-    streams: new OpenStreams(relayId, broker instanceof RedisBroker || broker instanceof ShardedRedisBroker ? new RedisControlBus(config.redisShards?.[0] ?? config.redisUrl!, broker.commands, config.log.prefix, relayId) : undefined),
+    streams: new OpenStreams(relayId, broker instanceof RedisBroker || broker instanceof ShardedRedisBroker || broker instanceof ShardedClusterBroker ? new RedisControlBus(config.redisShards?.[0] ?? config.redisUrl!, broker.commands, config.log.prefix, relayId) : undefined),
     presence: new PresenceTracker(stores.presence, broker, config.presence, (where, err) => hub.fault(where, err), (action) => metrics.presenceEvents.inc({ action })),
     draining: false,
     startedAt: Date.now(),

@@ -9,10 +9,10 @@ describe("LiveClassifier", () => {
     const parse = vi.spyOn(JSON, "parse");
     try {
       // Starts with a space: not an envelope candidate, plainDataJson alone parses it.
-      expect(live.classify("c", undefined, payload).dataJson).toBe(plainDataJson(payload));
+      expect(live.classify("c", undefined, payload)!.dataJson).toBe(plainDataJson(payload));
       parse.mockClear();
       const obj = '{"hello": "world", "n": [1, 2, {"x": null}], "id": "not-an-id"}';
-      const d = live.classify("c", undefined, obj);
+      const d = live.classify("c", undefined, obj)!;
       expect(parse).toHaveBeenCalledTimes(1);
       expect(d.dataJson).toBe(plainDataJson(obj));
       expect(d.partition).toBeUndefined();

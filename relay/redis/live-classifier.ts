@@ -43,8 +43,18 @@ export class LiveClassifier {
     private readonly partitions: number,
     /** A well-formed tag did not verify: the secret may have changed (Redis lost its data). */
     private readonly onMismatch: () => void,
+    /**
+     * What a verified envelope at or below the partition's last position is: `plain` data (a
+     * re-published copy on a classic channel anyone may PUBLISH to), or `dropped` — on shard
+     * channels, where only the publish script writes, such a copy is the second arrival of a
+     * log message (across a resubscribe), and on the classic connection in sharded mode every
+     * log message is a copy (the shard channels deliver it): `all`.
+     */
+    private readonly copies: "plain" | "dropped" | "all" = "plain",
+    /** Shared with another classifier of the same log (the secrets are per partition, not per connection). */
+    secrets?: (string | undefined)[],
   ) {
-    this.secrets = new Array(partitions).fill(undefined);
+    this.secrets = secrets ?? new Array(partitions).fill(undefined);
     this.last = new Array(partitions).fill(ZERO);
   }
 
@@ -53,12 +63,16 @@ export class LiveClassifier {
    * the relay's Redis patterns. Another copy of the previous publish gets the very object
    * its first copy got; a new publish, a new object.
    */
-  classify(channel: string, route: string | undefined, payload: string): Delivery {
+  classify(channel: string, route: string | undefined, payload: string): Delivery | undefined {
     if (this.base && route !== undefined && this.channel === channel && this.payload === payload && !this.routes.has(route)) {
       this.routes.add(route);
       return this.base;
     }
     const base = this.fresh(channel, payload);
+    if (!base) {
+      this.base = undefined;
+      return undefined;
+    }
     this.base = base;
     this.channel = channel;
     this.payload = payload;
@@ -81,9 +95,21 @@ export class LiveClassifier {
     });
   }
 
-  private fresh(channel: string, payload: string): Delivery {
-    // Parsed once: what is not taken for a log message reuses the object as plain data.
+  /**
+   * A message of a partition's firehose shard channel, whose channel is the envelope's
+   * (undefined: not a log message of this log, dropped — nobody but the script writes there).
+   */
+  classifyFirehose(payload: string): Delivery | undefined {
+    this.base = undefined;
     const obj = payloadObject(payload);
+    if (!obj || typeof obj.channel !== "string") return undefined;
+    const d = this.fresh(obj.channel, payload, obj);
+    return d?.partition === undefined ? undefined : d;
+  }
+
+  private fresh(channel: string, payload: string, parsed?: Record<string, unknown>): Delivery | undefined {
+    // Parsed once: what is not taken for a log message reuses the object as plain data.
+    const obj = parsed ?? payloadObject(payload);
     const env = obj && envelopeIn(obj, channel);
     const mid = env?.mac !== undefined ? parseMessageId(env.id) : undefined;
     if (env?.mac !== undefined && mid && mid.partition < this.partitions) {
@@ -91,9 +117,13 @@ export class LiveClassifier {
       const secret = this.secrets[p];
       if (secret === undefined || !macMatches(secret, env.id, channel, env.ts, env.mac)) {
         this.onMismatch();
+      } else if (this.copies === "all") {
+        return undefined;
       } else if (comparePositions(mid.pos, this.last[p]) > 0) {
         this.last[p] = mid.pos;
         return { channel, id: env.id, partition: p, pos: mid.pos, type: env.type, metaJson: env.metaJson, dataJson: env.dataJson, ts: env.ts };
+      } else if (this.copies === "dropped") {
+        return undefined;
       }
     }
     const id = `x-${this.plainPrefix}-${(this.plainSeq++).toString(36)}`;

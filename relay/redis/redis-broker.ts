@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from "node:crypto";
 import type { Cluster, Redis } from "ioredis";
 import { FanoutError, unavailable } from "../../protocol/errors.js";
 import { parseStreamId, streamId, type Position, ZERO } from "../../protocol/position.js";
-import { macKey, PUBLISH_SCRIPT, publishScriptArgs, publishScriptResults, randomSecret, type LogSettings } from "../../protocol/publish-script.js";
+import { macKey, partitionTag, PUBLISH_SCRIPT, publishScriptArgs, publishScriptResults, randomSecret, type LogSettings } from "../../protocol/publish-script.js";
 import type { PublishMessage, PublishResult } from "../../protocol/publish-request.js";
 import { partitionOf, streamKey } from "../../protocol/partition.js";
 import { checkPublishable, reservedPrefix } from "../../protocol/reserved-channels.js";
@@ -85,13 +85,21 @@ export class RedisBroker implements Broker, MessageLog {
    * `owned`: the partitions whose log, secrets and settle markers live on this Redis, when the
    * log is sharded over several (sharded-redis-broker.ts); default all.
    */
-  constructor(url: string, private readonly settings: LogSettings, owned?: readonly number[]) {
+  constructor(
+    url: string,
+    private readonly settings: LogSettings,
+    owned?: readonly number[],
+    /**
+     * `shard`: log messages reach the relay on shard channels (sharded Pub/Sub on Cluster,
+     * cluster-shard-links.ts); this broker's classic connection delivers only plain PUBLISHes
+     * and drops every verified envelope on it (a copy of the classic-compatible PUBLISH).
+     */
+    logVia: "classic" | "shard" = "classic",
+  ) {
     this.partitions = settings.partitions;
     this.owned = owned ? [...owned] : Array.from({ length: settings.partitions }, (_, p) => p);
     this.markerPrefix = reservedPrefix(settings.prefix);
-    this.live = new LiveClassifier(settings.partitions, () => {
-      if (Date.now() - this.secretsLoadedAt >= SECRET_RELOAD_MS) void this.loadSecrets();
-    });
+    this.live = new LiveClassifier(settings.partitions, () => this.reloadSecrets(), logVia === "shard" ? "all" : "plain");
     this.marker = `${this.markerPrefix}${this.relayId}`;
     const retryStrategy = (times: number) => Math.min(100 * 2 ** Math.min(times, 5), 2000);
     // Commands fail fast while Redis is down (publish answers 503) instead of queueing.
@@ -183,6 +191,7 @@ export class RedisBroker implements Broker, MessageLog {
    */
   private onCopy(channel: string, route: string | undefined, payload: string, channelBytes: Uint8Array | undefined): void {
     const d = this.live.classify(channel, route, payload);
+    if (!d) return;
     if (route === undefined) this.forward(d, undefined);
     else this.globs.forEachMatch(route, channelBytes!, (glob) => this.forward(d, glob));
   }
@@ -191,6 +200,16 @@ export class RedisBroker implements Broker, MessageLog {
     const again = this.forwarded === d;
     this.forwarded = d;
     this.listener?.deliver(pattern === undefined && !again ? d : { ...d, pattern, again });
+  }
+
+  /** Per partition, the envelope secret as loaded (shared with the shard links' classifier). */
+  get secrets(): (string | undefined)[] {
+    return this.live.secrets;
+  }
+
+  /** A tag did not verify: the secret may have changed (Redis lost its data); at most once a second. */
+  reloadSecrets(): void {
+    if (Date.now() - this.secretsLoadedAt >= SECRET_RELOAD_MS) void this.loadSecrets();
   }
 
   /**
@@ -203,7 +222,7 @@ export class RedisBroker implements Broker, MessageLog {
       try {
         await Promise.all(
           this.owned.map(async (p) => {
-            const v = await this.cmd.fanoutSecret(1, macKey(this.settings.prefix, p), randomSecret());
+            const v = await this.cmd.fanoutSecret(1, macKey(this.settings.prefix, p, partitionTag(this.settings, p)), randomSecret());
             if (typeof v === "string" && v.length > 0) this.live.secrets[p] = v;
           }),
         );
@@ -249,7 +268,7 @@ export class RedisBroker implements Broker, MessageLog {
       }, SETTLE_TIMEOUT_MS).unref();
     });
     try {
-      const keys = partitions.map((p) => streamKey(this.settings.prefix, p));
+      const keys = partitions.map((p) => this.streamKey(p));
       await this.cmd.fanoutSettle(keys.length, ...keys, this.marker, token);
     } catch (err) {
       this.settleWaiters.delete(token);
@@ -284,7 +303,8 @@ export class RedisBroker implements Broker, MessageLog {
     checkPublishable(messages, this.settings.prefix);
     if (this.cmd.status !== "ready") throw unavailable("Redis is unreachable", 2);
     try {
-      if (!this.isCluster()) return await this.runScript(messages);
+      // Sharded Pub/Sub needs one partition per script call, as Cluster does.
+      if (!this.isCluster() && (this.settings.pubsub ?? "classic") === "classic") return await this.runScript(messages);
       // On Cluster a script may only touch one slot: one call per partition, in parallel.
       // Per-channel order is kept (a channel lives in one partition).
       const groups = new Map<number, number[]>();
@@ -306,6 +326,10 @@ export class RedisBroker implements Broker, MessageLog {
     }
   }
 
+  private streamKey(partition: number): string {
+    return streamKey(this.settings.prefix, partition, partitionTag(this.settings, partition));
+  }
+
   private isCluster(): boolean {
     return (this.cmd as Cluster).isCluster === true;
   }
@@ -317,7 +341,7 @@ export class RedisBroker implements Broker, MessageLog {
   }
 
   async read(partition: number, after: Position, limit: number): Promise<LogEntry[]> {
-    const rows = (await this.cmd.xrange(streamKey(this.settings.prefix, partition), `(${streamId(after)}`, "+", "COUNT", limit)) as [string, string[]][];
+    const rows = (await this.cmd.xrange(this.streamKey(partition), `(${streamId(after)}`, "+", "COUNT", limit)) as [string, string[]][];
     const out: LogEntry[] = [];
     for (const [sid, fields] of rows) {
       const pos = parseStreamId(sid);
@@ -332,7 +356,7 @@ export class RedisBroker implements Broker, MessageLog {
   async state(partition: number): Promise<PartitionState> {
     let info: unknown[];
     try {
-      info = (await this.cmd.xinfo("STREAM", streamKey(this.settings.prefix, partition))) as unknown[];
+      info = (await this.cmd.xinfo("STREAM", this.streamKey(partition))) as unknown[];
     } catch (err) {
       if (/no such key/i.test((err as Error).message)) return { last: ZERO, gapBefore: ZERO };
       throw err;

@@ -94,10 +94,10 @@ export class RedisCluster {
   private readonly procs: Proc[] = [];
   readonly ports: number[] = [];
 
-  static async start(masters = 3): Promise<RedisCluster> {
+  static async start(masters = 3, replicasPerMaster = 0): Promise<RedisCluster> {
     const c = new RedisCluster();
     try {
-      await c.boot(masters);
+      await c.boot(masters, replicasPerMaster);
       return c;
     } catch (e) {
       await c.dispose();
@@ -105,8 +105,8 @@ export class RedisCluster {
     }
   }
 
-  private async boot(masters: number): Promise<void> {
-    for (let i = 0; i < masters; i++) {
+  private async boot(masters: number, replicasPerMaster: number): Promise<void> {
+    for (let i = 0; i < masters * (1 + replicasPerMaster); i++) {
       const port = await freePort();
       const nodeDir = mkdtempSync(join(this.dir, `node-${port}-`));
       const p = new Proc(port, [...common(port, nodeDir), "--cluster-enabled", "yes", "--cluster-config-file", join(nodeDir, "nodes.conf"), "--cluster-node-timeout", "2000"]);
@@ -116,7 +116,7 @@ export class RedisCluster {
     await Promise.all(this.procs.map((p) => p.start(/Ready to accept connections/)));
     const { stdout } = await run(
       "redis-cli",
-      ["--cluster", "create", ...this.ports.map((p) => `127.0.0.1:${p}`), "--cluster-replicas", "0", "--cluster-yes"],
+      ["--cluster", "create", ...this.ports.map((p) => `127.0.0.1:${p}`), "--cluster-replicas", String(replicasPerMaster), "--cluster-yes"],
       { timeout: 20_000 },
     ).catch((e: Error & { stdout?: string; stderr?: string }) => {
       throw new Error(`redis-cli --cluster create failed: ${e.message} ${e.stdout ?? ""} ${e.stderr ?? ""}`);
@@ -127,6 +127,18 @@ export class RedisCluster {
       const infos = await Promise.all(this.ports.map((p) => redisCli(p, ["CLUSTER", "INFO"])));
       return infos.every((i) => /cluster_state:ok/.test(i) && new RegExp(`cluster_known_nodes:${this.ports.length}\\b`).test(i));
     });
+    // Replicas must be in sync before a failover can promote them.
+    if (replicasPerMaster > 0) {
+      await until("replicas in sync", 15_000, async () => {
+        const infos = await Promise.all(this.ports.map((p) => redisCli(p, ["INFO", "replication"])));
+        return infos.every((i) => /role:master/.test(i) || /master_link_status:up/.test(i));
+      });
+    }
+  }
+
+  /** SIGKILLs one node (its port); the others see it fail after the node timeout (2 s). */
+  async kill(port: number): Promise<void> {
+    await this.procs[this.ports.indexOf(port)]?.stop();
   }
 
   /** REDIS_URL for the relay: the seed-node list form. */
