@@ -46,6 +46,8 @@ interface NodeLink {
   readonly redis: Redis;
   readonly partitions: Set<PartitionLink>;
   dead: boolean;
+  /** The first connect (partitions arriving meanwhile wait for it). */
+  connected?: Promise<void>;
 }
 
 interface PartitionLink {
@@ -71,6 +73,8 @@ interface PartitionLink {
   again: boolean;
   lastSeen: number;
   probing: boolean;
+  /** The partition's (S)SUBSCRIBE changes run one after another, so `subscribed` stays true. */
+  lock: Promise<void>;
 }
 
 /**
@@ -129,6 +133,7 @@ export class ClusterShardLinks {
         again: false,
         lastSeen: 0,
         probing: false,
+        lock: Promise.resolve(),
       };
       this.byTag.set(tag, pl);
       return pl;
@@ -214,7 +219,14 @@ export class ClusterShardLinks {
     }
   }
 
-  private async reconcile(pl: PartitionLink, node: NodeLink): Promise<void> {
+  private reconcile(pl: PartitionLink, node: NodeLink): Promise<void> {
+    const run = pl.lock.then(() => this.reconcileNow(pl, node));
+    pl.lock = run.catch(() => undefined);
+    return run;
+  }
+
+  private async reconcileNow(pl: PartitionLink, node: NodeLink): Promise<void> {
+    if (pl.node !== node) throw new Error("the partition moved to another connection");
     const want = new Set<string>([pl.marker]);
     if (this.firehose) want.add(pl.firehose);
     else for (const c of pl.channels) want.add(pl.prefix + c);
@@ -312,7 +324,11 @@ export class ClusterShardLinks {
   /** The connection to a master, made on first use; it is never reconnected (a resync makes a new one). */
   private async nodeLink(key: string): Promise<NodeLink> {
     const existing = this.nodes.get(key);
-    if (existing && !existing.dead) return existing;
+    if (existing && !existing.dead) {
+      await existing.connected;
+      if (existing.dead) throw new Error(`connection to ${key} lost`);
+      return existing;
+    }
     const sep = key.lastIndexOf(":");
     const redis = new Redis({
       host: key.slice(0, sep),
@@ -349,12 +365,11 @@ export class ClusterShardLinks {
     // its partitions resync.
     redis.on("moved", () => redis.disconnect());
     redis.on("smessage", (channel: string, payload: string) => this.onMessage(node, channel, payload));
-    try {
-      await redis.connect();
-    } catch (err) {
+    node.connected = redis.connect().catch((err: unknown) => {
       this.dropNode(node);
       throw err;
-    }
+    });
+    await node.connected;
     return node;
   }
 
@@ -368,9 +383,14 @@ export class ClusterShardLinks {
       if (channel === pl.marker) {
         this.onMarker(pl, payload);
       } else if (channel === pl.firehose) {
+        // Only the current mode's copies count: a copy of the other mode arriving around a
+        // switch would hide the one that counts (the classifier drops a position it has seen).
+        // The switch holds the partition and catches up from the log, so nothing is missed.
+        if (!this.firehose) return;
         const d = this.live.classifyFirehose(payload);
         if (d) this.events.message(d, pl.p, true);
       } else if (rest.startsWith(":c:")) {
+        if (this.firehose) return;
         const d = this.live.classify(channel.slice(pl.prefix.length), undefined, payload);
         if (d) this.events.message(d, pl.p, false);
       }

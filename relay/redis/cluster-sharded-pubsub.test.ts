@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { Cluster } from "ioredis";
+import { Cluster, Redis } from "ioredis";
 import { SseClient, publish } from "../../test/support/sse-client.js";
 import { startRelay, type RunningRelay } from "../../test/support/relay-harness.js";
 import { RedisCluster, redisCli } from "../../test/support/redis-cluster.js";
@@ -130,24 +130,71 @@ const received = (c: SseClient, channel: string) =>
     .filter((e) => e.channel === channel)
     .map((e) => e.data as number);
 
+/** The `data` numbers of `channel`'s entries in the partition's log, read from the slot's owner. */
+async function loggedData(prefix: string, channel: string): Promise<Set<number>> {
+  const p = partitionOf(channel, PARTITIONS);
+  const tag = balancedTags(prefix, PARTITIONS)[p];
+  const port = await ownerPort(await anyPort(), keySlot(tag));
+  const redis = new Redis(port, "127.0.0.1");
+  try {
+    const rows = (await redis.xrange(streamKey(prefix, p, tag), "-", "+")) as [string, string[]][];
+    const out = new Set<number>();
+    for (const [, f] of rows) if (f[1] === channel) out.add(JSON.parse(f[3]) as number);
+    return out;
+  } finally {
+    redis.disconnect();
+  }
+}
+
 /**
- * After a disruption: every acknowledged publish that the log holds arrived exactly once and
- * in order; prints how long the partition took to deliver again after `eventAt`.
+ * Runs `disrupt` under a steady publish stream on `channel` watched by `clients`, then checks
+ * that every acknowledged publish the log holds arrived exactly once and in order at each,
+ * and prints the time from the disruption to the first delivery of a publish acknowledged
+ * after it.
  */
-async function expectExactlyOnce(what: string, c: SseClient, channel: string, acked: Array<{ data: number; at: number }>, eventAt: number, logged?: Set<number>): Promise<void> {
-  const want = acked.map((a) => a.data).filter((d) => !logged || logged.has(d));
-  await c.waitFor((x) => want.every((d) => received(x, channel).includes(d)), 15_000, `${what}: every acknowledged publish`);
-  await sleep(200);
-  const got = received(c, channel);
-  expect(got).toEqual([...new Set(got)].sort((a, b) => a - b));
-  const firstAfter = acked.find((a) => a.at > eventAt);
-  const arrivals = c.envelopes().filter((e) => e.channel === channel);
-  expect(c.closed).toBe(false);
-  console.log(
-    `${what}: ${acked.length} acknowledged, ${got.length} delivered, ${acked.length - want.length} acknowledged but lost with the old master; ` +
-      `first publish acknowledged ${firstAfter ? firstAfter.at - eventAt : "n/a"} ms after the event`,
+async function underSteadyStream(what: string, r: RunningRelay, relays: RunningRelay[], prefix: string, channel: string, watchers: SseClient[], disrupt: () => Promise<void>): Promise<void> {
+  const pub = steadyPublisher(r, channel);
+  await until(() => pub.acked.length >= 20, 5000, "publishing");
+  const eventAt = Date.now();
+  await disrupt();
+  const doneAt = Date.now();
+  const ackedAt = new Map<number, number>();
+  const recovered = await Promise.all(
+    watchers.map(async (c) => {
+      await c.waitFor(
+        (x) =>
+          received(x, channel).some((d) => {
+            const a = pub.acked.find((y) => y.data === d);
+            if (a) ackedAt.set(d, a.at);
+            return a !== undefined && a.at > doneAt;
+          }),
+        15_000,
+        `${what}: a publish acknowledged after the event`,
+      );
+      return Date.now() - eventAt;
+    }),
   );
-  void arrivals;
+  await sleep(300);
+  await pub.stop();
+  const logged = await loggedData(prefix, channel);
+  const acked = pub.acked.map((a) => a.data);
+  const want = acked.filter((d) => logged.has(d));
+  for (const c of watchers) {
+    expect(want.length).toBeGreaterThan(acked.length / 2);
+    await c.waitFor((x) => want.every((d) => received(x, channel).includes(d)), 15_000, `${what}: every acknowledged publish in the log`);
+    await sleep(100);
+    const got = received(c, channel);
+    expect(got).toEqual([...new Set(got)].sort((a, b) => a - b));
+    expect(c.closed).toBe(false);
+  }
+  // The subscribing relays resynced the partition: held it and caught up from the log.
+  for (const x of relays) {
+    expect(await (await fetch(`${x.base}/metrics`)).text()).toMatch(/fanout_catchups_total\{relay="[^"]+"\} [1-9]/);
+  }
+  console.log(
+    `${what}: ${acked.length} publishes acknowledged (${pub.refusals()} refusals retried), ${acked.length - want.length} acknowledged but not in the log afterwards; ` +
+      `disruption took ${doneAt - eventAt} ms; delivering again ${recovered.map((ms) => `${ms} ms`).join(" / ")} after it began`,
+  );
 }
 
 describe("Redis Cluster with sharded Pub/Sub (FANOUT_CLUSTER_PUBSUB=sharded)", () => {
@@ -224,4 +271,69 @@ describe("Redis Cluster with sharded Pub/Sub (FANOUT_CLUSTER_PUBSUB=sharded)", (
     await sleep(150);
     expect(c2.envelopes().map((e) => e.data).sort((a, b) => (a as number) - (b as number))).toEqual([10, 11, 12, 13, 14, 20]);
   });
+
+  it("keeps exact and pattern subscribers whole through a slot migration under a steady publish stream", async () => {
+    const prefix = "spm";
+    const channel = "m:x";
+    const r1 = await start({ FANOUT_LOG_PREFIX: prefix });
+    const r2 = await start({ FANOUT_LOG_PREFIX: prefix });
+    const exact = await open(r1, `channel=${channel}`);
+    const pattern = await open(r2, "pattern=m:*");
+    const slot = keySlot(balancedTags(prefix, PARTITIONS)[partitionOf(channel, PARTITIONS)]);
+    await underSteadyStream("slot migration", r1, [r1, r2], prefix, channel, [exact, pattern], async () => {
+      const all = await nodes(cluster.ports[0]);
+      const sourcePort = await ownerPort(cluster.ports[0], slot);
+      const source = all.find((x) => x.port === sourcePort)!;
+      const target = all.find((x) => x.master && !x.failed && x.port !== sourcePort)!;
+      await redisCli(target.port, ["CLUSTER", "SETSLOT", String(slot), "IMPORTING", source.id]);
+      await redisCli(source.port, ["CLUSTER", "SETSLOT", String(slot), "MIGRATING", target.id]);
+      for (;;) {
+        const keys = (await redisCli(source.port, ["CLUSTER", "GETKEYSINSLOT", String(slot), "100"])).trim().split("\n").filter(Boolean);
+        if (keys.length === 0) break;
+        await redisCli(source.port, ["MIGRATE", "127.0.0.1", String(target.port), "", "0", "5000", "KEYS", ...keys]);
+      }
+      for (const m of [target, source, ...all.filter((x) => x.master && !x.failed && x.port !== target.port && x.port !== source.port)]) {
+        await redisCli(m.port, ["CLUSTER", "SETSLOT", String(slot), "NODE", target.id]);
+      }
+      expect(await ownerPort(source.port, slot)).toBe(target.port);
+    });
+    // The partition's shard channels moved with the slot.
+    const owner = await ownerPort(cluster.ports[0], slot);
+    const tag = balancedTags(prefix, PARTITIONS)[partitionOf(channel, PARTITIONS)];
+    await until(async () => (await redisCli(owner, ["PUBSUB", "SHARDCHANNELS", `{${tag}}:*`])).includes(`{${tag}}:c:${channel}`), 5000, "shard channel on the new owner");
+  }, 40_000);
+
+  it("keeps subscribers whole through a manual failover (CLUSTER FAILOVER on the replica)", async () => {
+    const prefix = "spf";
+    const channel = "f:x";
+    const r1 = await start({ FANOUT_LOG_PREFIX: prefix });
+    const r2 = await start({ FANOUT_LOG_PREFIX: prefix });
+    const exact = await open(r1, `channel=${channel}`);
+    const pattern = await open(r2, "pattern=f:*");
+    const slot = keySlot(balancedTags(prefix, PARTITIONS)[partitionOf(channel, PARTITIONS)]);
+    await underSteadyStream("manual failover", r1, [r1, r2], prefix, channel, [exact, pattern], async () => {
+      const masterPort = await ownerPort(cluster.ports[0], slot);
+      const all = await nodes(masterPort);
+      const master = all.find((x) => x.port === masterPort)!;
+      const replicaPort = (await redisCli(masterPort, ["CLUSTER", "REPLICAS", master.id])).split(" ")[1].split(":")[1].split("@")[0];
+      await redisCli(Number(replicaPort), ["CLUSTER", "FAILOVER"]);
+      await until(async () => (await ownerPort(masterPort, slot)) === Number(replicaPort), 10_000, "the replica promoted");
+    });
+  }, 40_000);
+
+  it("keeps subscribers whole through a SIGKILLed master (its replica takes over)", async () => {
+    const prefix = "spk";
+    const channel = "k:x";
+    const r1 = await start({ FANOUT_LOG_PREFIX: prefix });
+    const r2 = await start({ FANOUT_LOG_PREFIX: prefix });
+    const exact = await open(r1, `channel=${channel}`);
+    const pattern = await open(r2, "pattern=k:*");
+    const slot = keySlot(balancedTags(prefix, PARTITIONS)[partitionOf(channel, PARTITIONS)]);
+    await underSteadyStream("SIGKILL of a master", r1, [r1, r2], prefix, channel, [exact, pattern], async () => {
+      const masterPort = await ownerPort(cluster.ports[0], slot);
+      await cluster.kill(masterPort);
+      const ask = cluster.ports.find((p) => p !== masterPort)!;
+      await until(async () => (await ownerPort(ask, slot).catch(() => masterPort)) !== masterPort, 15_000, "a replica promoted");
+    });
+  }, 45_000);
 });
