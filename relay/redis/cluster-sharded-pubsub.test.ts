@@ -272,6 +272,52 @@ describe("Redis Cluster with sharded Pub/Sub (FANOUT_CLUSTER_PUBSUB=sharded)", (
     expect(c2.envelopes().map((e) => e.data).sort((a, b) => (a as number) - (b as number))).toEqual([10, 11, 12, 13, 14, 20]);
   });
 
+  it("with FANOUT_CLUSTER_CLASSIC_COPY=on also PUBLISHes the envelope for plain subscribers, and the relay still delivers once", async () => {
+    const r = await start({ FANOUT_LOG_PREFIX: "spc", FANOUT_CLUSTER_CLASSIC_COPY: "on" });
+    const c = await open(r, "channel=cc:a&pattern=cc:*");
+    const plain = new Cluster(cluster.nodes);
+    const got: string[] = [];
+    try {
+      plain.on("message", (_ch: string, msg: string) => got.push(msg));
+      await plain.subscribe("cc:a");
+      const res = await publish(r.base, { channel: "cc:a", data: 1 });
+      // The relay's firehose, plus classic subscribers connected to the node that ran the script.
+      expect(res.json.receivers).toBeGreaterThanOrEqual(1);
+      await until(() => got.length === 1, 3000, "the plain subscriber");
+      expect(JSON.parse(got[0])).toMatchObject({ channel: "cc:a", data: 1, mac: expect.any(String) });
+      await c.waitMessages(1);
+      await sleep(300);
+      // One copy: the shard channel's (exact and pattern give one copy per publish).
+      expect(c.envelopes().map((e) => e.data)).toEqual([1]);
+      expect(c.envelopes()[0].id).toBe(res.json.id);
+    } finally {
+      plain.disconnect();
+    }
+  });
+
+  it("delivers pattern messages again after the pattern flag was lost (the relay sets it and catches up)", async () => {
+    const prefix = "spg";
+    const r = await start({ FANOUT_LOG_PREFIX: prefix });
+    const c = await open(r, "pattern=g:*");
+    await publish(r.base, { channel: "g:1", data: 0 });
+    await c.waitMessages(1);
+    const tag = balancedTags(prefix, PARTITIONS)[partitionOf("g:1", PARTITIONS)];
+    const admin = new Cluster(cluster.nodes);
+    try {
+      await admin.del(`{${tag}}:patterns`);
+      // Publishes skip the firehose now: nothing arrives until the relay notices.
+      expect((await publish(r.base, { channel: "g:1", data: 1 })).json.receivers).toBe(0);
+      // Found at the relay's next flag refresh (every 10 s).
+      await c.waitFor((x) => x.envelopes().some((e) => e.data === 1), 15_000, "the message published without the flag, from the log");
+      expect(await admin.exists(`{${tag}}:patterns`)).toBe(1);
+      await publish(r.base, { channel: "g:1", data: 2 });
+      await c.waitMessages(3);
+      expect(c.envelopes().map((e) => e.data)).toEqual([0, 1, 2]);
+    } finally {
+      admin.disconnect();
+    }
+  }, 30_000);
+
   it("keeps exact and pattern subscribers whole through a slot migration under a steady publish stream", async () => {
     const prefix = "spm";
     const channel = "m:x";
