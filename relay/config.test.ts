@@ -22,8 +22,19 @@ describe("relay configuration", () => {
     expect(loadConfig({ REDIS_URL: "redis://a:6379" }).redisShards).toBeUndefined();
   });
 
+  it("reads FANOUT_CLUSTER_PUBSUB (default classic) and FANOUT_CLUSTER_CLASSIC_COPY (default off) for a Cluster", () => {
+    expect(loadConfig({ REDIS_URL: "h1:7000,h2:7000" })).toMatchObject({ clusterPubsub: "classic", clusterClassicCopy: false });
+    expect(loadConfig({ REDIS_URL: "h1:7000,h2:7000", FANOUT_CLUSTER_PUBSUB: "sharded" })).toMatchObject({ clusterPubsub: "sharded", clusterClassicCopy: false });
+    expect(loadConfig({ REDIS_URL: "h1:7000,h2:7000", FANOUT_CLUSTER_PUBSUB: "sharded", FANOUT_CLUSTER_CLASSIC_COPY: "on" }).clusterClassicCopy).toBe(true);
+  });
+
   it("refuses bad values with a message naming the variable", () => {
     const cases: Array<[Record<string, string>, RegExp]> = [
+      [{ REDIS_URL: "h1:7000,h2:7000", FANOUT_CLUSTER_PUBSUB: "spublish" }, /FANOUT_CLUSTER_PUBSUB must be classic or sharded/],
+      [{ REDIS_URL: "redis://a:6379", FANOUT_CLUSTER_PUBSUB: "sharded" }, /FANOUT_CLUSTER_PUBSUB=sharded needs a Redis Cluster REDIS_URL/],
+      [{ FANOUT_CLUSTER_PUBSUB: "sharded" }, /FANOUT_CLUSTER_PUBSUB=sharded needs a Redis Cluster REDIS_URL/],
+      [{ REDIS_URL: "h1:7000,h2:7000", FANOUT_CLUSTER_CLASSIC_COPY: "on" }, /FANOUT_CLUSTER_CLASSIC_COPY applies only with FANOUT_CLUSTER_PUBSUB=sharded/],
+      [{ REDIS_URL: "h1:7000,h2:7000", FANOUT_CLUSTER_PUBSUB: "sharded", FANOUT_CLUSTER_CLASSIC_COPY: "yes" }, /FANOUT_CLUSTER_CLASSIC_COPY must be on or off/],
       [{ PORT: "eighty" }, /PORT must be a whole number/],
       [{ PORT: "70000" }, /PORT must be between 0 and 65535/],
       [{ FANOUT_LOG_PARTITIONS: "0" }, /FANOUT_LOG_PARTITIONS must be between 1 and 64/],
