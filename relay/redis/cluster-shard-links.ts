@@ -28,6 +28,8 @@ export const IDLE_PROBE_MS = 5000;
 export const PATTERN_FLAG_TTL_MS = 60_000;
 const PATTERN_FLAG_REFRESH_MS = 10_000;
 const RETRY_MAX_MS = 1000;
+/** One attempt to subscribe a partition on its owner; a master that accepts but never answers (stopped, partitioned) must not hold the partition forever. */
+const SYNC_TIMEOUT_MS = 4000;
 const OWNER_TIMEOUT_MS = 1000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms).unref());
@@ -238,7 +240,7 @@ export class ClusterShardLinks {
     }
     if (add.length > 0) {
       await node.redis.ssubscribe(...add);
-      add.forEach((c) => pl.subscribed.add(c));
+      if (pl.node === node) add.forEach((c) => pl.subscribed.add(c));
     }
   }
 
@@ -261,11 +263,25 @@ export class ClusterShardLinks {
       for (let attempt = 0; !this.closed; attempt++) {
         pl.again = false;
         try {
-          await this.syncOnce(pl);
+          let timer: NodeJS.Timeout | undefined;
+          await Promise.race([
+            this.syncOnce(pl),
+            new Promise((_, reject) => {
+              timer = setTimeout(() => {
+                // A master that stops answering holds every partition on its connection (and
+                // this partition's subscribe lock): close it, so they all resync.
+                pl.node?.redis.disconnect();
+                reject(new Error(`subscribing partition ${pl.p} timed out`));
+              }, SYNC_TIMEOUT_MS);
+            }),
+          ]).finally(() => clearTimeout(timer));
           if (pl.again) continue;
           break;
         } catch {
           this.detach(pl);
+          // The command client's slot map may be as stale as ours was (ioredis refreshes it
+          // only on a MOVED or a lost connection, not when a master goes silent).
+          this.cmd.refreshSlotsCache();
           if (!pl.held) {
             pl.held = true;
             this.events.down(pl.p);
@@ -419,12 +435,10 @@ export class ClusterShardLinks {
         if (this.settleWaiters.delete(token)) reject(new Error(`settle marker of partition ${pl.p} did not arrive`));
       }, SETTLE_TIMEOUT_MS).unref();
     });
-    try {
-      await (this.cmd as unknown as { fanoutShardSettle(...a: string[]): Promise<unknown> }).fanoutShardSettle(pl.key, pl.marker, token);
-    } catch (err) {
-      this.settleWaiters.delete(token);
-      throw err;
-    }
+    // The script's call may hang (a master that stopped answering): the marker's timeout bounds both.
+    const sent = (this.cmd as unknown as { fanoutShardSettle(...a: string[]): Promise<unknown> }).fanoutShardSettle(pl.key, pl.marker, token);
+    sent.catch(() => this.settleWaiters.delete(token));
+    await Promise.race([sent.then(() => arrived), arrived]);
     return arrived;
   }
 
@@ -464,7 +478,9 @@ export class ClusterShardLinks {
         () => (pl.probing = false),
         () => {
           pl.probing = false;
-          // The marker did not come back: the subscriptions may be gone without a word.
+          // The marker did not come back: the subscriptions may be gone without a word, and
+          // the master with them (the command client's slot map with it).
+          this.cmd.refreshSlotsCache();
           void this.resync(pl);
         },
       );

@@ -103,7 +103,13 @@ function steadyPublisher(r: RunningRelay, channel: string) {
   const run = (async () => {
     for (let i = 0; !stopped; i++) {
       for (;;) {
-        const res = await publish(r.base, { channel, data: i, id: `${channel}-${i}` }).catch(() => ({ status: 0 }) as { status: number });
+        // Bounded: a publish waiting on a master that stopped answering is given up and retried.
+        const res = await fetch(`${r.base}/v1/publish`, {
+          method: "POST",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ channel, data: i, id: `${channel}-${i}` }),
+          signal: AbortSignal.timeout(2000),
+        }).catch(() => ({ status: 0 }));
         if (res.status === 200) break;
         refusals++;
         if (stopped) return;
@@ -366,6 +372,27 @@ describe("Redis Cluster with sharded Pub/Sub (FANOUT_CLUSTER_PUBSUB=sharded)", (
       await until(async () => (await ownerPort(masterPort, slot)) === Number(replicaPort), 10_000, "the replica promoted");
     });
   }, 40_000);
+
+  it("finds a master that went silent (SIGSTOP, its replica takes over) by the idle probe, and catches up", async () => {
+    const prefix = "sps";
+    const channel = "s:x";
+    const r1 = await start({ FANOUT_LOG_PREFIX: prefix });
+    const r2 = await start({ FANOUT_LOG_PREFIX: prefix });
+    const exact = await open(r1, `channel=${channel}`);
+    const pattern = await open(r2, "pattern=s:*");
+    const slot = keySlot(balancedTags(prefix, PARTITIONS)[partitionOf(channel, PARTITIONS)]);
+    const masterPort = await ownerPort(cluster.ports[0], slot);
+    try {
+      // No close, no sunsubscribe: the relays' connections to it just go quiet.
+      await underSteadyStream("silent master (SIGSTOP)", r1, [r1, r2], prefix, channel, [exact, pattern], async () => {
+        cluster.pause(masterPort, true);
+        const ask = cluster.ports.find((p) => p !== masterPort)!;
+        await until(async () => (await ownerPort(ask, slot).catch(() => masterPort)) !== masterPort, 15_000, "a replica promoted");
+      });
+    } finally {
+      cluster.pause(masterPort, false);
+    }
+  }, 45_000);
 
   it("keeps subscribers whole through a SIGKILLed master (its replica takes over)", async () => {
     const prefix = "spk";

@@ -66,6 +66,11 @@ class Proc {
     return this.out;
   }
 
+  /** SIGSTOP / SIGCONT: the process keeps its sockets open but stops answering. */
+  signal(sig: "SIGSTOP" | "SIGCONT"): void {
+    this.proc?.kill(sig);
+  }
+
   async stop(): Promise<void> {
     const p = this.proc;
     this.proc = undefined;
@@ -139,6 +144,11 @@ export class RedisCluster {
   /** SIGKILLs one node (its port); the others see it fail after the node timeout (2 s). */
   async kill(port: number): Promise<void> {
     await this.procs[this.ports.indexOf(port)]?.stop();
+  }
+
+  /** SIGSTOP (`pause`) or SIGCONT one node: a master that is there but silent. */
+  pause(port: number, paused: boolean): void {
+    this.procs[this.ports.indexOf(port)]?.signal(paused ? "SIGSTOP" : "SIGCONT");
   }
 
   /** REDIS_URL for the relay: the seed-node list form. */
