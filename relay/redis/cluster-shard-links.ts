@@ -378,8 +378,8 @@ export class ClusterShardLinks {
     redis.on("close", lost);
     // An unsolicited `sunsubscribe` (migration, failover) or MOVED to an SSUBSCRIBE: the
     // slot map changed under this connection; which channels went is not said, so all of
-    // its partitions resync.
-    redis.on("moved", () => redis.disconnect());
+    // its partitions resync. Once: a migration pushes one per shard channel of the slot.
+    redis.once("moved", () => redis.disconnect());
     redis.on("smessage", (channel: string, payload: string) => this.onMessage(node, channel, payload));
     node.connected = redis.connect().catch((err: unknown) => {
       this.dropNode(node);
