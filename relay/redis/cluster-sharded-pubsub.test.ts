@@ -261,6 +261,26 @@ describe("Redis Cluster with sharded Pub/Sub (FANOUT_CLUSTER_PUBSUB=sharded)", (
     }
   });
 
+  it("goes back from the firehose to shard channels when its last pattern goes, delivering throughout", async () => {
+    const prefix = "spb";
+    const r = await start({ FANOUT_LOG_PREFIX: prefix });
+    const tag = balancedTags(prefix, PARTITIONS)[partitionOf("b:1", PARTITIONS)];
+    const owner = await ownerPort(cluster.ports[0], keySlot(tag));
+    const shardChannels = async () => (await redisCli(owner, ["PUBSUB", "SHARDCHANNELS", `{${tag}}:*`])).trim().split("\n").filter(Boolean).sort();
+    const c = await open(r, "channel=b:1");
+    const p = await open(r, "pattern=b:*");
+    await until(async () => (await shardChannels()).some((x) => x.endsWith(":all")), 5000, "the firehose");
+    await publish(r.base, { channel: "b:1", data: 1 });
+    await p.waitMessages(1);
+    p.close();
+    await until(async () => !(await shardChannels()).some((x) => x.endsWith(":all")), 5000, "the firehose released");
+    expect(await shardChannels()).toContain(`{${tag}}:c:b:1`);
+    await publish(r.base, { channel: "b:1", data: 2 });
+    await c.waitMessages(2);
+    await sleep(100);
+    expect(c.envelopes().map((e) => e.data)).toEqual([1, 2]);
+  });
+
   it("resumes across partitions with one cursor", async () => {
     const r = await start();
     const chans = ["r:a", "r:b", "r:c", "r:d", "r:e"];
