@@ -14,7 +14,11 @@ try {
 
 const relay = await createRelay(config);
 const port = await relay.listen();
-const brokerName = config.redisShards ? `Redis broker, ${config.redisShards.length} shards` : config.redisUrl ? "Redis broker" : "embedded broker";
+const brokerName = config.redisShards
+  ? `Redis broker, ${config.redisShards.length} shards`
+  : config.redisUrl
+    ? `Redis broker${config.clusterPubsub === "sharded" ? ", Cluster with sharded Pub/Sub" : ""}`
+    : "embedded broker";
 console.log(`[fanout] relay listening on http://localhost:${port} (${brokerName}; relay id ${relay.fleet.id})`);
 
 let stopping = false;
