@@ -143,8 +143,12 @@ export class ClusterShardLinks {
     cmd.defineCommand("fanoutShardSettle", { lua: SHARD_SETTLE_SCRIPT, numberOfKeys: 1 });
   }
 
-  /** Subscribes every partition; resolves when all are up or after `waitMs` (the rest keep trying, held). */
-  async start(waitMs = 10_000): Promise<void> {
+  /**
+   * Subscribes every partition; resolves when all are up or after `waitMs`, so a relay started
+   * while the Cluster is down still serves /healthz (the rest keep trying, held, and /readyz
+   * says 503 until every partition has been up once).
+   */
+  async start(waitMs = 3000): Promise<void> {
     this.timer = setInterval(() => this.tick(), 1000);
     this.timer.unref();
     const all = Promise.all(this.parts.map((pl) => this.resync(pl)));
