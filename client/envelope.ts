@@ -16,6 +16,8 @@ export interface ReadyInfo {
   connection: string;
   channels: string[];
   patterns: string[];
+  /** Authorizes changes to this stream's subscriptions (`subscribe`/`unsubscribe`); keep it to this page. */
+  secret?: string;
 }
 
 /** Why the relay could not resume from the last id: `retention`, `malformed`, `unknown` or `limit`. */

@@ -3,6 +3,8 @@ import type { Envelope, ReadyInfo, ResetInfo } from "./envelope.js";
 import { FanoutClientError, errorFromResponse } from "./errors.js";
 import { endpoint } from "./publish.js";
 import { SseParser, type SseEvent } from "./sse-parser.js";
+import { SubscriptionChanges, type Names, type SubscribeOptions, type SubscribedInfo } from "./subscription-changes.js";
+import { fetchPresence, type PresenceList, type PresenceOptions, type PresenceStats } from "./presence.js";
 
 type Awaitable<T> = T | Promise<T>;
 
@@ -53,7 +55,7 @@ export interface FanoutClientOptions {
 
 export type MessageHandler<T = unknown> = (envelope: Envelope<T>, raw: SseEvent) => void;
 
-const CONTROL_EVENTS = new Set(["ready", "reset", "expired"]);
+const CONTROL_EVENTS = new Set(["ready", "reset", "expired", "subscribed"]);
 
 /** Two expiries closer than this: the fresh credential is no better, so reconnect with backoff. */
 const EXPIRY_LOOP_MS = 1000;
@@ -102,6 +104,9 @@ export class FanoutClient {
   /** The stream just ended on `expired` with a way to refresh: reconnect at once. */
   private reconnectNow = false;
   private lastExpiryAt = 0;
+  /** The URL the current stream was opened with (changes and presence go to the same relay base). */
+  private streamUrl?: URL;
+  private readonly changes: SubscriptionChanges;
 
   constructor(opts: FanoutClientOptions) {
     this.opts = { channels: [], patterns: [], idleTimeoutMs: 45_000, ...opts };
@@ -110,6 +115,17 @@ export class FanoutClient {
     // Called through a closure: a browser's fetch invoked as a method of another object throws.
     const f = opts.fetch;
     this.doFetch = f ? (input, init) => f(input, init) : (input, init) => globalThis.fetch(input, init);
+    this.changes = new SubscriptionChanges({
+      names: () => ({ channels: this.opts.channels ?? [], patterns: this.opts.patterns ?? [] }),
+      setNames: (channels, patterns) => {
+        this.opts.channels = channels;
+        this.opts.patterns = patterns;
+      },
+      authHeaders: () => this.authHeaders(),
+      ticket: async () => (this.opts.getTicket ? this.refresh("ticket", this.opts.getTicket) : undefined),
+      fetch: this.doFetch,
+      credentials: opts.credentials,
+    });
     queueMicrotask(() => void this.run());
   }
 
@@ -162,9 +178,41 @@ export class FanoutClient {
     return add(this.errorHandlers, handler);
   }
 
+  /**
+   * Adds channels and patterns to the open stream without reconnecting. Resolves once they
+   * are live (the stream's `event: subscribed` for this call, or the `ready` of a reconnection,
+   * which always asks for the current set). The added names are authorized like a new
+   * stream's, with this client's token (or `opts.ticket` / `getTicket()`); a refusal rejects
+   * with the relay's code and leaves the set as it was.
+   */
+  subscribe(names: Names, opts?: SubscribeOptions): Promise<SubscribedInfo> {
+    return this.changes.change(names, {}, opts);
+  }
+
+  /** Removes channels and patterns from the open stream; resolves once the stream acked it. */
+  unsubscribe(names: Names): Promise<SubscribedInfo> {
+    return this.changes.change({}, names);
+  }
+
+  /** The channels and patterns this client follows now (what a reconnection asks for). */
+  get subscriptions(): { channels: string[]; patterns: string[] } {
+    return { channels: [...(this.opts.channels ?? [])], patterns: [...(this.opts.patterns ?? [])] };
+  }
+
+  /**
+   * Who is on a presence channel (`GET /v1/presence/<channel>`), or with `{ stats: true }`
+   * the counts only. Authorized like subscribing to the channel, with this client's token.
+   */
+  presence(channel: string): Promise<PresenceList>;
+  presence(channel: string, opts: PresenceOptions & { stats: true }): Promise<PresenceStats>;
+  presence(channel: string, opts: PresenceOptions = {}): Promise<PresenceList | PresenceStats> {
+    return (async () => fetchPresence(this.streamUrl ?? (await this.eventsUrl(false)), channel, opts, await this.authHeaders(), this.doFetch, this.opts.credentials))();
+  }
+
   /** Ends the stream and every reconnection for good. */
   close(): void {
     if (this.isClosed()) return;
+    this.changes.close();
     this.setStatus("closed");
     this.abort?.abort();
     if (this.sleepTimer !== undefined) clearTimeout(this.sleepTimer);
@@ -221,6 +269,7 @@ export class FanoutClient {
     this.abort = abort;
     const [url, headers] = await Promise.all([this.eventsUrl(), this.requestHeaders()]);
     if (this.isClosed()) return "closed";
+    this.streamUrl = url;
     let res: Response;
     try {
       res = await this.doFetch(url, { headers, signal: abort.signal, credentials: this.opts.credentials });
@@ -269,6 +318,7 @@ export class FanoutClient {
       // A dropped connection (or our own abort): either way, the caller reconnects or stops.
     } finally {
       if (idle !== undefined) clearTimeout(idle);
+      this.changes.dropped();
       parser.end();
       abort.abort();
       reader.releaseLock();
@@ -298,6 +348,9 @@ export class FanoutClient {
         this.refreshedSinceReady = false;
         this.setStatus("live");
         for (const h of [...this.readyHandlers]) this.call(() => h(info));
+        if (this.streamUrl) this.changes.ready(info, this.streamUrl);
+      } else if (ev.type === "subscribed") {
+        this.changes.subscribed(parsed as SubscribedInfo);
       } else {
         const info = parsed as ResetInfo;
         for (const h of [...this.resetHandlers]) this.call(() => h(info.reason, info));
@@ -371,11 +424,12 @@ export class FanoutClient {
     });
   }
 
-  private async eventsUrl(): Promise<URL> {
+  private async eventsUrl(withParams = true): Promise<URL> {
     const u = this.opts.url;
     const base = new URL(typeof u === "function" ? await u() : u);
     const url = base.pathname.endsWith("/v1/events") ? base : endpoint(base, "v1/events");
     url.search = base.search;
+    if (!withParams) return url;
     for (const ch of this.opts.channels ?? []) url.searchParams.append("channel", ch);
     for (const p of this.opts.patterns ?? []) url.searchParams.append("pattern", p);
     if (this.opts.getTicket) url.searchParams.set("ticket", await this.refresh("ticket", this.opts.getTicket));
@@ -391,6 +445,16 @@ export class FanoutClient {
       this.emitError(e);
       throw e;
     }
+  }
+
+  /** The configured headers and the current token, for calls beside the stream. */
+  private async authHeaders(): Promise<Record<string, string>> {
+    const h = this.opts.headers;
+    const headers: Record<string, string> = { ...(typeof h === "function" ? await h() : h) };
+    const t = this.opts.token;
+    const token = this.freshToken ?? (typeof t === "function" ? await t() : t);
+    if (token) headers.Authorization = `Bearer ${token}`;
+    return headers;
   }
 
   private async requestHeaders(): Promise<Record<string, string>> {

@@ -4,3 +4,5 @@ export { FanoutClientError } from "./errors.js";
 export { SseParser, type SseEvent, type SseParserHandlers } from "./sse-parser.js";
 export type { Envelope, ReadyInfo, ResetInfo, ResetReason } from "./envelope.js";
 export type { BackoffOptions } from "./backoff.js";
+export type { Names, SubscribeOptions, SubscribedInfo } from "./subscription-changes.js";
+export type { PresenceList, PresenceMember, PresenceOptions, PresenceStats } from "./presence.js";

@@ -2,7 +2,7 @@ import { comparePositions, type Position } from "../protocol/position.js";
 import { formatCursor } from "../protocol/cursor.js";
 import type { SseConnection } from "./sse/sse-connection.js";
 import type { Frame } from "./message-frame.js";
-import { encodeDelivery } from "./message-frame.js";
+import { encodeDelivery, encodeHistory } from "./message-frame.js";
 import type { Delivery } from "./broker/broker.js";
 
 /** How many bytes of live frames a client holds while its stream is set up or replayed. */
@@ -44,8 +44,9 @@ export class Client {
   constructor(
     readonly id: string,
     readonly conn: SseConnection,
-    readonly channels: string[],
-    readonly patterns: string[],
+    /** Replaced (never edited in place) when a dynamic subscription changes them. */
+    public channels: string[],
+    public patterns: string[],
     private readonly holdLimits: HoldLimits,
   ) {}
 
@@ -81,10 +82,39 @@ export class Client {
     return parts;
   }
 
+  /**
+   * Entries already sent as history of names added with `since` (up to `upTo` per partition):
+   * live copies of them held meanwhile, or read again from the log, are skipped.
+   */
+  private sentAsHistory?: { matches: (channel: string) => boolean; upTo: Position[] };
+
+  /** Holds live frames again (a dynamic subscription replaying history); `goLive` ends it. */
+  pause(): void {
+    this.held ??= [];
+  }
+
+  /** See `sentAsHistory`; cleared once the client is live again. */
+  skipHistory(matches: (channel: string) => boolean, upTo: Position[]): void {
+    this.sentAsHistory = { matches, upTo };
+  }
+
+  /**
+   * Where this client's stream stands: every message up to the relay cursor has been offered
+   * to a live client, and a client resumed from another relay may be ahead of it.
+   */
+  position(relayCursor: Position[]): Position[] {
+    return merge(relayCursor, this.delivered);
+  }
+
   /** Sends a replayed entry (a frame made for this client alone). */
   sendOwn(d: Delivery): void {
-    if (!this.advance(d)) return;
+    if (this.isHistory(d) || !this.advance(d)) return;
     this.conn.send(encodeDelivery(d, formatCursor(this.delivered)));
+  }
+
+  /** Sends a history entry of a name added with `since` (it does not move the cursor). */
+  sendHistory(d: Delivery): void {
+    this.conn.send(encodeHistory(d));
   }
 
   goLive(relayCursor: Position[]): void {
@@ -93,10 +123,18 @@ export class Client {
     this.held = undefined;
     this.heldBytes = 0;
     for (const f of held) this.write(f);
+    // Frames arriving from now on are past the history's end (the relay cursor was settled).
+    this.sentAsHistory = undefined;
+  }
+
+  private isHistory(d: Delivery): boolean {
+    const h = this.sentAsHistory;
+    if (!h || d.pos === undefined || d.partition === undefined) return false;
+    return comparePositions(d.pos, h.upTo[d.partition]) <= 0 && h.matches(d.channel);
   }
 
   private write(f: Frame): void {
-    if (!this.advance(f.delivery)) return;
+    if (this.isHistory(f.delivery) || !this.advance(f.delivery)) return;
     if (this.aheadOfRelay) {
       if (dominates(f.cursor, this.delivered)) {
         this.aheadOfRelay = false;

@@ -59,6 +59,25 @@ export interface RelayConfig extends SharedSettings {
   /** Fleet heartbeat: how often each relay reports, how long a report outlives a silent relay, top subscriptions reported. */
   fleet: { heartbeatMs: number; ttlMs: number; topChannels: number };
   alerts: AlertSettings;
+  /**
+   * Presence (`FANOUT_PRESENCE_*`): channels matching one of `channels` (Redis globs; empty:
+   * presence off) track their subscribers. Each relay refreshes its members every
+   * `heartbeatMs`; an entry not refreshed for `ttlMs` (its relay died) is swept.
+   */
+  presence: { channels: string[]; ttlMs: number; heartbeatMs: number };
+}
+
+/** Presence settings (FANOUT_PRESENCE_*). */
+function loadPresenceSettings(env: Env): RelayConfig["presence"] {
+  const channels = envList(env, "FANOUT_PRESENCE_CHANNELS");
+  for (const g of channels) {
+    if (g.length > 1024 || /[\u0000-\u001f\u007f]/.test(g)) throw new ConfigError(`FANOUT_PRESENCE_CHANNELS entries must be globs of at most 1024 characters without control characters, got ${JSON.stringify(g.slice(0, 80))}`);
+  }
+  const heartbeatMs = envInt(env, "FANOUT_PRESENCE_HEARTBEAT_MS", 5000, 50, 600_000);
+  const ttlMs = envInt(env, "FANOUT_PRESENCE_TTL_MS", 3 * heartbeatMs, 100, 3_600_000);
+  // One late refresh must not make a live member leave.
+  if (ttlMs < 2 * heartbeatMs) throw new ConfigError(`FANOUT_PRESENCE_TTL_MS (${ttlMs}) must be at least twice FANOUT_PRESENCE_HEARTBEAT_MS (${heartbeatMs})`);
+  return { channels, ttlMs, heartbeatMs };
 }
 
 /** Fleet heartbeat and health-alert settings (FANOUT_FLEET_*, FANOUT_ALERT_*). */
@@ -123,6 +142,7 @@ export function loadConfig(env: Env = process.env): RelayConfig {
   }
   return {
     ...shared,
+    presence: loadPresenceSettings(env),
     port: envInt(env, "PORT", 8080, 0, 65535),
     host: envString(env, "HOST") ?? "0.0.0.0",
     redisUrl,

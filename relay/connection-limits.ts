@@ -55,6 +55,27 @@ export class ConnectionLimits {
     const mine = this.perIp.get(ip) ?? 0;
     if (this.total >= this.maxTotal) this.refuse("too_many_connections", "the relay is at its connection limit");
     if (mine >= this.maxPerIp) this.refuse("too_many_connections_from_ip", "too many connections from this address");
+    const releasePatterns = this.leasePatterns(patterns);
+    this.total++;
+    this.perIp.set(ip, mine + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.total--;
+      const n = (this.perIp.get(ip) ?? 1) - 1;
+      if (n <= 0) this.perIp.delete(ip);
+      else this.perIp.set(ip, n);
+      releasePatterns();
+    };
+  }
+
+  /**
+   * Holds `patterns` in the relay-wide budget (503 `pattern_budget_exhausted` when the ones not
+   * yet open would push it past `maxRelayPatternCost`); the returned function releases them
+   * (once). A stream whose patterns change takes a lease on its new set, then releases the old.
+   */
+  leasePatterns(patterns: readonly string[]): () => void {
     const distinct = [...new Set(patterns)];
     // The cost of each pattern not yet open on the relay, computed once.
     const fresh = new Map<string, number>();
@@ -73,8 +94,6 @@ export class ConnectionLimits {
         { "Retry-After": "30" },
       );
     }
-    this.total++;
-    this.perIp.set(ip, mine + 1);
     for (const p of distinct) {
       const held = this.patterns.get(p);
       if (held) held.streams++;
@@ -87,10 +106,6 @@ export class ConnectionLimits {
     return () => {
       if (released) return;
       released = true;
-      this.total--;
-      const n = (this.perIp.get(ip) ?? 1) - 1;
-      if (n <= 0) this.perIp.delete(ip);
-      else this.perIp.set(ip, n);
       for (const p of distinct) {
         const held = this.patterns.get(p);
         if (!held || --held.streams > 0) continue;

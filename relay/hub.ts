@@ -265,6 +265,28 @@ export class Hub implements BrokerListener {
     }
   }
 
+  /**
+   * Adds channels and patterns to a client already attached (a dynamic subscription, whose
+   * names the caller has already put in the client's lists) and resolves, like `attach`, once
+   * the broker confirmed them and the relay cursor is settled. On failure the names are
+   * released again and a 503 is thrown; the caller takes them out of the client's lists.
+   */
+  async attachMore(c: Client, channels: readonly string[], patterns: readonly string[]): Promise<void> {
+    try {
+      await this.subs.addNames(c, channels, patterns);
+    } catch (err) {
+      this.subs.removeNames(c, channels, patterns);
+      console.warn("[fanout] subscription failed:", (err as Error).message);
+      throw unavailable("subscription failed; retry shortly");
+    }
+    await this.settle();
+  }
+
+  /** Takes a client off some of its names (dynamic unsubscribe). */
+  detachSome(c: Client, channels: readonly string[], patterns: readonly string[]): void {
+    this.subs.removeNames(c, channels, patterns);
+  }
+
   detach(c: Client): void {
     this.subs.remove(c);
   }

@@ -13,3 +13,11 @@ export interface Frame {
 export function encodeDelivery(d: Delivery, cursor: string): Buffer {
   return encodeEvent({ id: cursor, event: d.type, data: envelopeJson(d.id, d.channel, d.pattern, d.type, d.dataJson, d.ts) });
 }
+
+/**
+ * A history entry of a channel added to an open stream with `since`: no `id` line, so the
+ * stream's Last-Event-ID (a position in every partition) stays where it is.
+ */
+export function encodeHistory(d: Delivery): Buffer {
+  return encodeEvent({ event: d.type, data: envelopeJson(d.id, d.channel, d.pattern, d.type, d.dataJson, d.ts) });
+}

@@ -7,6 +7,8 @@ import type { QueueBudget } from "./sse/queue-budget.js";
 import type { SseConnection } from "./sse/sse-connection.js";
 import type { RelayAuth } from "./auth/relay-auth.js";
 import type { ConnectionLimits } from "./connection-limits.js";
+import type { OpenStreams } from "./open-streams.js";
+import type { PresenceTracker } from "./presence/presence-tracker.js";
 
 /** What the relay's routes share: built once in `createRelay`. */
 export interface RelayContext {
@@ -21,6 +23,10 @@ export interface RelayContext {
   auth: RelayAuth;
   limits: ConnectionLimits;
   connections: Set<SseConnection>;
+  /** Open streams by connection id, for dynamic subscriptions (routed to the owner relay). */
+  streams: OpenStreams;
+  /** Presence on FANOUT_PRESENCE_CHANNELS (disabled when that is empty). */
+  presence: PresenceTracker;
   draining: boolean;
   startedAt: number;
 }

@@ -41,6 +41,14 @@ import type { FleetStore } from "./ops/fleet-store.js";
 import { defaultRelayId } from "./ops/relay-id.js";
 import { MemoryFleetStore } from "./memory/memory-fleet-store.js";
 import { RedisFleetStore } from "./redis/redis-fleet-store.js";
+import { OpenStreams } from "./open-streams.js";
+import { RedisControlBus } from "./redis/redis-control-bus.js";
+import { subscriptionsRoute } from "./routes/subscriptions.js";
+import { presenceRoute } from "./routes/presence.js";
+import { PresenceTracker } from "./presence/presence-tracker.js";
+import type { PresenceStore } from "./presence/presence-store.js";
+import { RedisPresenceStore } from "./redis/redis-presence-store.js";
+import { MemoryPresenceStore } from "./memory/memory-presence-store.js";
 
 export interface Relay {
   app: Hono;
@@ -59,13 +67,18 @@ function makeBroker(config: RelayConfig): Broker & MessageLog {
 }
 
 /** Stores beside the broker, on its Redis command connection when there is one. */
-function makeStores(config: RelayConfig, broker: Broker): { invalidation: InvalidationStore; tickets: TicketStore; fleet: FleetStore } {
+function makeStores(config: RelayConfig, broker: Broker): { invalidation: InvalidationStore; tickets: TicketStore; fleet: FleetStore; presence: PresenceStore } {
   if (broker instanceof RedisBroker) {
     const p = config.log.prefix;
-    return { invalidation: new RedisInvalidationStore(broker.commands, p), tickets: new RedisTicketStore(broker.commands, p), fleet: new RedisFleetStore(broker.commands, p) };
+    return {
+      invalidation: new RedisInvalidationStore(broker.commands, p),
+      tickets: new RedisTicketStore(broker.commands, p),
+      fleet: new RedisFleetStore(broker.commands, p),
+      presence: new RedisPresenceStore(broker.commands, p, config.presence.ttlMs),
+    };
   }
   // Embedded broker: the fleet is this relay.
-  return { invalidation: new MemoryInvalidationStore(), tickets: new MemoryTicketStore(), fleet: new MemoryFleetStore() };
+  return { invalidation: new MemoryInvalidationStore(), tickets: new MemoryTicketStore(), fleet: new MemoryFleetStore(), presence: new MemoryPresenceStore() };
 }
 
 /** Keys, JWTs and tickets as configured: the auth unless the embedder passes its own (tickets are always minted by it). */
@@ -111,6 +124,8 @@ export async function createRelay(config: RelayConfig, opts: { auth?: RelayAuth 
     auth: opts.auth ?? builtInAuth,
     limits: new ConnectionLimits(config.maxConnections, config.maxConnectionsPerIp, config.patternLimits, config.maxRelayPatternCost),
     connections: new Set(),
+    streams: new OpenStreams(relayId, broker instanceof RedisBroker ? new RedisControlBus(config.redisUrl!, broker.commands, config.log.prefix, relayId) : undefined),
+    presence: new PresenceTracker(stores.presence, broker, config.presence, (where, err) => hub.fault(where, err)),
     draining: false,
     startedAt: Date.now(),
   };
@@ -118,6 +133,8 @@ export async function createRelay(config: RelayConfig, opts: { auth?: RelayAuth 
   metrics.watchBroker(() => broker.isReady());
   await broker.start(hub);
   await hub.init();
+  await rc.streams.start(rc);
+  rc.presence.start();
   const fleet = new Fleet(rc, stores.fleet, { relayId, ...config.fleet, alerts: config.alerts });
   await fleet.start();
 
@@ -135,6 +152,8 @@ export async function createRelay(config: RelayConfig, opts: { auth?: RelayAuth 
   const authorizePublish: RelayAuth["authorizePublish"] = (c, messages) => rc.auth.authorizePublish(c, messages);
   app.route("/", opsRoute(rc, fleet));
   app.route("/", eventsRoute(rc) as unknown as Hono);
+  app.route("/", subscriptionsRoute(rc));
+  app.route("/", presenceRoute(rc));
   app.route(
     "/",
     publishRoute({
@@ -186,6 +205,11 @@ export async function createRelay(config: RelayConfig, opts: { auth?: RelayAuth 
       const timer = new Promise<void>((r) => setTimeout(r, graceMs).unref());
       await Promise.race([closed, timer]);
       server?.closeAllConnections();
+      rc.presence.stop();
+      // Streams' close handlers (which queue their presence leaves) run on the next turns.
+      await new Promise((r) => setImmediate(r));
+      await rc.presence.idle();
+      await rc.streams.close();
       await broker.close();
     },
   };

@@ -25,8 +25,7 @@ const PAUSE_BYTES = 64 * 1024;
  * it has a pattern (a pattern can match a channel in any partition).
  */
 function partitionsFor(c: Client, partitions: number): number[] {
-  if (c.patterns.length > 0) return Array.from({ length: partitions }, (_, i) => i);
-  return [...new Set(c.channels.map((ch) => partitionOf(ch, partitions)))].sort((a, b) => a - b);
+  return partitionsOf(c.channels, c.patterns, partitions);
 }
 
 /**
@@ -112,4 +111,56 @@ export async function replayDropped(log: MessageLog, c: Client, partitions: numb
     if (r.reset) return { sent, reset: r.reset };
   }
   return { sent };
+}
+
+/**
+ * History of names added to an open stream with `since`: the log's entries after `since` and
+ * up to `upTo` (the moment the names were added) on channels `matches` accepts, in
+ * per-partition order, paced like `replay`. They go out without an `id` (`Client.sendHistory`):
+ * the stream's cursor is already past them. `reset` reports history that could not be sent
+ * in full: trimmed by retention, or more than `limit` entries (the oldest are sent).
+ */
+export async function replayHistory(
+  log: MessageLog,
+  c: Client,
+  parts: number[],
+  since: Position[],
+  upTo: Position[],
+  matches: (channel: string) => string | true | undefined,
+  limit: number,
+): Promise<{ sent: number; reset?: ResetReason }> {
+  let sent = 0;
+  let reset: ResetReason | undefined;
+  for (const p of parts) {
+    if (comparePositions(since[p], upTo[p]) >= 0) continue;
+    const st = await log.state(p);
+    if (comparePositions(since[p], st.gapBefore) < 0) reset = "retention";
+    let from = since[p];
+    let count = PAGE_FIRST;
+    for (;;) {
+      const page = await log.read(p, from, count);
+      if (page.length > 0) from = page[page.length - 1].pos;
+      let bytes = 0;
+      for (const e of page) {
+        if (comparePositions(e.pos, upTo[p]) > 0) return { sent, reset };
+        bytes += e.dataJson.length + e.channel.length + 64;
+        const hit = matches(e.channel);
+        if (hit === undefined) continue;
+        if (sent >= limit) return { sent, reset: "limit" };
+        c.sendHistory(hit === true ? e : { ...e, pattern: hit });
+        sent++;
+        if (c.conn.held() > PAUSE_BYTES) await c.conn.drained();
+        if (c.conn.closed) return { sent, reset };
+      }
+      if (page.length < count || comparePositions(from, upTo[p]) >= 0) break;
+      count = Math.max(1, Math.min(PAGE_MAX, Math.floor((PAGE_BYTES * page.length) / bytes)));
+    }
+  }
+  return { sent, reset };
+}
+
+/** The partitions that can hold these names' messages (all of them for any pattern). */
+export function partitionsOf(channels: readonly string[], patterns: readonly string[], partitions: number): number[] {
+  if (patterns.length > 0) return Array.from({ length: partitions }, (_, i) => i);
+  return [...new Set(channels.map((ch) => partitionOf(ch, partitions)))].sort((a, b) => a - b);
 }

@@ -66,15 +66,24 @@ export class SubscriptionRegistry {
 
   /** Adds the client everywhere; resolves once every broker subscription is confirmed. */
   add(c: Client): Promise<void[]> {
+    return this.addNames(c, c.channels, c.patterns);
+  }
+
+  /** Adds the client to these names (its own list is the caller's); resolves once every one is confirmed. */
+  addNames(c: Client, channels: readonly string[], patterns: readonly string[]): Promise<void[]> {
     const waits: Promise<void>[] = [];
-    for (const name of c.channels) waits.push(this.join(this.channels, "channel", name, c));
-    for (const name of c.patterns) waits.push(this.join(this.patterns, "pattern", name, c));
+    for (const name of channels) waits.push(this.join(this.channels, "channel", name, c));
+    for (const name of patterns) waits.push(this.join(this.patterns, "pattern", name, c));
     return Promise.all(waits);
   }
 
   remove(c: Client): void {
-    for (const name of c.channels) this.leave(this.channels, name, c);
-    for (const name of c.patterns) this.leave(this.patterns, name, c);
+    this.removeNames(c, c.channels, c.patterns);
+  }
+
+  removeNames(c: Client, channels: readonly string[], patterns: readonly string[]): void {
+    for (const name of channels) this.leave(this.channels, name, c);
+    for (const name of patterns) this.leave(this.patterns, name, c);
   }
 
   stats(): { channels: Record<string, number>; patterns: Record<string, number> } {

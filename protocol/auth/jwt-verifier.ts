@@ -23,6 +23,16 @@ export interface VerifiedToken {
   subject?: string;
   /** `exp` in seconds since the epoch, when present. */
   expiresAt?: number;
+  /** The `info` claim (shown to others on presence channels), when it is an object of at most MAX_INFO_BYTES as JSON. */
+  info?: Record<string, unknown>;
+}
+
+/** Larger `info` claims are ignored: presence lists carry them for every member. */
+export const MAX_INFO_BYTES = 1024;
+
+function presenceInfo(v: unknown): Record<string, unknown> | undefined {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return undefined;
+  return new TextEncoder().encode(JSON.stringify(v)).byteLength <= MAX_INFO_BYTES ? (v as Record<string, unknown>) : undefined;
 }
 
 /** Longer tokens are refused before any parsing: bounds the work an anonymous request causes. */
@@ -104,6 +114,7 @@ export class JwtVerifier {
         grants: parseGrants(payload.fanout),
         subject: typeof payload.sub === "string" ? payload.sub : undefined,
         expiresAt: typeof payload.exp === "number" ? payload.exp : undefined,
+        info: presenceInfo(payload.info),
       };
     } catch (err) {
       throw toFanoutError(err, remote);

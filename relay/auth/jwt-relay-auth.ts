@@ -7,6 +7,7 @@ import { checkSubscriberExpiry, looksLikeJwt, type JwtVerifier } from "../../pro
 import { authenticatePublisher, authorizePublish, authorizeTicket, bearer, matchKey, ticketLimit, unauthorized, type PublishAuthOptions, type PublishCaller } from "../../routes/publish-auth.js";
 import { checkTicketScope, type TicketLimit, type TicketScope, type Tickets } from "../../protocol/auth/tickets.js";
 import type { OpsAccess, RelayAuth } from "./relay-auth.js";
+import type { PresenceIdentity } from "../presence/presence-store.js";
 import type { PublishRateLimiter } from "./publish-rate-limiter.js";
 import { isLocalRequest, remoteAddress, subscriberToken } from "./credentials.js";
 import type { TrustedProxies } from "./trusted-proxies.js";
@@ -84,6 +85,19 @@ export class JwtRelayAuth implements RelayAuth {
     }
     if (this.opts.verifier.configured) throw unauthorized("subscribing needs a token (Authorization: Bearer, ?token=, the fanout_token cookie, or ?ticket=)");
     return undefined;
+  }
+
+  async identify(c: Context): Promise<PresenceIdentity> {
+    // A ticket carries no identity; a publisher key is a backend, not a user.
+    if (c.req.query("ticket") !== undefined || !this.opts.verifier.configured) return { sub: "" };
+    const token = subscriberToken(c);
+    if (token === undefined || !looksLikeJwt(token)) return { sub: "" };
+    try {
+      const v = await this.opts.verifier.verify(token);
+      return { sub: v.subject ?? "", ...(v.info ? { info: v.info } : {}) };
+    } catch {
+      return { sub: "" };
+    }
   }
 
   /**

@@ -1,5 +1,6 @@
 import type { Context } from "hono";
 import type { PublishMessage } from "../../protocol/publish-request.js";
+import type { PresenceIdentity } from "../presence/presence-store.js";
 
 /**
  * What a caller of the operations endpoints may see: `names` (the channels, patterns and
@@ -18,6 +19,12 @@ export interface RelayAuth {
    * never does (keys, public channels, anonymous callers, tickets minted by keys).
    */
   authorizeSubscribe(c: Context, channels: string[], patterns: string[]): Promise<number | undefined>;
+  /**
+   * Who an (already authorized) subscriber is, for presence: the `sub` and `info` claims of
+   * its JWT; `sub` "" (anonymous) for tickets, keys and callers without a token. Optional:
+   * an auth without it makes every subscriber anonymous.
+   */
+  identify?(c: Context): Promise<PresenceIdentity>;
   /**
    * What this caller may read of `/v1/stats`. Throws 401 for a credential that does not
    * verify and 403 for one that verifies without the right to names; a caller with no

@@ -1,6 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
-import { randomUUID } from "node:crypto";
 import { Hono, type Context } from "hono";
 import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
 import { FanoutError, unavailable } from "../../protocol/errors.js";
@@ -12,6 +11,7 @@ import { remoteAddress } from "../auth/credentials.js";
 import { checkCursor, replay, replayDropped, type ResetReason } from "../replay.js";
 import { encodeEvent, encodeRetry } from "../sse/frame.js";
 import { SseConnection } from "../sse/sse-connection.js";
+import { OpenStream } from "../open-stream.js";
 import type { RelayContext } from "../relay-context.js";
 
 type NodeEnv = { Bindings: { incoming: IncomingMessage; outgoing: ServerResponse } };
@@ -89,10 +89,23 @@ export function eventsRoute(rc: RelayContext): Hono<NodeEnv> {
     const { channels, patterns } = readSubscriptions(c, config.maxSubscriptionsPerConnection, config.log.prefix);
     rc.limits.checkPatterns(patterns);
     const grantEndsAt = await rc.auth.authorizeSubscribe(c, channels, patterns);
+    const identity = rc.presence.enabled && rc.auth.identify ? await rc.auth.identify(c) : { sub: "" };
     if (!broker.isReady() || !hub.initialized) throw unavailable("broker unreachable; retry shortly", 2);
     // The slot is taken before any wait: streams pipelined behind one another count against
     // the limits while they wait, so one connection cannot park an unbounded number of them.
-    const release = rc.limits.acquireConnection(remoteAddress(c, config.trustedProxies) ?? "?", patterns);
+    const releaseSlot = rc.limits.acquireConnection(remoteAddress(c, config.trustedProxies) ?? "?");
+    // The patterns' hold on the relay budget moves with the stream's set (dynamic subscriptions).
+    let lease: { release: () => void };
+    try {
+      lease = { release: rc.limits.leasePatterns(patterns) };
+    } catch (err) {
+      releaseSlot();
+      throw err;
+    }
+    const release = (): void => {
+      releaseSlot();
+      lease.release();
+    };
     const res = c.env.outgoing;
     if (!(await responseSocket(c.env.incoming, res))) {
       release();
@@ -103,7 +116,7 @@ export function eventsRoute(rc: RelayContext): Hono<NodeEnv> {
       throw unavailable("relay is shutting down; reconnect elsewhere", 1);
     }
 
-    const id = randomUUID();
+    const id = rc.streams.newId();
     let client: Client | undefined;
     const limits = { hardBytes: config.queueMaxBytes, softBytes: config.queueSoftBytes, softMs: config.queueSoftSeconds * 1000, maxMessages: config.queueMaxMessages };
     const conn = new SseConnection(res, limits, rc.scheduler, rc.queues, (reason) => {
@@ -111,13 +124,19 @@ export function eventsRoute(rc: RelayContext): Hono<NodeEnv> {
         metrics.slowDrops.inc();
         metrics.slowDropsByReason.inc({ reason });
       }
-      if (client) hub.detach(client);
+      if (client) {
+        hub.detach(client);
+        if (stream.live) void rc.presence.exit(id, client.channels);
+      }
+      rc.streams.delete(id);
       rc.connections.delete(conn);
       metrics.connections.dec();
       release();
     });
     metrics.connections.inc();
     client = new Client(id, conn, channels, patterns, { logBytes: config.queueSoftBytes, maxBytes: config.queueMaxBytes });
+    let expiry: (endsAt: number) => void = () => undefined;
+    const stream = new OpenStream(id, client, identity, lease, (endsAt) => expiry(endsAt));
 
     try {
       await hub.attach(client);
@@ -148,11 +167,12 @@ export function eventsRoute(rc: RelayContext): Hono<NodeEnv> {
     // Heartbeats and drain reach a connection only once its headers are out.
     rc.connections.add(conn);
     conn.send(encodeRetry(config.retryMs));
-    if (config.streamExpiry) endAtExpiry(conn, res, grantEndsAt);
+    if (config.streamExpiry) expiry = endAtExpiry(conn, res, grantEndsAt);
     const resuming = resume !== undefined && reset === undefined;
+    if (!conn.closed) rc.streams.add(stream);
     try {
       if (resuming) reset = await checkCursor(log, client, broker.partitions);
-      conn.send(encodeEvent({ id: formatCursor(client.delivered), event: "ready", data: JSON.stringify({ connection: id, channels, patterns }) }));
+      conn.send(encodeEvent({ id: formatCursor(client.delivered), event: "ready", data: JSON.stringify({ connection: id, channels, patterns, secret: stream.secret }) }));
       if (reset) sendReset(rc, conn, reset);
       if (resuming) {
         const r = await replay(log, client, broker.partitions, config.replayLimit, hub.cursor);
@@ -164,11 +184,17 @@ export function eventsRoute(rc: RelayContext): Hono<NodeEnv> {
       metrics.replayed.inc(again.sent);
       if (again.reset) sendReset(rc, conn, again.reset);
       client.goLive(hub.cursor);
+      // Members join once they receive the channel (so they also see their own join).
+      if (!conn.closed) {
+        stream.live = true;
+        void rc.presence.enter(id, identity, client.channels);
+      }
     } catch (err) {
       // The log became unreachable mid-setup: end the stream; the client resumes from its last id.
       console.warn("[fanout] stream setup failed:", (err as Error).message);
       conn.destroy("error");
     }
+    stream.setupEnded();
     return RESPONSE_ALREADY_SENT;
   });
   return app;
@@ -177,15 +203,14 @@ export function eventsRoute(rc: RelayContext): Hono<NodeEnv> {
 /**
  * A stream lives no longer than the credential that opened it (as Centrifugo disconnects on
  * `exp`): at the grant's end it gets `event: expired` and ends cleanly after what is queued.
- * The client reconnects with a fresh credential and its last id, so nothing is lost.
+ * The client reconnects with a fresh credential and its last id, so nothing is lost. The
+ * returned function brings the end forward (a name added later with a shorter-lived credential).
  */
-function endAtExpiry(conn: SseConnection, res: ServerResponse, endsAt: number | undefined): void {
-  // A stream already closed needs no timer (and one whose `close` has passed would never clear it).
-  if (endsAt === undefined || conn.closed) return;
-  let timer: ReturnType<typeof setTimeout>;
+function endAtExpiry(conn: SseConnection, res: ServerResponse, endsAt: number | undefined): (endsAt: number) => void {
+  let timer: ReturnType<typeof setTimeout> | undefined;
   // setTimeout's delay is a 32-bit int (a longer one fires at once): a far `exp` is re-armed.
   const arm = (): void => {
-    if (conn.closed) return;
+    if (conn.closed || endsAt === undefined) return;
     const wait = endsAt - Date.now();
     timer = wait > MAX_TIMER_MS ? setTimeout(arm, MAX_TIMER_MS) : setTimeout(expire, Math.max(0, wait));
     timer.unref();
@@ -195,8 +220,16 @@ function endAtExpiry(conn: SseConnection, res: ServerResponse, endsAt: number | 
     conn.send(encodeEvent({ event: "expired", data: JSON.stringify({ reason: "token_expired" }) }));
     conn.end();
   };
+  // A stream already closed needs no timer (and one whose `close` has passed would never clear it).
+  if (conn.closed) return () => undefined;
   res.once("close", () => clearTimeout(timer));
   arm();
+  return (next) => {
+    if (endsAt !== undefined && endsAt <= next) return;
+    endsAt = next;
+    clearTimeout(timer);
+    arm();
+  };
 }
 
 const MAX_TIMER_MS = 2 ** 31 - 1;

@@ -7,6 +7,8 @@ export interface SseEvent {
   data: string;
 }
 
+const CONTROL_EVENTS = new Set(["ready", "reset", "subscribed", "presence"]);
+
 /**
  * A real SSE client over node:http, parsing with the SDK's spec-conformant parser
  * (client/sse-parser.ts). Tests read what a browser's EventSource would see.
@@ -76,9 +78,9 @@ export class SseClient {
     for (const f of w) f();
   }
 
-  /** Messages that are not control events (ready/reset). */
+  /** Messages that are not control events (ready/reset, subscribed acks, presence). */
   messages(): SseEvent[] {
-    return this.events.filter((e) => e.event !== "ready" && e.event !== "reset");
+    return this.events.filter((e) => !CONTROL_EVENTS.has(e.event));
   }
 
   envelopes(): Array<{ id: string; channel: string; pattern?: string; type?: string; data: unknown; ts: number }> {
