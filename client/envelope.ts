@@ -6,10 +6,22 @@ export interface Envelope<T = unknown> {
   /** The pattern subscription that matched, when it was not an exact channel subscription. */
   pattern?: string;
   type?: string;
+  /**
+   * The publisher's metadata (`source`, `correlation_id`, W3C `traceparent`, …): string
+   * values, at most 16 keys and 2 KiB; absent when the message has none.
+   */
+  meta?: Record<string, string>;
   data: T;
   /** Publish time, ms since the epoch. */
   ts: number;
 }
+
+/**
+ * Message types mapped to the shape of their `data`, for typed handlers:
+ * `new FanoutClient<{ "order.created": { id: number } }>(…)`, then
+ * `client.on("order.created", (m) => m.data.id)`. `"message"` names untyped messages.
+ */
+export type EventMap = Record<string, unknown>;
 
 /** `event: ready`: every subscription of this connection is live. */
 export interface ReadyInfo {

@@ -1,6 +1,7 @@
 import { DEFAULT_BACKOFF, backoffDelay, type BackoffOptions } from "./backoff.js";
-import type { Envelope, ReadyInfo, ResetInfo } from "./envelope.js";
+import type { Envelope, EventMap, ReadyInfo, ResetInfo } from "./envelope.js";
 import { FanoutClientError, errorFromResponse } from "./errors.js";
+import { MessageQueue } from "./message-queue.js";
 import { endpoint } from "./publish.js";
 import { SseParser, type SseEvent } from "./sse-parser.js";
 import { SubscriptionChanges, type Names, type SubscribeOptions, type SubscribedInfo } from "./subscription-changes.js";
@@ -55,6 +56,16 @@ export interface FanoutClientOptions {
 
 export type MessageHandler<T = unknown> = (envelope: Envelope<T>, raw: SseEvent) => void;
 
+export interface MessagesOptions {
+  /**
+   * Messages held for the loop. When this many wait, the client stops reading the network
+   * until the loop takes one (plus the messages of the network read in progress). Default 1000.
+   */
+  bufferSize?: number;
+}
+
+const DEFAULT_BUFFER_SIZE = 1000;
+
 const CONTROL_EVENTS = new Set(["ready", "reset", "expired", "subscribed"]);
 
 /** Two expiries closer than this: the fresh credential is no better, so reconnect with backoff. */
@@ -78,14 +89,22 @@ const EXPIRY_LOOP_MS = 1000;
  *
  * Connecting starts on the next microtask, so handlers registered right after `new` see
  * every event and status.
+ *
+ * `Events` maps message types to their `data` shapes, for typed handlers
+ * (`new FanoutClient<{ "order.created": Order }>(…)`); it is a compile-time promise only,
+ * nothing checks the data at run time.
  */
-export class FanoutClient {
+export class FanoutClient<Events extends object = EventMap> {
   private readonly opts: FanoutClientOptions;
   private readonly handlers = new Map<string, Set<MessageHandler<any>>>();
   private readonly readyHandlers = new Set<(info: ReadyInfo) => void>();
   private readonly resetHandlers = new Set<(reason: ResetInfo["reason"], info: ResetInfo) => void>();
   private readonly statusHandlers = new Set<(status: ConnectionStatus) => void>();
   private readonly errorHandlers = new Set<(err: FanoutClientError) => void>();
+  /** `any`, not `Events[…]`: a client typed for some events stays assignable to a plain `FanoutClient`. */
+  private readonly queues = new Set<MessageQueue<Envelope<any>>>();
+  /** Why the client stopped, when a refusal stopped it (iterators throw it). */
+  private fatal?: FanoutClientError;
   private readonly doFetch: typeof fetch;
   private _status: ConnectionStatus = "connecting";
   private _lastEventId: string;
@@ -148,7 +167,9 @@ export class FanoutClient {
    * for messages published without a type (as EventSource's `onmessage`); `"*"` for every
    * message. Returns a function that removes the handler.
    */
-  on<T = unknown>(type: string, handler: MessageHandler<T>): () => void {
+  on<K extends keyof Events & string>(type: K, handler: MessageHandler<Events[K]>): () => void;
+  on<T = unknown>(type: string, handler: MessageHandler<T>): () => void;
+  on(type: string, handler: MessageHandler<any>): () => void {
     let set = this.handlers.get(type);
     if (!set) this.handlers.set(type, (set = new Set()));
     set.add(handler);
@@ -209,6 +230,27 @@ export class FanoutClient {
     return (async () => fetchPresence(this.streamUrl ?? (await this.eventsUrl(false)), channel, opts, await this.authHeaders(), this.doFetch, this.opts.credentials))();
   }
 
+  /**
+   * Every message (as `on("*")`), in stream order, as an async iterator:
+   * `for await (const m of client.messages())`, or `for await (const m of client)`. The loop
+   * ends after the messages already queued once `close()` is called, and throws the
+   * FanoutClientError that stopped the client after a refusal (401, 403, …). Leaving the loop
+   * (`break`) detaches it; the client goes on until `close()`. Messages are queued from
+   * the moment this is called.
+   */
+  messages(opts: MessagesOptions = {}): AsyncIterableIterator<Envelope<Events[keyof Events]>> {
+    const size = opts.bufferSize ?? DEFAULT_BUFFER_SIZE;
+    if (!(Number.isInteger(size) && size > 0)) throw new RangeError("bufferSize must be a positive integer");
+    const q: MessageQueue<Envelope<Events[keyof Events]>> = new MessageQueue(size, () => this.queues.delete(q));
+    if (this.isClosed()) q.end(this.fatal);
+    else this.queues.add(q);
+    return q;
+  }
+
+  [Symbol.asyncIterator](): AsyncIterableIterator<Envelope<Events[keyof Events]>> {
+    return this.messages();
+  }
+
   /** Ends the stream and every reconnection for good. */
   close(): void {
     if (this.isClosed()) return;
@@ -217,6 +259,15 @@ export class FanoutClient {
     this.abort?.abort();
     if (this.sleepTimer !== undefined) clearTimeout(this.sleepTimer);
     this.wake?.();
+    for (const q of this.queues) q.end(this.fatal);
+    this.queues.clear();
+  }
+
+  /** Stops for good because of `err` (a refusal): reported to `onError`, thrown by iterators. */
+  private stop(err: FanoutClientError): void {
+    this.fatal = err;
+    this.emitError(err);
+    this.close();
   }
 
   /** A method, not a comparison inline: TypeScript would keep `_status` narrowed across awaits. */
@@ -247,8 +298,7 @@ export class FanoutClient {
           continue;
         }
         if (err instanceof FanoutClientError && err.status !== 0 && !retryable(err.status)) {
-          this.emitError(err);
-          this.close();
+          this.stop(err);
           return;
         }
         retryAfterMs = err instanceof FanoutClientError ? (err.retryAfterMs ?? 0) : 0;
@@ -313,6 +363,13 @@ export class FanoutClient {
         if (done || abort.signal.aborted) break;
         arm();
         parser.feed(value);
+        if (this.iteratorFull()) {
+          // Hold the stream back until the loops catch up; silence while we do is ours.
+          if (idle !== undefined) clearTimeout(idle);
+          await this.iteratorSpace(abort.signal);
+          if (abort.signal.aborted) break;
+          arm();
+        }
       }
     } catch {
       // A dropped connection (or our own abort): either way, the caller reconnects or stops.
@@ -362,21 +419,40 @@ export class FanoutClient {
       this.track(ev);
       return;
     }
-    const envelope = parsed as Envelope;
+    const envelope = parsed as Envelope<Events[keyof Events]>;
     const targets = [...(ev.type === "*" ? [] : (this.handlers.get(ev.type) ?? [])), ...(this.handlers.get("*") ?? [])];
     for (const h of targets) {
       if (this.isClosed()) break;
       this.call(() => h(envelope, ev));
     }
+    if (!this.isClosed()) for (const q of this.queues) q.push(envelope);
     this.track(ev);
+  }
+
+  private iteratorFull(): boolean {
+    for (const q of this.queues) if (q.full) return true;
+    return false;
+  }
+
+  /** Resolves when every iterator has room, or when the stream is aborted (closed). */
+  private async iteratorSpace(signal: AbortSignal): Promise<void> {
+    let onAbort = () => {};
+    const aborted = new Promise<void>((resolve) => (onAbort = resolve));
+    signal.addEventListener("abort", onAbort, { once: true });
+    try {
+      while (!signal.aborted && this.iteratorFull()) {
+        await Promise.race([Promise.all([...this.queues].map((q) => q.space())), aborted]);
+      }
+    } finally {
+      signal.removeEventListener("abort", onAbort);
+    }
   }
 
   /** The relay is ending this stream: its credential expired. */
   private onExpired(): void {
     const { getToken, getTicket, token } = this.opts;
     if (!getToken && !getTicket && typeof token !== "function") {
-      this.emitError(new FanoutClientError("token_expired", "the stream's token expired; give getToken (or getTicket) to reconnect with a fresh one", { status: 401 }));
-      this.close();
+      this.stop(new FanoutClientError("token_expired", "the stream's token expired; give getToken (or getTicket) to reconnect with a fresh one", { status: 401 }));
       return;
     }
     const now = Date.now();

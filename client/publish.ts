@@ -7,11 +7,25 @@ export interface PublishMessage<T = unknown> {
   type?: string;
   /** Idempotency id: the same id on the same channel within the dedupe window publishes once. */
   id?: string;
+  /**
+   * Envelope metadata delivered with the message: at most 16 keys (letters, digits,
+   * `_ . : -`, up to 64 characters) with string values, 2 KiB in all; `traceparent` must be
+   * a W3C one. Otherwise 400 `invalid_meta`.
+   */
+  meta?: Record<string, string>;
 }
 
-/** What the relay answers per message (`receivers`: what Redis PUBLISH reported — relay subscriptions, not browsers). */
-export type { PublishResult } from "../protocol/publish-request.js";
-import type { PublishResult } from "../protocol/publish-request.js";
+/**
+ * What the relay answers per message (`receivers`: what Redis PUBLISH reported — relay
+ * subscriptions, not browsers). Declared here, not imported from the server's code, so the
+ * package stands alone.
+ */
+export interface PublishResult {
+  id: string;
+  channel: string;
+  receivers: number;
+  duplicate: boolean;
+}
 
 export interface BatchPublishResult {
   results: PublishResult[];

@@ -47,6 +47,29 @@ describe("edge functions (workerd) → relay (Node) on one Redis", () => {
     }
   });
 
+  it("carries an edge publish's meta to the relay's live stream and its replay", async () => {
+    const relay = inject("relayUrl");
+    expect(relay, `the relay did not start: ${inject("relayError")}`).not.toBe("");
+    const channel = uniq("edge:meta");
+    const url = `${relay}/v1/events?channel=${encodeURIComponent(channel)}`;
+    const sse = await openSse(url);
+    let ready: SseEvent;
+    do ready = await sse.next();
+    while (ready.event !== "ready");
+    const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    const p = await call(env, "/v1/publish", { body: { channel, data: 1, meta: { source: "edge" } }, headers: { traceparent }, key: "edge-key" });
+    expect(p.status).toBe(200);
+    const meta = { source: "edge", traceparent };
+    expect(JSON.parse((await nextMessage(sse)).data)).toEqual({ id: p.json.id, channel, meta, data: 1, ts: expect.any(Number) });
+    sse.close();
+    const again = await openSse(url, { "last-event-id": ready.id! });
+    try {
+      expect(JSON.parse((await nextMessage(again)).data)).toEqual({ id: p.json.id, channel, meta, data: 1, ts: expect.any(Number) });
+    } finally {
+      again.close();
+    }
+  });
+
   it("mints a subscribe ticket at the edge that the relay honours once, for its scope only", async () => {
     const relay = inject("relayUrl");
     expect(relay, `the relay did not start: ${inject("relayError")}`).not.toBe("");

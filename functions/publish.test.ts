@@ -78,6 +78,39 @@ describe("POST /v1/publish", () => {
   });
 });
 
+describe("envelope meta at the edge", () => {
+  const TP = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+  it("stores meta in the log entry and the published payload, adding the traceparent header when the body has none", async () => {
+    const channel = uniq("meta");
+    const sub = await plainSubscriber(channel);
+    try {
+      const meta = { source: "checkout", correlation_id: "c-7" };
+      const r = await call(env, "/v1/publish", { body: { channel, data: 1, meta }, headers: { traceparent: TP } });
+      expect(r.status).toBe(200);
+      const expected = { ...meta, traceparent: TP };
+      expect(JSON.parse(await sub.next())).toEqual({ id: r.json.id, channel, meta: expected, data: 1, ts: expect.any(Number), mac: expect.any(String) });
+      const own = "00-11111111111111111111111111111111-2222222222222222-00";
+      const b = await call(env, "/v1/publish", { body: { messages: [{ channel, data: 2, meta: { traceparent: own } }, { channel, data: 3 }] }, headers: { traceparent: "bogus" } });
+      expect(b.status).toBe(200);
+      const log = await logEntries(env, channel);
+      expect(log.map((e) => e.fields.m)).toEqual([JSON.stringify(expected), JSON.stringify({ traceparent: own }), undefined]);
+    } finally {
+      sub.close();
+    }
+  });
+
+  it("refuses bad meta with 400 invalid_meta and publishes nothing", async () => {
+    const channel = uniq("meta-bad");
+    for (const meta of [{ n: 1 }, "x", { traceparent: "00-x" }, Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`k${i}`, "v"]))]) {
+      const r = await call(env, "/v1/publish", { body: { messages: [{ channel, data: 1 }, { channel, data: 2, meta }] } });
+      expect(r.status).toBe(400);
+      expect(r.json.error.code).toBe("invalid_meta");
+    }
+    expect(await logEntries(env, channel)).toEqual([]);
+  });
+});
+
 describe("publisher auth", () => {
   it("needs a configured key", async () => {
     const channel = uniq("auth");

@@ -1,4 +1,5 @@
 import { jsonDepthExceeds, MAX_JSON_DEPTH } from "./json-depth.js";
+import { isValidMeta } from "./meta.js";
 import { isValidType } from "./names.js";
 import { parseMessageId } from "./position.js";
 
@@ -8,6 +9,8 @@ export interface Envelope {
   channel: string;
   pattern?: string;
   type?: string;
+  /** Publisher metadata (protocol/meta.ts), when given. */
+  meta?: Record<string, string>;
   data: unknown;
   ts: number;
 }
@@ -17,10 +20,11 @@ export interface Envelope {
  * shape SSE clients see (the publish script builds the same fields in Lua for plain Redis
  * subscribers, plus its `mac`, which never reaches an SSE client: frames are built here).
  */
-export function envelopeJson(id: string, channel: string, pattern: string | undefined, type: string | undefined, dataJson: string, ts: number): string {
+export function envelopeJson(id: string, channel: string, pattern: string | undefined, type: string | undefined, dataJson: string, ts: number, metaJson?: string): string {
   let s = `{"id":${JSON.stringify(id)},"channel":${JSON.stringify(channel)}`;
   if (pattern !== undefined) s += `,"pattern":${JSON.stringify(pattern)}`;
   if (type !== undefined) s += `,"type":${JSON.stringify(type)}`;
+  if (metaJson !== undefined) s += `,"meta":${metaJson}`;
   return `${s},"data":${dataJson},"ts":${ts}}`;
 }
 
@@ -28,6 +32,8 @@ export function envelopeJson(id: string, channel: string, pattern: string | unde
 export interface ParsedEnvelope {
   id: string;
   type?: string;
+  /** `meta` as JSON text, when the payload has one. */
+  metaJson?: string;
   dataJson: string;
   ts: number;
   /** The publish script's authentication tag; the broker checks it (redis/envelope-mac.ts). */
@@ -76,7 +82,10 @@ export function envelopeIn(o: Record<string, unknown>, channel: string): ParsedE
   if (!parseMessageId(o.id)) return undefined;
   if (o.type !== undefined && !isValidType(o.type)) return undefined;
   if (o.mac !== undefined && typeof o.mac !== "string") return undefined;
-  return { id: o.id, type: o.type as string | undefined, dataJson: JSON.stringify(o.data), ts: o.ts as number, mac: o.mac as string | undefined };
+  if (o.meta !== undefined && !isValidMeta(o.meta)) return undefined;
+  const env: ParsedEnvelope = { id: o.id, type: o.type as string | undefined, dataJson: JSON.stringify(o.data), ts: o.ts as number, mac: o.mac as string | undefined };
+  if (o.meta !== undefined) env.metaJson = JSON.stringify(o.meta);
+  return env;
 }
 
 /**

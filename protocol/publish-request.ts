@@ -1,5 +1,6 @@
 import { FanoutError } from "./errors.js";
 import { MAX_JSON_DEPTH, jsonDepthExceeds } from "./json-depth.js";
+import { checkMeta } from "./meta.js";
 import { checkChannel, checkType, isValidName } from "./names.js";
 
 /** One message as a publisher asks for it, validated. `data` is kept as JSON text. */
@@ -10,6 +11,8 @@ export interface PublishMessage {
   data: string;
   /** Idempotency id: the same id on the same channel inside the dedupe window publishes once. */
   id?: string;
+  /** Envelope metadata (protocol/meta.ts), validated, as JSON text; carried untouched to subscribers. */
+  meta?: string;
 }
 
 export interface PublishResult {
@@ -21,11 +24,13 @@ export interface PublishResult {
 
 export interface PublishLimits {
   maxBatch: number;
+  /** The request's `traceparent` header: copied into each message's `meta` that has none. */
+  traceparent?: string;
 }
 
 export const MAX_IDEMPOTENCY_ID = 256;
 
-function parseMessage(item: unknown, where: string): PublishMessage {
+function parseMessage(item: unknown, where: string, traceparent: string | undefined): PublishMessage {
   if (item === null || typeof item !== "object" || Array.isArray(item)) {
     throw new FanoutError(400, "invalid_message", `${where} must be a JSON object`);
   }
@@ -43,6 +48,8 @@ function parseMessage(item: unknown, where: string): PublishMessage {
     }
     out.id = m.id;
   }
+  const meta = checkMeta(m.meta, `${where}.meta`, traceparent);
+  if (meta !== undefined) out.meta = meta;
   return out;
 }
 
@@ -61,9 +68,9 @@ export function parsePublishBody(body: unknown, limits: PublishLimits): { batch:
     if (b.messages.length > limits.maxBatch) {
       throw new FanoutError(400, "batch_too_large", `a batch holds at most ${limits.maxBatch} messages`);
     }
-    return { batch: true, messages: b.messages.map((m, i) => parseMessage(m, `messages[${i}]`)) };
+    return { batch: true, messages: b.messages.map((m, i) => parseMessage(m, `messages[${i}]`, limits.traceparent)) };
   }
-  return { batch: false, messages: [parseMessage(b, "body")] };
+  return { batch: false, messages: [parseMessage(b, "body", limits.traceparent)] };
 }
 
 /**

@@ -11,7 +11,9 @@ import { checkPublishable } from "./reserved-channels.js";
  * KEYS: per message, its stream key, its idempotency key and its partition's MAC key.
  * ARGV: maxlen, ttl ms (0 = none), dedupe seconds, a fresh random secret (used only if the
  *       partition has none yet), then per message:
- *       partition, channel, type ("" = none), data JSON, idempotency id ("" = none).
+ *       partition, channel, type ("" = none), data JSON, idempotency id ("" = none),
+ *       meta JSON ("" = none).
+ * Stream entry fields: `c` channel, `d` data, `ts`, and `t` type, `m` meta when present.
  * Returns per message {duplicate 0/1, id, receivers}.
  *
  * The PUBLISH payload is the envelope JSON plus `"mac"`: a keyed hash of the id, channel and
@@ -31,10 +33,10 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local nows = string.format('%.0f', now)
 local out = {}
-local n = (#ARGV - 4) / 5
+local n = (#ARGV - 4) / 6
 for i = 1, n do
-  local a = 4 + (i - 1) * 5
-  local part, ch, ty, data, idem = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]
+  local a = 4 + (i - 1) * 6
+  local part, ch, ty, data, idem, meta = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6]
   local skey, ikey, mkey = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
   local prev = false
   if idem ~= '' then prev = redis.call('GET', ikey) end
@@ -42,16 +44,15 @@ for i = 1, n do
     local sep = string.find(prev, '|', 1, true)
     out[i] = {1, string.sub(prev, 1, sep - 1), tonumber(string.sub(prev, sep + 1))}
   else
-    local sid
-    if ty ~= '' then
-      sid = redis.call('XADD', skey, 'MAXLEN', '~', maxlen, '*', 'c', ch, 'd', data, 'ts', nows, 't', ty)
-    else
-      sid = redis.call('XADD', skey, 'MAXLEN', '~', maxlen, '*', 'c', ch, 'd', data, 'ts', nows)
-    end
+    local f = {'c', ch, 'd', data, 'ts', nows}
+    if ty ~= '' then f[#f + 1] = 't'; f[#f + 1] = ty end
+    if meta ~= '' then f[#f + 1] = 'm'; f[#f + 1] = meta end
+    local sid = redis.call('XADD', skey, 'MAXLEN', '~', maxlen, '*', unpack(f))
     if ttl > 0 then redis.call('XTRIM', skey, 'MINID', '~', string.format('%.0f', now - ttl)) end
     local id = part .. '-' .. sid
     local env = '{"id":"' .. id .. '","channel":' .. cjson.encode(ch)
     if ty ~= '' then env = env .. ',"type":' .. cjson.encode(ty) end
+    if meta ~= '' then env = env .. ',"meta":' .. meta end
     local secret = secrets[mkey]
     if not secret then
       secret = redis.call('GET', mkey)
@@ -101,7 +102,7 @@ export function publishScriptArgs(messages: PublishMessage[], s: LogSettings): {
   for (const m of messages) {
     const p = partitionOf(m.channel, s.partitions);
     keys.push(streamKey(s.prefix, p), idempotencyKey(s.prefix, p, m.channel, m.id ?? ""), macKey(s.prefix, p));
-    args.push(String(p), m.channel, m.type ?? "", m.data, m.id ?? "");
+    args.push(String(p), m.channel, m.type ?? "", m.data, m.id ?? "", m.meta ?? "");
   }
   return { keys, args };
 }

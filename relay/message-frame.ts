@@ -11,7 +11,7 @@ export interface Frame {
 }
 
 export function encodeDelivery(d: Delivery, cursor: string): Buffer {
-  return encodeEvent({ id: cursor, event: d.type, data: envelopeJson(d.id, d.channel, d.pattern, d.type, d.dataJson, d.ts) });
+  return encodeEvent({ id: cursor, event: d.type, data: envelopeJson(d.id, d.channel, d.pattern, d.type, d.dataJson, d.ts, d.metaJson) });
 }
 
 /**

@@ -70,7 +70,7 @@ export async function replay(log: MessageLog, c: Client, partitions: number, lim
       if (page.length > 0) from = page[page.length - 1].pos;
       let bytes = 0;
       for (const e of page) {
-        bytes += e.dataJson.length + e.channel.length + 64;
+        bytes += e.dataJson.length + (e.metaJson?.length ?? 0) + e.channel.length + 64;
         let d: Delivery | undefined;
         if (exact.has(e.channel)) d = e;
         else if (pats.length > 0) {

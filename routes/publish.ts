@@ -21,14 +21,14 @@ export interface PublishRouteDeps {
 
 /**
  * `POST /v1/publish`, one implementation for the edge functions and the relay: single
- * `{channel, data, type?, id?}` or batch `{messages: [...]}`.
+ * `{channel, data, type?, id?, meta?}` or batch `{messages: [...]}`.
  */
 export function publishRoute(deps: PublishRouteDeps): Hono {
   const app = new Hono();
   app.post("/v1/publish", async (c) => {
     await deps.authenticate(c);
     const body = await readJson(c, deps.maxBodyBytes);
-    const { batch, messages } = parsePublishBody(body, { maxBatch: deps.maxBatch });
+    const { batch, messages } = parsePublishBody(body, { maxBatch: deps.maxBatch, traceparent: c.req.header("traceparent") });
     await deps.authorizePublish(c, messages);
     const results = await deps.publisher.publish(messages);
     deps.published?.(messages, results);

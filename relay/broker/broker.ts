@@ -16,6 +16,8 @@ export interface Delivery {
   partition?: number;
   pos?: Position;
   type?: string;
+  /** Publisher metadata as JSON text (protocol/meta.ts), carried untouched. */
+  metaJson?: string;
   dataJson: string;
   ts: number;
   /**
@@ -31,6 +33,8 @@ export interface LogEntry {
   partition: number;
   pos: Position;
   type?: string;
+  /** Publisher metadata as JSON text (protocol/meta.ts), carried untouched. */
+  metaJson?: string;
   dataJson: string;
   ts: number;
 }

@@ -70,7 +70,7 @@ export class MemoryBroker implements Broker, MessageLog {
     const part = this.parts[partition];
     // Stream-id rules: time-based, strictly increasing even if the clock steps back.
     const pos: Position = now > part.last.ms ? { ms: now, seq: 0 } : { ms: part.last.ms, seq: part.last.seq + 1 };
-    const entry: LogEntry = { channel: m.channel, id: formatMessageId(partition, pos), partition, pos, type: m.type, dataJson: m.data, ts: now };
+    const entry: LogEntry = { channel: m.channel, id: formatMessageId(partition, pos), partition, pos, type: m.type, metaJson: m.meta, dataJson: m.data, ts: now };
     part.entries.push(entry);
     part.last = pos;
     this.trim(part, now);

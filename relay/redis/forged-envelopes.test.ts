@@ -158,4 +158,30 @@ describe("payloads from other Redis clients (redis broker)", () => {
     // The relay is still up for everyone.
     expect((await fetch(`${r.base}/healthz`)).status).toBe(200);
   });
+  it("takes type and meta from the documented $fanout form, still as plain live data; the seed's shape stays data", async () => {
+    const r = await startRelay();
+    const c = await open("channel=lab");
+    await c.waitReady();
+    const meta = { source: "legacy-billing", correlation_id: "c-9" };
+    await redisFx.redis.publish("lab", JSON.stringify({ $fanout: 1, type: "order.created", meta, data: { n: 1 } }));
+    const seed = { id: "evt-1", type: "order.created", timestamp: 1795648097480, source: "seed", data: { n: 2 } };
+    await redisFx.redis.publish("lab", JSON.stringify(seed));
+    // Not the form (an id in it, a bad meta): delivered whole, as data.
+    const withId = { $fanout: 1, id: "0-1-0", type: "x", data: 3 };
+    await redisFx.redis.publish("lab", JSON.stringify(withId));
+    const badMeta = { $fanout: 1, meta: { n: 1 }, data: 4 };
+    await redisFx.redis.publish("lab", JSON.stringify(badMeta));
+    await sentinel(r, "lab", [c]);
+    const env = c.envelopes();
+    expect(env.slice(0, 4)).toEqual([
+      { id: expect.stringMatching(/^x-/), channel: "lab", type: "order.created", meta, data: { n: 1 }, ts: expect.any(Number) },
+      { id: expect.stringMatching(/^x-/), channel: "lab", data: seed, ts: expect.any(Number) },
+      { id: expect.stringMatching(/^x-/), channel: "lab", data: withId, ts: expect.any(Number) },
+      { id: expect.stringMatching(/^x-/), channel: "lab", data: badMeta, ts: expect.any(Number) },
+    ]);
+    // The typed one is an SSE event of its type; none of them moved the stream's cursor.
+    expect(c.messages()[0].event).toBe("order.created");
+    const ready = c.events.find((e) => e.event === "ready")!;
+    expect(c.messages().slice(0, 4).map((m) => m.id)).toEqual([ready.id, ready.id, ready.id, ready.id]);
+  });
 });

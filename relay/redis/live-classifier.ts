@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { envelopeIn, payloadObject, plainDataJson } from "../../protocol/envelope.js";
+import { plainEnvelopeIn } from "../../protocol/plain-envelope.js";
 import { comparePositions, parseMessageId, type Position, ZERO } from "../../protocol/position.js";
 import type { Delivery } from "../broker/broker.js";
 import { macMatches } from "./envelope-mac.js";
@@ -11,7 +12,8 @@ import { macMatches } from "./envelope-mac.js";
  * secret, and its log position is above every position this connection has received in that
  * partition. Anything else — a plain PUBLISH from another program, whatever it looks like, a
  * forged envelope, a re-published copy of a real one — is plain data, delivered live with
- * no position, so it can never move a cursor or hide a message.
+ * no position, so it can never move a cursor or hide a message. A plain payload in the
+ * labelled form (protocol/plain-envelope.ts) sets its message's type and meta, nothing more.
  *
  * Redis sends the copies of one PUBLISH (one for the channel, then one per matching pattern)
  * back to back on a connection, since a PUBLISH is atomic. A message with the same channel and
@@ -90,9 +92,13 @@ export class LiveClassifier {
         this.onMismatch();
       } else if (comparePositions(mid.pos, this.last[p]) > 0) {
         this.last[p] = mid.pos;
-        return { channel, id: env.id, partition: p, pos: mid.pos, type: env.type, dataJson: env.dataJson, ts: env.ts };
+        return { channel, id: env.id, partition: p, pos: mid.pos, type: env.type, metaJson: env.metaJson, dataJson: env.dataJson, ts: env.ts };
       }
     }
-    return { channel, id: `x-${this.plainPrefix}-${(this.plainSeq++).toString(36)}`, dataJson: obj ? JSON.stringify(obj) : plainDataJson(payload), ts: Date.now() };
+    const id = `x-${this.plainPrefix}-${(this.plainSeq++).toString(36)}`;
+    // A plain publisher's labelled form (`$fanout`) sets type and meta, never a position.
+    const labelled = obj && plainEnvelopeIn(obj);
+    if (labelled) return { channel, id, type: labelled.type, metaJson: labelled.metaJson, dataJson: labelled.dataJson, ts: Date.now() };
+    return { channel, id, dataJson: obj ? JSON.stringify(obj) : plainDataJson(payload), ts: Date.now() };
   }
 }

@@ -310,7 +310,7 @@ export class RedisBroker implements Broker, MessageLog {
       if (!pos) continue;
       const f: Record<string, string> = {};
       for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]] = fields[i + 1];
-      out.push({ channel: f.c, id: `${partition}-${sid}`, partition, pos, type: f.t, dataJson: f.d, ts: Number(f.ts) });
+      out.push({ channel: f.c, id: `${partition}-${sid}`, partition, pos, type: f.t, metaJson: f.m, dataJson: f.d, ts: Number(f.ts) });
     }
     return out;
   }

@@ -83,7 +83,7 @@ export class SseClient {
     return this.events.filter((e) => !CONTROL_EVENTS.has(e.event));
   }
 
-  envelopes(): Array<{ id: string; channel: string; pattern?: string; type?: string; data: unknown; ts: number }> {
+  envelopes(): Array<{ id: string; channel: string; pattern?: string; type?: string; meta?: Record<string, string>; data: unknown; ts: number }> {
     return this.messages().map((e) => JSON.parse(e.data));
   }
 
