@@ -1,0 +1,68 @@
+// Per-user notifications: each user's token allows `user:<id>:*` only, so the page follows
+// `user:<id>:notifications`, and asking for another user's channel is refused by the relay
+// (403 forbidden) — the page shows the refusal; nothing of that channel is ever delivered.
+import { FanoutClient, publish } from "/examples/fanout-client.js";
+import { currentUser, li, login, logout, relay, showStatus, time } from "/examples/session.js";
+
+const $ = (id) => document.getElementById(id);
+const me = currentUser();
+
+if (!me) {
+  $("signin").hidden = false;
+  $("status").textContent = "signed out";
+  $("login").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try {
+      await login($("name").value.trim());
+      location.reload();
+    } catch (err) {
+      $("loginError").textContent = err.message;
+    }
+  });
+} else {
+  start(me);
+}
+
+function start({ user, token }) {
+  $("app").hidden = false;
+  $("who").textContent = `signed in as ${user} · `;
+  const out = document.createElement("a");
+  out.href = "#";
+  out.textContent = "sign out";
+  out.onclick = () => (logout(), location.reload());
+  $("who").append(out);
+  const channel = `user:${user}:notifications`;
+  $("channel").textContent = channel;
+
+  const client = new FanoutClient({ url: relay, token, channels: [channel] });
+  window.notifications = client;
+  showStatus(client, $("status"));
+  client.on("*", (m) => $("inbox").prepend(li(`${time(m.ts)} ${m.channel === channel ? "" : `[${m.channel}] `}${typeof m.data === "string" ? m.data : (m.data.text ?? JSON.stringify(m.data))}`)));
+  client.onError((err) => ($("peekResult").textContent = `${err.status} ${err.code}: ${err.message}`));
+
+  $("notify").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const to = $("to").value.trim();
+    try {
+      const r = await publish(relay, { channel: `user:${to}:notifications`, type: "notification", data: { text: $("text").value, from: user } }, { key: token });
+      $("sent").textContent = `sent to ${to} (id ${r.id})`;
+      $("text").value = "";
+    } catch (err) {
+      $("sent").textContent = `${err.status} ${err.code}: ${err.message}`;
+    }
+  });
+
+  $("peek").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const other = `user:${$("other").value.trim()}:notifications`;
+    const result = $("peekResult");
+    result.className = "";
+    try {
+      await client.subscribe({ channels: [other] });
+      result.textContent = `subscribed to ${other}`;
+    } catch (err) {
+      result.className = "error";
+      result.textContent = `refused: ${err.status} ${err.code} — ${err.message}`;
+    }
+  });
+}

@@ -1,0 +1,43 @@
+// The example pages' login: POST /examples/login mints a JWT for a user name (a development
+// stand-in for your backend's sign-in, which would mint the token for the signed-in user).
+// The token is kept per tab (sessionStorage), so two tabs may be two users.
+export const relay = location.origin;
+
+export function currentUser() {
+  const raw = sessionStorage.getItem("fanout-example-session");
+  return raw ? JSON.parse(raw) : undefined;
+}
+
+export async function login(user) {
+  const res = await fetch(`${relay}/examples/login`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ user }) });
+  const body = await res.json();
+  if (!res.ok) throw new Error(`${res.status} ${body.error?.code}: ${body.error?.message}`);
+  sessionStorage.setItem("fanout-example-session", JSON.stringify(body));
+  return body;
+}
+
+export function logout() {
+  sessionStorage.removeItem("fanout-example-session");
+}
+
+/** Shows the client's connection status in `el` (class and text). */
+export function showStatus(client, el) {
+  const set = (s) => {
+    el.className = `status ${s}`;
+    el.textContent = s + (client.tabRole ? ` · ${client.tabRole}` : "");
+  };
+  set(client.status);
+  client.onStatus(set);
+  client.onReady(() => set(client.status));
+}
+
+export function li(text, cls) {
+  const el = document.createElement("li");
+  el.textContent = text;
+  if (cls) el.className = cls;
+  return el;
+}
+
+export function time(ts) {
+  return new Date(ts).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+}
