@@ -239,15 +239,20 @@ export class TabMember {
         this.host.status(this.everLive ? "reconnecting" : "connecting");
         return;
       case "ready":
+        // Every member keeps track of who is live: a new leader resumes their names at once.
+        for (const t of this.tabs.values()) if (covers(msg, t)) t.live = true;
         if (covers(msg, this.host.names())) this.goLive({ connection: msg.connection, ...this.host.names() });
         return;
       case "reset":
         this.host.reset(msg.info);
         return;
-      case "ack":
+      case "ack": {
+        const tab = this.tabs.get(msg.to);
+        if (tab && msg.request === JOIN) tab.live = true;
         if (msg.to !== this.id) return;
         this.acked(msg.request, msg.connection);
         return;
+      }
       case "nack":
         if (msg.to !== this.id) return;
         this.refused(msg.request, fromWire(msg.error));

@@ -1,0 +1,203 @@
+import type { Browser, BrowserContext, Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { launchChromium } from "../test/support/browser.js";
+import { startRelay, type RunningRelay } from "../test/support/relay-harness.js";
+import { publish } from "../test/support/sse-client.js";
+
+type Got = Array<[channel: string, data: unknown, pattern: string | null]>;
+type TabWindow = {
+  SDK: typeof import("./index.js");
+  client: InstanceType<typeof import("./index.js").FanoutClient>;
+  got: Got;
+  ready: number;
+  statuses: string[];
+};
+
+/** A page of the relay's origin with the SDK the relay serves to its example pages, and one client in it. */
+async function openTab(context: BrowserContext, base: string, names: { channels?: string[]; patterns?: string[] }): Promise<Page> {
+  const page = await context.newPage();
+  page.on("pageerror", (e) => console.error("[tab]", e.message));
+  await page.goto(`${base}/examples/`);
+  // A string, not a function: the test's own transform would rewrite a dynamic import().
+  await page.evaluate("import('/examples/fanout-client.js').then((m) => { window.SDK = m; })");
+  await page.evaluate(
+    ({ url, names }) => {
+      const w = window as unknown as TabWindow;
+      w.got = [];
+      w.ready = 0;
+      w.statuses = [];
+      w.client = new w.SDK.FanoutClient({ url, ...names, backoff: { initialMs: 50, maxMs: 300 } });
+      w.client.on("*", (m) => w.got.push([m.channel, m.data, m.pattern ?? null]));
+      w.client.onReady(() => w.ready++);
+      w.client.onStatus((s) => w.statuses.push(s));
+    },
+    { url: base, names },
+  );
+  return page;
+}
+
+const got = (p: Page) => p.evaluate(() => (window as unknown as TabWindow).got);
+const role = (p: Page) => p.evaluate(() => (window as unknown as TabWindow).client.tabRole);
+
+async function connections(base: string): Promise<number> {
+  return ((await (await fetch(`${base}/v1/stats`)).json()) as { connections: number }).connections;
+}
+
+async function until(what: string, check: () => Promise<boolean>, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+// Seven tabs: five with one channel each, one with a channel and the pattern over all of
+// them, one with two channels and a pattern that overlaps one of them.
+const TABS = [
+  { channels: ["t:0"] },
+  { channels: ["t:1"] },
+  { channels: ["t:2"] },
+  { channels: ["t:3"] },
+  { channels: ["t:4"] },
+  { channels: ["t:5"], patterns: ["t:*"] },
+  { channels: ["t:6", "t:0"], patterns: ["t:[0-3]"] },
+];
+
+/** What tab `i` must receive of the message numbered `k` (on channel `t:<k % 7>`), and with which `pattern`. */
+function expected(i: number, k: number): [string, number, string | null] | undefined {
+  const channel = `t:${k % 7}`;
+  const spec = TABS[i];
+  if (spec.channels.includes(channel)) return [channel, k, null];
+  if (i === 5) return [channel, k, "t:*"];
+  if (i === 6 && k % 7 <= 3) return [channel, k, "t:[0-3]"];
+  return undefined;
+}
+
+describe("tab sharing in a real browser (headless Chromium)", () => {
+  let browser: Browser;
+  let r: RunningRelay;
+  beforeAll(async () => {
+    [browser, r] = await Promise.all([launchChromium(), startRelay({ FANOUT_RETRY_MS: "100" })]);
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await r?.stop();
+  });
+
+  it("seven tabs of one origin share one stream, each gets exactly its own messages once, and the leader's tab closing mid-stream loses nothing", async () => {
+    const context = await browser.newContext();
+    try {
+      // Over HTTP/1.1 a seventh stream to one origin would wait for one of six to close.
+      const tabs: Page[] = [];
+      for (const spec of TABS) tabs.push(await openTab(context, r.base, spec));
+      for (const t of tabs) await t.waitForFunction(() => (window as unknown as TabWindow).ready >= 1);
+      await until("one stream", async () => (await connections(r.base)) === 1);
+      const roles = await Promise.all(tabs.map(role));
+      expect(roles.filter((x) => x === "leader")).toHaveLength(1);
+      expect(roles.filter((x) => x === "follower")).toHaveLength(6);
+      const leader = roles.indexOf("leader");
+
+      // Messages keep coming while the leader's tab closes; one channel nobody follows.
+      const N = 70;
+      let closing: Promise<void> | undefined;
+      for (let k = 0; k < N; k++) {
+        await publish(r.base, { channel: `t:${k % 7}`, data: k });
+        if (k % 10 === 0) await publish(r.base, { channel: "u:1", data: -k });
+        if (k === 25) closing = tabs[leader].close();
+        if (k % 5 === 0) await new Promise((x) => setTimeout(x, 10));
+      }
+      await closing;
+      const rest = tabs.map((t, i) => ({ t, i })).filter(({ i }) => i !== leader);
+      for (const { t, i } of rest) {
+        const want = Array.from({ length: N }, (_, k) => expected(i, k)).filter((x) => x !== undefined);
+        await until(`tab ${i}'s ${want.length} messages`, async () => (await got(t)).length >= want.length);
+      }
+      // A moment for anything duplicated to show up.
+      await new Promise((x) => setTimeout(x, 200));
+      for (const { t, i } of rest) {
+        const want = Array.from({ length: N }, (_, k) => expected(i, k)).filter((x) => x !== undefined);
+        const have = await got(t);
+        // Per channel in publish order (channels' order among each other may differ after the takeover's replay).
+        const byK = (a: Got[number], b: Got[number]) => (a[1] as number) - (b[1] as number);
+        expect([...have].sort(byK), `tab ${i}`).toEqual(want);
+        for (const ch of new Set(have.map((m) => m[0]))) {
+          const ks = have.filter((m) => m[0] === ch).map((m) => m[1] as number);
+          expect(ks, `tab ${i} ${ch}`).toEqual([...ks].sort((a, b) => a - b));
+        }
+      }
+      // Another tab took over: still one stream.
+      await until("one stream after the takeover", async () => (await connections(r.base)) === 1);
+      const after = await Promise.all(rest.map(({ t }) => role(t)));
+      expect(after.filter((x) => x === "leader")).toHaveLength(1);
+      for (const { t } of rest) {
+        const statuses = await t.evaluate(() => (window as unknown as TabWindow).statuses);
+        expect(statuses.at(-1)).toBe("live");
+      }
+    } finally {
+      await context.close();
+    }
+  });
+
+  it("a follower tab subscribes and unsubscribes on the live shared stream, without a reconnection", async () => {
+    const context = await browser.newContext();
+    try {
+      const a = await openTab(context, r.base, { channels: ["d:a"] });
+      await a.waitForFunction(() => (window as unknown as TabWindow).ready >= 1);
+      const b = await openTab(context, r.base, { channels: ["d:b"] });
+      await b.waitForFunction(() => (window as unknown as TabWindow).ready >= 1);
+      expect(await role(a)).toBe("leader");
+      expect(await role(b)).toBe("follower");
+      const connection = await a.evaluate(() => (window as unknown as TabWindow).client.connectionId);
+
+      const ack = await b.evaluate(async () => {
+        const info = await (window as unknown as TabWindow).client.subscribe({ channels: ["d:new"], patterns: ["d:p:*"] });
+        return info;
+      });
+      expect(ack.added).toEqual({ channels: ["d:new"], patterns: ["d:p:*"] });
+      expect(ack.channels).toEqual(["d:b", "d:new"]);
+      await publish(r.base, { channel: "d:new", data: "added" });
+      await publish(r.base, { channel: "d:p:1", data: "by pattern" });
+      await publish(r.base, { channel: "d:a", data: "for a" });
+      await b.waitForFunction(() => (window as unknown as TabWindow).got.length === 2);
+      await a.waitForFunction(() => (window as unknown as TabWindow).got.length === 1);
+
+      await b.evaluate(() => (window as unknown as TabWindow).client.unsubscribe({ channels: ["d:new"] }));
+      await publish(r.base, { channel: "d:new", data: "after unsubscribe" });
+      await publish(r.base, { channel: "d:b", data: "marker" });
+      await b.waitForFunction(() => (window as unknown as TabWindow).got.length === 3);
+      expect(await got(b)).toEqual([
+        ["d:new", "added", null],
+        ["d:p:1", "by pattern", "d:p:*"],
+        ["d:b", "marker", null],
+      ]);
+      expect(await got(a)).toEqual([["d:a", "for a", null]]);
+      // The same stream all along.
+      expect(await a.evaluate(() => (window as unknown as TabWindow).client.connectionId)).toBe(connection);
+      expect(await connections(r.base)).toBe(1);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it("shareTabs: false opens a stream per client", async () => {
+    const context = await browser.newContext();
+    try {
+      const pages = [await context.newPage(), await context.newPage()];
+      for (const p of pages) {
+        await p.goto(`${r.base}/examples/`);
+        await p.evaluate("import('/examples/fanout-client.js').then((m) => { window.SDK = m; })");
+        await p.evaluate((url) => {
+          const w = window as unknown as TabWindow;
+          w.ready = 0;
+          w.client = new w.SDK.FanoutClient({ url, channels: ["solo"], shareTabs: false });
+          w.client.onReady(() => w.ready++);
+        }, r.base);
+        await p.waitForFunction(() => (window as unknown as TabWindow).ready >= 1);
+        expect(await role(p)).toBeUndefined();
+      }
+      expect(await connections(r.base)).toBe(2);
+    } finally {
+      await context.close();
+    }
+  });
+});
