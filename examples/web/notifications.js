@@ -37,7 +37,11 @@ function start({ user, token }) {
   const client = new FanoutClient({ url: relay, token, channels: [channel] });
   window.notifications = client;
   showStatus(client, $("status"));
-  client.on("*", (m) => $("inbox").prepend(li(`${time(m.ts)} ${m.channel === channel ? "" : `[${m.channel}] `}${typeof m.data === "string" ? m.data : (m.data.text ?? JSON.stringify(m.data))}`)));
+  client.on("*", (m) => {
+    const text = typeof m.data === "string" ? m.data : (m.data?.text ?? JSON.stringify(m.data));
+    const from = m.data?.from ? `from ${m.data.from}: ` : "";
+    $("inbox").prepend(li(`${time(m.ts)} ${m.channel === channel ? "" : `[${m.channel}] `}${from}${text}`));
+  });
   client.onError((err) => ($("peekResult").textContent = `${err.status} ${err.code}: ${err.message}`));
 
   $("notify").addEventListener("submit", async (e) => {
