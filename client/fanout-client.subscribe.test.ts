@@ -53,6 +53,9 @@ describe.each(modes)("FanoutClient.subscribe/unsubscribe against a relay on the 
     expect(rec.c.connectionId).toBe(id);
     // Already there: nothing to do, resolves at once.
     await rec.c.subscribe({ channels: ["b"] });
+    // Nothing left would make reconnections impossible: refused on the client.
+    await expect(rec.c.unsubscribe({ channels: ["b"] })).rejects.toMatchObject({ code: "no_subscriptions" });
+    expect(rec.c.subscriptions).toEqual({ channels: ["b"], patterns: [] });
   });
 
   it("reconnects with the current set and loses nothing published on an added channel while away", async () => {
@@ -91,6 +94,23 @@ describe.each(modes)("FanoutClient.subscribe/unsubscribe against a relay on the 
     const ack = await rec.c.subscribe({ channels: ["h"] }, { since: mark });
     expect(ack.history).toEqual({ sent: 1 });
     expect(names(rec.got)).toEqual(["h=old"]);
+  });
+
+  it("presence(): members and stats of a presence channel, and join events through on(\"presence\")", async () => {
+    const SECRET = "sdk-presence-secret-0123456789abcdef01";
+    const r = await start({ FANOUT_JWT_SECRET: SECRET, FANOUT_PRESENCE_CHANNELS: "room:*" });
+    const ann = await signFanoutToken(SECRET, { subscribe: ["room:*"] }, { subject: "ann" });
+    const rec = client({ url: r.base, channels: ["room:1"], token: ann });
+    const joins: unknown[] = [];
+    rec.c.on<{ action: string; member: { sub: string } }>("presence", (e) => joins.push(`${e.data.action}:${e.data.member.sub}`));
+    await waitFor(() => joins.length === 1, "own join");
+    expect(joins).toEqual(["join:ann"]);
+    expect(await rec.c.presence("room:1")).toEqual({ channel: "room:1", members: [{ sub: "ann", connections: 1 }], anonymous: 0 });
+    expect(await rec.c.presence("room:1", { stats: true })).toEqual({ channel: "room:1", connections: 1, users: 1, anonymous: 0 });
+    // Joining another presence channel on the open stream.
+    await rec.c.subscribe({ channels: ["room:2"] });
+    expect((await rec.c.presence("room:2", { stats: true })).users).toBe(1);
+    await expect(rec.c.presence("lobby")).rejects.toMatchObject({ code: "presence_not_enabled", status: 404 });
   });
 
   it("a refused subscribe rejects with the relay's code and leaves the set as it was", async () => {

@@ -19,6 +19,7 @@ export interface SubscribeOptions {
 
 /** `event: subscribed`, or what the client reports when a reconnection carried the change instead. */
 export interface SubscribedInfo {
+  /** The request id of the ack; "" when the stream already had the change (a reconnection asked for it). */
   request: string;
   channels: string[];
   patterns: string[];
@@ -47,9 +48,12 @@ interface Stream {
 }
 
 interface Waiter {
-  resolve(info: SubscribedInfo): void;
+  resolve(info: SubscribedInfo | typeof AGAIN): void;
   reject(err: unknown): void;
 }
+
+/** A new stream replaced the one a change was sent to: check it against the new one. */
+const AGAIN = Symbol("again");
 
 /**
  * `subscribe`/`unsubscribe` on a live client. The wanted set changes at once (so any
@@ -70,12 +74,11 @@ export class SubscriptionChanges {
   /** A connection's `ready`: changes made since are carried by it. */
   ready(info: ReadyInfo & { secret?: string }, url: URL): void {
     this.stream = info.secret ? { id: info.connection, secret: info.secret, url, channels: info.channels, patterns: info.patterns } : undefined;
-    const fromReady = (request: string): SubscribedInfo => ({ request, channels: info.channels, patterns: info.patterns, added: { channels: [], patterns: [] }, removed: { channels: [], patterns: [] } });
-    for (const [request, w] of this.acks) w.resolve(fromReady(request));
+    // Changes waiting for an ack from the old stream, or for a stream at all, look at this one.
+    const waiting = [...this.acks.values(), ...this.readyWaiters];
     this.acks.clear();
-    const waiting = this.readyWaiters;
     this.readyWaiters = [];
-    for (const w of waiting) w.resolve(fromReady(""));
+    for (const w of waiting) w.resolve(AGAIN);
   }
 
   subscribed(ack: SubscribedInfo): void {
@@ -108,16 +111,21 @@ export class SubscriptionChanges {
     const addP = unique(add.patterns);
     const rmC = unique(remove.channels);
     const rmP = unique(remove.patterns);
-    const next = (cur: string[], a: string[], r: string[]) => [...cur.filter((n) => !r.includes(n)), ...a.filter((n) => !cur.includes(n))];
-    this.host.setNames(next(before.channels, addC, rmC), next(before.patterns, addP, rmP));
+    const next = (cur: string[], a: string[], r: string[]) => [...cur.filter((n) => !r.includes(n) || a.includes(n)), ...a.filter((n) => !cur.includes(n))];
+    const channels = next(before.channels, addC, rmC);
+    const patterns = next(before.patterns, addP, rmP);
+    // A reconnection with nothing to ask for would be refused (400 no_subscriptions).
+    if (channels.length + patterns.length === 0) throw new FanoutClientError("no_subscriptions", "this would leave the client with no channel and no pattern; close() it instead");
+    this.host.setNames(channels, patterns);
     for (;;) {
-      const s = this.stream ?? (await this.nextReady(), this.stream);
+      if (!this.stream) await this.nextReady();
+      const s = this.stream;
       if (!s) continue;
       if (covers(s, addC, addP, rmC, rmP)) {
         return { request: "", channels: s.channels, patterns: s.patterns, added: { channels: [], patterns: [] }, removed: { channels: [], patterns: [] } };
       }
       const request = `c${Math.random().toString(36).slice(2, 12)}`;
-      const acked = new Promise<SubscribedInfo>((resolve, reject) => this.acks.set(request, { resolve, reject }));
+      const acked = new Promise<SubscribedInfo | typeof AGAIN>((resolve, reject) => this.acks.set(request, { resolve, reject }));
       acked.catch(() => undefined);
       try {
         await this.post(s, { request, add: { channels: addC, patterns: addP }, remove: { channels: rmC, patterns: rmP }, ...(opts.since ? { since: opts.since } : {}) }, opts);
@@ -132,11 +140,12 @@ export class SubscriptionChanges {
         this.undo(before, addC, addP, rmC, rmP);
         throw err;
       }
-      return acked;
+      const ack = await acked;
+      if (ack !== AGAIN) return ack;
     }
   }
 
-  private nextReady(): Promise<SubscribedInfo> {
+  private nextReady(): Promise<SubscribedInfo | typeof AGAIN> {
     if (this.closed) return Promise.reject(new FanoutClientError("closed", "the client was closed"));
     return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
   }

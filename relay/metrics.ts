@@ -34,6 +34,13 @@ export class RelayMetrics {
   readonly catchUps = new Counter({ name: "fanout_catchups_total", help: "Catch-ups from the log after the broker link came back", registers: [this.registry] });
   readonly caughtUp = new Counter({ name: "fanout_caught_up_messages_total", help: "Messages recovered from the log after a broker drop", registers: [this.registry] });
   readonly messageFaults = new Counter({ name: "fanout_message_faults_total", help: "Failures on the message path, by place (the message was skipped, the relay went on)", labelNames: ["where"], registers: [this.registry] });
+  readonly subscriptionChanges = new Counter({
+    name: "fanout_subscription_changes_total",
+    help: "Dynamic subscription changes: applied to a stream of this relay (local), or passed on to the relay holding the stream (forwarded)",
+    labelNames: ["where"],
+    registers: [this.registry],
+  });
+  readonly presenceEvents = new Counter({ name: "fanout_presence_events_total", help: "Presence join/leave events this relay published", labelNames: ["action"], registers: [this.registry] });
   readonly rejected = new Counter({ name: "fanout_rejected_total", help: "Requests refused, by code", labelNames: ["code"], registers: [this.registry] });
   readonly latency = new Histogram({
     name: "fanout_publish_to_write_seconds",

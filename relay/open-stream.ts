@@ -106,6 +106,11 @@ export class OpenStream {
       if (withHistory) await this.goLive(rc);
       throw err;
     }
+    // Closed while waiting: its close handler has released what it held then; this lease too.
+    if (c.conn.closed) {
+      lease();
+      throw unknownConnection();
+    }
     c.channels = chans.next;
     c.patterns = pats.next;
     hub.detachSome(c, chans.removed, pats.removed);

@@ -9,6 +9,7 @@ import { parseSubscriptionChange } from "./subscription-change.js";
 const FORWARD_TIMEOUT_MS = 5000;
 /** Between the owner relay's id and the random part of a connection id (not in relay ids). */
 const SEPARATOR = "~";
+const RELAY_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 
 interface ForwardedChange {
   op: "subscriptions";
@@ -69,7 +70,9 @@ export class OpenStreams {
     if (this.byId.has(id)) return this.applyHere(rc, id, change, grantEndsAt);
     const cut = id.lastIndexOf(SEPARATOR);
     const owner = cut > 0 ? id.slice(0, cut) : undefined;
-    if (!owner || owner === this.relayId || !this.bus) throw unknownConnection();
+    // Relay ids are FANOUT_RELAY_ID's characters: anything else names no relay (and no channel is built from it).
+    if (!owner || !RELAY_ID.test(owner) || owner === this.relayId || !this.bus) throw unknownConnection();
+    rc.metrics.subscriptionChanges.inc({ where: "forwarded" });
     const reply = await this.bus.request(owner, { op: "subscriptions", id, change, grantEndsAt } satisfies ForwardedChange, FORWARD_TIMEOUT_MS);
     if (reply === "absent") throw unknownConnection();
     if (reply === "timeout") throw new FanoutError(503, "connection_unreachable", "the relay holding this connection did not answer; retry shortly", { "Retry-After": "1" });
@@ -81,6 +84,7 @@ export class OpenStreams {
     if (!stream) throw unknownConnection();
     const change = parseSubscriptionChange(raw, { maxSubscriptions: rc.config.maxSubscriptionsPerConnection, partitions: rc.broker.partitions, logPrefix: rc.config.log.prefix });
     if (!stream.secretMatches(change.secret)) throw new FanoutError(403, "bad_connection_secret", "this is not the connection's secret (the `secret` of its ready event)");
+    rc.metrics.subscriptionChanges.inc({ where: "local" });
     return stream.change(rc, change, grantEndsAt);
   }
 }

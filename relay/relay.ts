@@ -126,7 +126,7 @@ export async function createRelay(config: RelayConfig, opts: { auth?: RelayAuth 
     limits: new ConnectionLimits(config.maxConnections, config.maxConnectionsPerIp, config.patternLimits, config.maxRelayPatternCost),
     connections: new Set(),
     streams: new OpenStreams(relayId, broker instanceof RedisBroker ? new RedisControlBus(config.redisUrl!, broker.commands, config.log.prefix, relayId) : undefined),
-    presence: new PresenceTracker(stores.presence, broker, config.presence, (where, err) => hub.fault(where, err)),
+    presence: new PresenceTracker(stores.presence, broker, config.presence, (where, err) => hub.fault(where, err), (action) => metrics.presenceEvents.inc({ action })),
     draining: false,
     startedAt: Date.now(),
   };

@@ -31,6 +31,18 @@ describe("JwtVerifier with FANOUT_JWT_SECRET (HS256)", () => {
     expect(r.expiresAt).toBeGreaterThan(now());
   });
 
+  it("reads the info claim (presence) when it is an object of at most 1 KiB, and ignores it otherwise", async () => {
+    const info = async (v: unknown) => (await new JwtVerifier({ secret: SECRET }).verify(await new SignJWT({ info: v }).setProtectedHeader({ alg: "HS256" }).sign(enc.encode(SECRET)))).info;
+    expect(await info({ name: "Ann", avatar: "a.png" })).toEqual({ name: "Ann", avatar: "a.png" });
+    expect(await info({ pad: "x".repeat(1000) })).toEqual({ pad: "x".repeat(1000) });
+    expect(await info({ pad: "x".repeat(1020) })).toBeUndefined();
+    expect(await info("Ann")).toBeUndefined();
+    expect(await info(["Ann"])).toBeUndefined();
+    expect(await info(null)).toBeUndefined();
+    const signed = await v.verify(await signFanoutToken(SECRET, { subscribe: ["*"] }, { subject: "ann", info: { name: "Ann" } }));
+    expect(signed).toMatchObject({ subject: "ann", info: { name: "Ann" } });
+  });
+
   it("treats a token without the fanout claim as granting nothing", async () => {
     const t = await new SignJWT({}).setProtectedHeader({ alg: "HS256" }).sign(enc.encode(SECRET));
     expect((await v.verify(t)).grants).toEqual({ subscribe: [], publish: [], admin: false });

@@ -7,6 +7,8 @@ export interface SignTokenOptions {
   subject?: string;
   issuer?: string;
   audience?: string;
+  /** The `info` claim: what presence shows of this user to others (at most 1 KiB as JSON, or it is ignored). */
+  info?: Record<string, unknown>;
 }
 
 /**
@@ -17,7 +19,7 @@ export interface SignTokenOptions {
 export async function signFanoutToken(secret: string, grants: Partial<Grants>, opts: SignTokenOptions = {}): Promise<string> {
   const claim: Record<string, unknown> = { subscribe: grants.subscribe ?? [], publish: grants.publish ?? [] };
   if (grants.admin) claim.admin = true;
-  const jwt = new SignJWT({ fanout: claim })
+  const jwt = new SignJWT({ fanout: claim, ...(opts.info ? { info: opts.info } : {}) })
     .setProtectedHeader({ alg: "HS256", typ: "JWT" })
     .setIssuedAt()
     .setExpirationTime(Math.floor(Date.now() / 1000) + (opts.expiresIn ?? 3600));

@@ -2,6 +2,9 @@ import { globMatch } from "../../protocol/glob.js";
 import type { Publisher } from "../../protocol/publisher.js";
 import type { PresenceIdentity, PresenceStore } from "./presence-store.js";
 
+/** Channels refreshed and swept at once in a heartbeat. */
+const BEAT_PARALLEL = 64;
+
 /** The SSE event type (publish `type`) of join/leave events on a presence channel. */
 export const PRESENCE_EVENT = "presence";
 
@@ -25,12 +28,16 @@ export class PresenceTracker {
   private readonly local = new Map<string, Map<string, PresenceIdentity>>();
   private readonly chains = new Map<string, Promise<void>>();
   private timer?: ReturnType<typeof setInterval>;
+  /** A beat still running when the next is due is not doubled. */
+  private beating = false;
 
   constructor(
     private readonly store: PresenceStore,
     private readonly publisher: Publisher,
     private readonly settings: PresenceSettings,
     private readonly fault: (where: string, err: unknown) => void,
+    /** Counts each event published (fanout_presence_events_total). */
+    private readonly announced: (action: "join" | "leave") => void = () => undefined,
   ) {}
 
   get enabled(): boolean {
@@ -91,18 +98,31 @@ export class PresenceTracker {
    * Entries swept although this relay is alive (it stalled past the TTL) are entered again.
    */
   async beat(): Promise<void> {
-    for (const [ch, members] of [...this.local]) {
-      try {
-        const now = Date.now();
-        const missing = await this.store.refresh(ch, [...members.keys()], now + this.settings.ttlMs);
-        for (const stream of missing) {
-          const who = this.local.get(ch)?.get(stream);
-          if (who && (await this.store.join(ch, stream, who, Date.now() + this.settings.ttlMs))) await this.announce(ch, "join", who);
-        }
-        for (const who of await this.store.sweep(ch, now)) await this.announce(ch, "leave", who);
-      } catch (err) {
-        this.fault("presence heartbeat", err);
+    if (this.beating) return;
+    this.beating = true;
+    try {
+      // Channels in parallel, a bounded number at a time: one round trip per channel in
+      // sequence would make a beat over many channels longer than the TTL.
+      const channels = [...this.local.keys()];
+      for (let i = 0; i < channels.length; i += BEAT_PARALLEL) await Promise.all(channels.slice(i, i + BEAT_PARALLEL).map((ch) => this.beatChannel(ch)));
+    } finally {
+      this.beating = false;
+    }
+  }
+
+  private async beatChannel(ch: string): Promise<void> {
+    const members = this.local.get(ch);
+    if (!members) return;
+    try {
+      const now = Date.now();
+      const missing = await this.store.refresh(ch, [...members.keys()], now + this.settings.ttlMs);
+      for (const stream of missing) {
+        const who = this.local.get(ch)?.get(stream);
+        if (who && (await this.store.join(ch, stream, who, Date.now() + this.settings.ttlMs))) await this.announce(ch, "join", who);
       }
+      for (const who of await this.store.sweep(ch, now)) await this.announce(ch, "leave", who);
+    } catch (err) {
+      this.fault("presence heartbeat", err);
     }
   }
 
@@ -121,6 +141,7 @@ export class PresenceTracker {
 
   private announce(channel: string, action: "join" | "leave", who: PresenceIdentity): Promise<unknown> {
     const member = { sub: who.sub, ...(who.info ? { info: who.info } : {}) };
+    this.announced(action);
     return this.publisher.publish([{ channel, type: PRESENCE_EVENT, data: JSON.stringify({ action, channel, member }) }]);
   }
 

@@ -83,6 +83,9 @@ describe.each(modes)("presence on the $name", (mode) => {
     expect((await get(r.base, "/v1/presence/room:secret")).status).toBe(401);
     expect((await get(r.base, "/v1/presence/room:secret", await token("eve", undefined, ["other"]))).json.error.code).toBe("forbidden_channel");
     expect((await get(r.base, "/v1/presence/room:secret", ann)).json).toEqual({ channel: "room:secret", members: [], anonymous: 0 });
+    // A channel name with a slash is one path segment, percent-encoded.
+    expect((await get(r.base, `/v1/presence/${encodeURIComponent("room:a/b%")}?stats=1`, ann)).json).toEqual({ channel: "room:a/b%", connections: 0, users: 0, anonymous: 0 });
+    for (const bad of ["%ED%A0%80", "%FF", "room%3A%E2%82"]) expect((await get(r.base, `/v1/presence/${bad}`, ann)).json.error.code, bad).toBe("invalid_encoding");
     const off = await get(r.base, "/v1/presence/lobby", ann);
     expect(off).toMatchObject({ status: 404, json: { error: { code: "presence_not_enabled" } } });
   });
@@ -134,6 +137,21 @@ describe("presence across relays on one Redis", () => {
     onB.close();
     await onA.waitFor(() => presence(onA).length === 3, 5000, "bob's leave");
     expect(presence(onA)).toEqual(["join:ann", "join:bob", "leave:bob"]);
+  });
+
+  it("a draining relay (SIGTERM) announces its members' leave at once, long before the TTL", async () => {
+    const shared = { ...env, REDIS_URL: redis.server.url, FANOUT_LOG_PREFIX: "presd", FANOUT_PRESENCE_HEARTBEAT_MS: "60000" };
+    const a = await startRelay(shared);
+    const b = await startRelay(shared);
+    relays.push(b);
+    const onA = await openUrl(`${a.base}/v1/events?channel=room:d`, { Authorization: `Bearer ${await token("bob")}` });
+    await onA.waitReady();
+    const onB = await openUrl(`${b.base}/v1/events?channel=room:d`, { Authorization: `Bearer ${await token("ann")}` });
+    await onB.waitFor(() => presence(onB).length === 1, 5000, "own join");
+    expect((await get(b.base, "/v1/presence/room:d?stats=1", await token("ann"))).json.users).toBe(2);
+    await a.stop();
+    await onB.waitFor(() => presence(onB).length === 2, 5000, "bob's leave");
+    expect(presence(onB)).toEqual(["join:ann", "leave:bob"]);
   });
 
   it("a relay killed with SIGKILL: its members expire within the TTL and a surviving relay announces their leave", async () => {

@@ -52,7 +52,10 @@ export class RedisControlBus implements ControlBus {
         .catch(() => undefined /* Redis down: the asker times out */);
     });
     await this.sub.connect().catch(() => undefined);
-    await this.sub.subscribe(this.channelOf(this.relayId)).catch(() => undefined /* ioredis subscribes once connected */);
+    // Awaited only when connected: with Redis down at start-up the command waits in the offline
+    // queue and the relay starts anyway (it answers 503 meanwhile); ioredis resubscribes after reconnects.
+    const subscribed = this.sub.subscribe(this.channelOf(this.relayId)).catch(() => undefined);
+    if (this.sub.status === "ready") await subscribed;
   }
 
   async request(relayId: string, body: unknown, timeoutMs: number): Promise<ControlReply | "absent" | "timeout"> {

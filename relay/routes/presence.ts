@@ -16,8 +16,15 @@ export const PRESENCE_LIST_MAX = 1000;
 export function presenceRoute(rc: RelayContext): Hono {
   const app = new Hono();
   app.get("/v1/presence/:channel", async (c) => {
-    // Hono has percent-decoded the segment (`/` in a channel name is sent as %2F).
-    const channel = c.req.param("channel");
+    // Decoded here, not by Hono: it keeps a segment it cannot decode as its raw text, so
+    // `%ED%A0%80` (a lone surrogate) would name the literal channel "%ED%A0%80".
+    const raw = c.req.path.slice(c.req.path.lastIndexOf("/") + 1);
+    let channel: string;
+    try {
+      channel = decodeURIComponent(raw);
+    } catch {
+      throw new FanoutError(400, "invalid_encoding", "the channel is not percent-encoded UTF-8 (send `/` as %2F)");
+    }
     checkChannel(channel, "channel");
     checkSubscribable([channel], [], rc.config.log.prefix);
     if (!rc.presence.tracks(channel)) {

@@ -63,6 +63,31 @@ describe.each(modes)("POST /v1/connections/<id>/subscriptions on the $name", (mo
     await publish(r.base, { channel: "b", data: 4 });
     await c.waitMessages(4);
     expect(channelsOf(c)).toEqual(["b:1", "p:x:2", "a:3", "b:4"]);
+    // An empty change is a barrier: acked like any other.
+    const none = await change(r.base, c, { request: "noop" });
+    expect(none.json).toEqual({ request: "noop", channels: ["b"], patterns: [], added: { channels: [], patterns: [] }, removed: { channels: [], patterns: [] } });
+    await c.waitFor(() => acks(c).some((a) => a.request === "noop"));
+  });
+
+  it("moves the stream's hold on the relay's pattern budget with its set, and frees it when the stream ends", async () => {
+    r = await start(mode.env());
+    const limits = r.relay.context.limits;
+    const c = await open("pattern=p:*");
+    await c.waitReady();
+    const one = limits.patternCost;
+    expect(one).toBeGreaterThan(0);
+    expect((await change(r.base, c, { add: { patterns: ["q:*:x"] } })).status).toBe(200);
+    const two = limits.patternCost;
+    expect(two).toBeGreaterThan(one);
+    expect((await change(r.base, c, { remove: { patterns: ["p:*", "q:*:x"] } })).status).toBe(200);
+    expect(limits.patternCost).toBe(0);
+    expect((await change(r.base, c, { add: { patterns: ["p:*"] } })).status).toBe(200);
+    expect(limits.patternCost).toBe(one);
+    c.close();
+    await c.waitClosed();
+    const end = Date.now() + 2000;
+    while (limits.patternCost !== 0 && Date.now() < end) await new Promise((res) => setTimeout(res, 20));
+    expect(limits.patternCost).toBe(0);
   });
 
   it("resumes with the added channels from the ack's id: what was published while away arrives, nothing twice", async () => {
@@ -138,6 +163,7 @@ describe.each(modes)("POST /v1/connections/<id>/subscriptions on the $name", (mo
     const secret = ready(c).secret;
     expect(await post("nope", { secret, add: { channels: ["b"] } })).toEqual({ status: 404, code: "unknown_connection" });
     expect(await post(`${connection.split("~")[0]}~00000000-0000-0000-0000-000000000000`, { secret, add: { channels: ["b"] } })).toEqual({ status: 404, code: "unknown_connection" });
+    expect(await post(`bad relay id!~x`, { secret, add: { channels: ["b"] } })).toEqual({ status: 404, code: "unknown_connection" });
     expect(await post(connection, { secret: "wrong", add: { channels: ["b"] } })).toEqual({ status: 403, code: "bad_connection_secret" });
     expect(await post(connection, { add: { channels: ["b"] } })).toEqual({ status: 403, code: "bad_connection_secret" });
     expect(await post(connection, "{")).toMatchObject({ status: 400 });
@@ -176,7 +202,18 @@ describe.each(modes)("POST /v1/connections/<id>/subscriptions on the $name", (mo
     expect((await change(r.base, c, { add: { channels: ["t"] } }, {}, `?ticket=${encodeURIComponent(ticket)}`)).status).toBe(401);
     await c.waitFor(() => acks(c).length === 4);
     expect(acks(c)[3].channels).toEqual(["a:1", "pub:x", "t"]);
-    void openUrl;
+  });
+
+  it("a name added with a shorter-lived token brings the stream's end forward to that token's exp", async () => {
+    const SECRET = "subs-test-secret-0123456789abcdef0123";
+    r = await start({ ...mode.env(), FANOUT_JWT_SECRET: SECRET });
+    const long = await signFanoutToken(SECRET, { subscribe: ["*"] }, { expiresIn: 3600 });
+    const short = await signFanoutToken(SECRET, { subscribe: ["b"] }, { expiresIn: 1 });
+    const c = await openUrl(`${r.base}/v1/events?channel=a`, { Authorization: `Bearer ${long}` });
+    await c.waitReady();
+    expect((await change(r.base, c, { add: { channels: ["b"] } }, { Authorization: `Bearer ${short}` })).status).toBe(200);
+    await c.waitFor(() => c.events.some((e) => e.event === "expired"), 5000, "expired");
+    await c.waitClosed();
   });
 });
 
@@ -199,6 +236,9 @@ describe("dynamic subscriptions across two relays on one Redis", () => {
       await publish(b.base, { channel: "y", data: "routed" });
       await c.waitMessages(1);
       expect(channelsOf(c)).toEqual(['y:"routed"']);
+      const metrics = async (base: string) => (await (await fetch(`${base}/metrics`)).text()).split("\n").filter((l) => l.startsWith("fanout_subscription_changes_total"));
+      expect(await metrics(b.base)).toEqual([expect.stringMatching(/where="forwarded".*relay="relay-b"\} 1$/)]);
+      expect(await metrics(a.base)).toEqual([expect.stringMatching(/where="local".*relay="relay-a"\} 1$/)]);
       // Refusals come back from the owner with their codes.
       expect((await change(b.base, c, { secret: "wrong", add: { channels: ["z"] } })).status).toBe(403);
       // A relay that is not there: 404 at once.
