@@ -72,8 +72,7 @@ export function isValidMeta(value: unknown): value is Record<string, string> {
 export function checkMeta(value: unknown, field: string, headerTraceparent?: string): string | undefined {
   let meta: Record<string, unknown> | undefined;
   if (value !== undefined && value !== null) {
-    const problem = value === null || typeof value !== "object" || Array.isArray(value) ? "must be an object of string values" : undefined;
-    if (problem) throw new FanoutError(400, "invalid_meta", `${field} ${problem}`);
+    if (typeof value !== "object" || Array.isArray(value)) throw new FanoutError(400, "invalid_meta", `${field} must be an object of string values`);
     meta = value as Record<string, unknown>;
   }
   if (headerTraceparent !== undefined && !(meta && "traceparent" in meta) && isValidTraceparent(headerTraceparent.trim())) {

@@ -31,6 +31,7 @@ describe("CORS (FANOUT_CORS_ORIGINS)", () => {
       expect(res.headers.get("access-control-allow-methods")).toContain(method);
       expect(res.headers.get("access-control-allow-headers")?.toLowerCase()).toContain("authorization");
       expect(res.headers.get("access-control-allow-headers")?.toLowerCase()).toContain("last-event-id");
+      expect(res.headers.get("access-control-allow-headers")?.toLowerCase()).toContain("traceparent");
       expect(res.headers.get("vary")).toBe("Origin, Access-Control-Request-Headers");
     }
     const evil = await preflight(r.base, "/v1/publish", "POST", "https://evil.example");

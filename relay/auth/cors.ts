@@ -24,7 +24,8 @@ export function corsMiddleware(origins: readonly string[]): MiddlewareHandler | 
     origin: wildcard ? "*" : [...origins],
     credentials: !wildcard,
     allowMethods: ["GET", "POST", "OPTIONS"],
-    allowHeaders: ["Authorization", "Content-Type", "Last-Event-ID", "Cache-Control", "X-Requested-With"],
+    // traceparent/tracestate: browsers with tracing instrumentation send them on publishes (meta.traceparent).
+    allowHeaders: ["Authorization", "Content-Type", "Last-Event-ID", "Cache-Control", "X-Requested-With", "traceparent", "tracestate"],
     exposeHeaders: ["Retry-After"],
     maxAge: 600,
   });
