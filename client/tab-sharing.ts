@@ -155,9 +155,13 @@ export class TabMember {
     const before = this.host.names();
     const a = { channels: unique(add.channels), patterns: unique(add.patterns) };
     const r = { channels: unique(remove.channels), patterns: unique(remove.patterns) };
-    const next = (cur: string[], plus: string[], minus: string[]) => [...cur.filter((n) => !minus.includes(n)), ...plus.filter((n) => !cur.includes(n))];
+    // As an unshared client: a name both added and removed stays, and nothing left is refused.
+    const next = (cur: string[], plus: string[], minus: string[]) => [...cur.filter((n) => !minus.includes(n) || plus.includes(n)), ...plus.filter((n) => !cur.includes(n))];
     const channels = next(before.channels, a.channels, r.channels);
     const patterns = next(before.patterns, a.patterns, r.patterns);
+    if (channels.length + patterns.length === 0) {
+      return Promise.reject(new FanoutClientError("no_subscriptions", "this would leave the client with no channel and no pattern; close() it instead"));
+    }
     this.host.setNames(channels, patterns);
     const request = `r${randomId()}`;
     const msg: Wire = { t: "want", from: this.id, request, channels, patterns, ...(opts.since ? { since: opts.since } : {}) };
