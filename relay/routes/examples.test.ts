@@ -55,5 +55,6 @@ describe("/examples", () => {
     // Behind a trusted proxy, a remote browser is not a loopback caller.
     const remote = await login({ user: "ann" }, { "X-Forwarded-For": "203.0.113.9" });
     expect(remote.status).toBe(403);
+    expect(((await remote.json()) as { error: { code: string } }).error.code).toBe("examples_login_remote");
   });
 });

@@ -84,7 +84,7 @@ export function examplesRoute(config: RelayConfig): Hono {
     if (!config.examplesLogin || !config.jwtSecret) {
       throw new FanoutError(404, "examples_login_off", "the example login is off: start the relay with FANOUT_EXAMPLES_LOGIN=on and FANOUT_JWT_SECRET (or `npm run examples`)");
     }
-    if (!isLocalRequest(c, config.trustedProxies)) throw new FanoutError(403, "forbidden", "the example login answers loopback clients only");
+    if (!isLocalRequest(c, config.trustedProxies)) throw new FanoutError(403, "examples_login_remote", "the example login answers loopback clients only");
     const body = (await readJson(c, 1024)) as { user?: unknown } | null;
     const user = body && typeof body === "object" ? body.user : undefined;
     if (typeof user !== "string" || !USER.test(user)) throw new FanoutError(400, "invalid_body", "user must be 1 to 32 characters of A-Z a-z 0-9 _ -");
