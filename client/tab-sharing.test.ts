@@ -174,8 +174,52 @@ describe("tab sharing in a real browser (headless Chromium)", () => {
       // The same stream all along.
       expect(await a.evaluate(() => (window as unknown as TabWindow).client.connectionId)).toBe(connection);
       expect(await connections(r.base)).toBe(1);
+
+      // The leader's client closes (its tab stays): the follower takes the stream over.
+      await a.evaluate(() => (window as unknown as TabWindow).client.close());
+      await b.waitForFunction(() => (window as unknown as TabWindow).client.tabRole === "leader");
+      await publish(r.base, { channel: "d:b", data: "after the handover" });
+      await b.waitForFunction(() => (window as unknown as TabWindow).got.length === 4);
+      expect((await got(b))[3]).toEqual(["d:b", "after the handover", null]);
+      await until("one stream after the handover", async () => (await connections(r.base)) === 1);
     } finally {
       await context.close();
+    }
+  });
+
+  it("status, ready and reset reach every tab when the shared stream's relay restarts", async () => {
+    const r2 = await startRelay({ FANOUT_RETRY_MS: "100" });
+    const context = await browser.newContext();
+    let again: RunningRelay | undefined;
+    try {
+      const a = await openTab(context, r2.base, { channels: ["s:a"] });
+      await a.waitForFunction(() => (window as unknown as TabWindow).ready >= 1);
+      const b = await openTab(context, r2.base, { channels: ["s:b"] });
+      await b.evaluate(() => {
+        const w = window as unknown as TabWindow & { resets: string[] };
+        w.resets = [];
+        w.client.onReset((reason) => w.resets.push(reason));
+      });
+      await b.waitForFunction(() => (window as unknown as TabWindow).ready >= 1);
+      await publish(r2.base, { channel: "s:b", data: 1 });
+      await b.waitForFunction(() => (window as unknown as TabWindow).got.length === 1);
+      // The embedded broker's log goes with the process: the new one cannot resume the old cursor.
+      await r2.relay.drain(200);
+      await b.waitForFunction(() => (window as unknown as TabWindow).statuses.includes("reconnecting"));
+      again = await startRelay({ FANOUT_RETRY_MS: "100", PORT: String(r2.port) });
+      await b.waitForFunction(() => (window as unknown as TabWindow).ready >= 2, undefined, { timeout: 15_000 });
+      await publish(again.base, { channel: "s:b", data: 2 });
+      await b.waitForFunction(() => (window as unknown as TabWindow).got.length === 2);
+      const seen = await b.evaluate(() => {
+        const w = window as unknown as TabWindow & { resets: string[] };
+        return { statuses: w.statuses, resets: w.resets, role: w.client.tabRole };
+      });
+      expect(seen.role).toBe("follower");
+      expect(seen.statuses).toEqual(["connecting", "live", "reconnecting", "live"]);
+      expect(seen.resets.length).toBeGreaterThan(0);
+    } finally {
+      await context.close();
+      await again?.stop();
     }
   });
 
