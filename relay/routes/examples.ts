@@ -43,6 +43,22 @@ function sdkBundle(): Promise<string> {
   return bundle;
 }
 
+/** The pages' files; none where the tree has no examples/ (the relay's container image). */
+function readPages(): Map<string, { body: string; type: string }> {
+  const files = new Map<string, { body: string; type: string }>();
+  let names: string[];
+  try {
+    names = readdirSync(WEB);
+  } catch {
+    return files;
+  }
+  for (const name of names) {
+    const type = TYPES[name.split(".").pop() ?? ""];
+    if (type) files.set(name, { body: readFileSync(new URL(name, WEB), "utf8"), type });
+  }
+  return files;
+}
+
 /**
  * `/examples/…`: the seed's apps as web pages (chat, notifications, cache invalidation) and
  * the SDK bundled for them, served as files with no build step; `GET /examples/catalog.json`,
@@ -51,11 +67,7 @@ function sdkBundle(): Promise<string> {
  */
 export function examplesRoute(config: RelayConfig): Hono {
   const app = new Hono();
-  const files = new Map<string, { body: string; type: string }>();
-  for (const name of readdirSync(WEB)) {
-    const type = TYPES[name.split(".").pop() ?? ""];
-    if (type) files.set(name, { body: readFileSync(new URL(name, WEB), "utf8"), type });
-  }
+  const files = readPages();
   const headers = (type: string) => ({ "Content-Type": type, "Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "Cache-Control": "no-cache" });
   const serve = (name: string) => (c: Context) => {
     const f = files.get(name);
