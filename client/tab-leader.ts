@@ -135,6 +135,8 @@ export class TabLeader {
     // A stream keeps at least one name: the relay serves no empty stream.
     const keepsOne = want.channels.length + want.patterns.length > 0;
     if (keepsOne && remove.channels.length + remove.patterns.length > 0) await s.unsubscribe(remove);
+    // Nothing to change while the stream reconnects: the member is live once the stream is.
+    await untilLive(s);
   }
 
   private open(names: NameSet): void {
@@ -189,4 +191,21 @@ export class TabLeader {
     }
     if (gone) this.left();
   }
+}
+
+/** Resolves when `s` is live (at once if it is), or has stopped (its refusal is broadcast then). */
+function untilLive(s: SharedStream): Promise<void> {
+  if (s.status === "live" || s.status === "closed") return Promise.resolve();
+  return new Promise((resolve) => {
+    const offs = [
+      s.onReady(() => done()),
+      s.onStatus((st) => {
+        if (st === "closed") done();
+      }),
+    ];
+    const done = () => {
+      offs.forEach((off) => off());
+      resolve();
+    };
+  });
 }
