@@ -3,7 +3,7 @@
 // view follows every room with the pattern `chat:*`. Joining a room adds it to the open
 // stream (client.subscribe) with its history since this user's first visit (`since`).
 import { FanoutClient, publish } from "/examples/fanout-client.js";
-import { currentUser, li, login, logout, relay, showStatus, time } from "/examples/session.js";
+import { currentUser, li, login, logout, refresh, relay, showStatus, time } from "/examples/session.js";
 
 const $ = (id) => document.getElementById(id);
 const me = currentUser();
@@ -37,7 +37,7 @@ function start({ user, token }) {
   const rooms = new Map();
   let current = "general";
   const sinceKey = `fanout-chat-since:${user}`;
-  const client = new FanoutClient({ url: relay, token, channels: [`user:${user}:dm`] });
+  const client = new FanoutClient({ url: relay, token, getToken: () => refresh(user), channels: [`user:${user}:dm`], shareTabs: { group: `${relay}:${user}` } });
   window.chat = client;
   showStatus(client, $("status"));
   client.onReady(() => {
@@ -143,7 +143,7 @@ function start({ user, token }) {
   $("moderator").addEventListener("change", (e) => {
     if (e.target.checked) {
       // A second client in the page: with tab sharing it rides the same stream, with its own filter.
-      moderator = new FanoutClient({ url: relay, token, patterns: ["chat:*"] });
+      moderator = new FanoutClient({ url: relay, token, getToken: () => refresh(user), patterns: ["chat:*"], shareTabs: { group: `${relay}:${user}` } });
       moderator.on("*", (m) => $("modLog").prepend(li(`${time(m.ts)} ${m.channel} ${m.type ?? ""} ${m.data.from ?? m.data.member?.sub ?? ""}: ${m.data.text ?? m.data.action ?? ""}`)));
       window.moderator = moderator;
     } else {

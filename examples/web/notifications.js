@@ -2,7 +2,7 @@
 // `user:<id>:notifications`, and asking for another user's channel is refused by the relay
 // (403 forbidden) — the page shows the refusal; nothing of that channel is ever delivered.
 import { FanoutClient, publish } from "/examples/fanout-client.js";
-import { currentUser, li, login, logout, relay, showStatus, time } from "/examples/session.js";
+import { currentUser, li, login, logout, refresh, relay, showStatus, time } from "/examples/session.js";
 
 const $ = (id) => document.getElementById(id);
 const me = currentUser();
@@ -34,7 +34,7 @@ function start({ user, token }) {
   const channel = `user:${user}:notifications`;
   $("channel").textContent = channel;
 
-  const client = new FanoutClient({ url: relay, token, channels: [channel] });
+  const client = new FanoutClient({ url: relay, token, getToken: () => refresh(user), channels: [channel], shareTabs: { group: `${relay}:${user}` } });
   window.notifications = client;
   showStatus(client, $("status"));
   client.on("*", (m) => {

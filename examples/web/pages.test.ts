@@ -142,6 +142,21 @@ describe("the example pages in a real browser (headless Chromium)", () => {
     }
   });
 
+  it("two tabs of one user (each signed in with its own token) share one stream, and both show the user's notifications", async () => {
+    const r = await startRelay(EXAMPLES);
+    const context = await browser.newContext();
+    try {
+      const tabs = [await signedIn(context, r.base, "notifications.html", "ann"), await signedIn(context, r.base, "notifications.html", "ann")];
+      expect((await (await fetch(`${r.base}/v1/stats`)).json()).connections).toBe(1);
+      expect(await tabs[1].textContent("#status")).toBe("live · follower");
+      await publish(r.base, { channel: "user:ann:notifications", data: { text: "to every tab" } }, { Authorization: `Bearer ${(await login(r.base, "ann")).token}` });
+      for (const t of tabs) await t.waitForSelector("#inbox li:has-text('to every tab')");
+    } finally {
+      await context.close();
+      await r.stop();
+    }
+  });
+
   it("the notifications page survives a relay restart on the same port, missing nothing published meanwhile", async () => {
     const redis = await RedisServer.start();
     const env = { ...EXAMPLES, REDIS_URL: redis.url };

@@ -16,6 +16,14 @@ export async function login(user) {
   return body;
 }
 
+/**
+ * A fresh token when the stream's expires (the client's `getToken`). Each tab signs in on its
+ * own, so tokens differ between tabs: the pages name their tab-sharing group after the user.
+ */
+export async function refresh(user) {
+  return (await login(user)).token;
+}
+
 export function logout() {
   sessionStorage.removeItem("fanout-example-session");
 }
