@@ -65,12 +65,21 @@ describe("edge-fanout token", () => {
     expect(refused.stderr).toMatch(/^error: admin_required \(HTTP 403\)/);
   });
 
+  it("mints the info claim presence shows beside the sub", async () => {
+    const minted = await runCli(["token", "--subscribe", "room:*", "--sub", "ann", "--info", '{"name":"Ann","color":"teal"}'], { FANOUT_JWT_SECRET: SECRET });
+    expect(minted.code, minted.stderr).toBe(0);
+    expect(claims(minted.stdout.trim())).toMatchObject({ sub: "ann", info: { name: "Ann", color: "teal" } });
+  });
+
   it("refuses to mint without a secret, without any grant, or with a bad --ttl: one line, exit 2", async () => {
     for (const [args, message] of [
       [["token", "--subscribe", "a"], "no secret: pass --secret or set FANOUT_JWT_SECRET"],
       [["token", "--secret", SECRET], "the token would grant nothing: give --subscribe, --publish or --admin"],
       [["token", "--secret", SECRET, "--publish", "a", "--ttl", "soon"], '--ttl must be a positive duration like 90s, 15m, 1h or 7d, got "soon"'],
       [["token", "--secret", SECRET, "a:*"], 'unexpected argument "a:*" (globs go after --subscribe or --publish)'],
+      [["token", "--secret", SECRET, "--subscribe", "a", "--info", "Ann"], `--info must be a JSON object, e.g. '{"name":"Ann"}'`],
+      [["token", "--secret", SECRET, "--subscribe", "a", "--info", "[1]"], `--info must be a JSON object, e.g. '{"name":"Ann"}'`],
+      [["token", "--secret", SECRET, "--subscribe", "a", "--info", JSON.stringify({ x: "y".repeat(1100) })], "--info must be at most 1024 bytes as JSON"],
     ] as const) {
       const res = await runCli([...args]);
       expect(res.code, args.join(" ")).toBe(2);

@@ -5,6 +5,7 @@ import type { Command } from "./command.js";
 import { parseDuration } from "./duration.js";
 import { EXIT } from "./io.js";
 import { UsageError } from "./usage-error.js";
+import { MAX_INFO_BYTES } from "../protocol/auth/jwt-verifier.js";
 
 const help = `Usage: edge-fanout token --subscribe GLOB... --publish GLOB... [options]
 
@@ -18,7 +19,8 @@ Options:
   --subscribe GLOB    channels it may subscribe to, Redis glob syntax (repeatable)
   --publish GLOB      channels it may publish on (repeatable)
   --admin             may read /v1/stats with channel names
-  --sub SUBJECT       the sub claim
+  --sub SUBJECT       the sub claim (who the user is on presence channels)
+  --info JSON         the info claim: a JSON object presence shows with the sub, at most 1 KiB
   --ttl DURATION      lifetime, e.g. 90s, 15m, 1h, 7d (default 1h; exp is always set)
   --iss ISSUER        iss claim (default $FANOUT_JWT_ISSUER; needed when the relay sets it)
   --aud AUDIENCE      aud claim (default $FANOUT_JWT_AUDIENCE; needed when the relay sets it)
@@ -37,6 +39,7 @@ export const tokenCommand: Command = {
       publish: { type: "string", multiple: true },
       admin: { type: "boolean" },
       sub: { type: "string" },
+      info: { type: "string" },
       ttl: { type: "string" },
       iss: { type: "string" },
       aud: { type: "string" },
@@ -52,9 +55,11 @@ export const tokenCommand: Command = {
       if (globs.some((g) => g.length === 0)) throw new UsageError(`${flag} needs a non-empty glob`);
     }
     const expiresIn = parseDuration("--ttl", values.ttl ?? "1h");
+    const info = values.info === undefined ? undefined : parseInfo(values.info);
     const token = await signFanoutToken(secret, { subscribe, publish, admin: values.admin ?? false }, {
       expiresIn,
       subject: values.sub,
+      info,
       issuer: fromEnv(values.iss, io.env, "FANOUT_JWT_ISSUER"),
       audience: fromEnv(values.aud, io.env, "FANOUT_JWT_AUDIENCE"),
     });
@@ -62,3 +67,16 @@ export const tokenCommand: Command = {
     return EXIT.ok;
   },
 };
+
+/** The relay ignores an info claim that is not an object or is larger: refuse it here instead. */
+function parseInfo(text: string): Record<string, unknown> {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    throw new UsageError("--info must be a JSON object, e.g. '{\"name\":\"Ann\"}'");
+  }
+  if (typeof v !== "object" || v === null || Array.isArray(v)) throw new UsageError("--info must be a JSON object, e.g. '{\"name\":\"Ann\"}'");
+  if (new TextEncoder().encode(JSON.stringify(v)).byteLength > MAX_INFO_BYTES) throw new UsageError(`--info must be at most ${MAX_INFO_BYTES} bytes as JSON`);
+  return v as Record<string, unknown>;
+}

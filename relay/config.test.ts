@@ -36,9 +36,17 @@ describe("relay configuration", () => {
       [{ FANOUT_FLEET_HEARTBEAT_MS: "1000", FANOUT_FLEET_TTL_MS: "1500" }, /FANOUT_FLEET_TTL_MS \(1500\) must be at least twice FANOUT_FLEET_HEARTBEAT_MS/],
       [{ FANOUT_ALERT_REDIS_MEMORY_PERCENT: "120" }, /FANOUT_ALERT_REDIS_MEMORY_PERCENT must be between 0 and 100/],
       [{ FANOUT_ALERT_WINDOW_SECONDS: "0" }, /FANOUT_ALERT_WINDOW_SECONDS must be between 1/],
+      [{ FANOUT_PRESENCE_HEARTBEAT_MS: "1000", FANOUT_PRESENCE_TTL_MS: "1500" }, /FANOUT_PRESENCE_TTL_MS \(1500\) must be at least twice FANOUT_PRESENCE_HEARTBEAT_MS/],
+      [{ FANOUT_PRESENCE_HEARTBEAT_MS: "10" }, /FANOUT_PRESENCE_HEARTBEAT_MS must be between 50/],
+      [{ FANOUT_PRESENCE_CHANNELS: "chat:*,a\u0001b" }, /FANOUT_PRESENCE_CHANNELS entries must be globs/],
     ];
     for (const [env, msg] of cases) expect(() => loadConfig(env), JSON.stringify(env)).toThrow(msg);
     expect(() => loadConfig({ PORT: "x" })).toThrow(ConfigError);
+  });
+
+  it("has presence off by default, refreshed every 5 s with a TTL of three beats", () => {
+    expect(loadConfig({}).presence).toEqual({ channels: [], heartbeatMs: 5000, ttlMs: 15_000 });
+    expect(loadConfig({ FANOUT_PRESENCE_CHANNELS: "chat:*, doc:*", FANOUT_PRESENCE_HEARTBEAT_MS: "1000" }).presence).toEqual({ channels: ["chat:*", "doc:*"], heartbeatMs: 1000, ttlMs: 3000 });
   });
 
   it("defaults the slow-consumer limits to Redis's pubsub output-buffer limits (32 MiB hard, 8 MiB for 60 s) and a 256 MiB budget", () => {

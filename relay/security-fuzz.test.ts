@@ -95,10 +95,15 @@ describe.each(modes)("security fuzz on the $name", (mode) => {
       FANOUT_CORS_ORIGINS: "https://app.example",
       FANOUT_MAX_BODY_BYTES: "4096",
       FANOUT_PUBLISH_RATE: "100000",
+      FANOUT_PRESENCE_CHANNELS: "public:*",
     });
     const subToken = await signFanoutToken(SECRET, { subscribe: ["fuzz:*", "public:*"], publish: ["public:*", "fuzz:other"] });
     const steady = await SseClient.open(`${r.base}/v1/events?channel=fuzz:steady`, { Authorization: `Bearer ${subToken}` });
     await steady.waitReady();
+    // A stream whose subscriptions the fuzz changes (never the steady one's).
+    const victim = await SseClient.open(`${r.base}/v1/events?channel=public:v`);
+    await victim.waitReady();
+    const { connection: victimId, secret: victimSecret } = JSON.parse(victim.events[0].data) as { connection: string; secret: string };
 
     // The steady publisher: one message every 20 ms for the whole run.
     let sent = 0;
@@ -135,7 +140,7 @@ describe.each(modes)("security fuzz on the $name", (mode) => {
     try {
       while (Date.now() < deadline || n < MIN_REQUESTS) {
         n++;
-        const kind = f.int(5);
+        const kind = f.int(7);
         let method = "POST";
         let path = "/v1/publish";
         let body: Uint8Array | string | undefined;
@@ -150,6 +155,15 @@ describe.each(modes)("security fuzz on the $name", (mode) => {
         else if (kind === 2) {
           path = "/v1/tickets";
           body = JSON.stringify(f.json(0)) ?? "null";
+        } else if (kind === 5) {
+          // Dynamic subscriptions: random or nearly valid changes, to the victim or a made-up id.
+          path = `/v1/connections/${f.pick([victimId, victimId, `${victimId.split("~")[0]}~${f.str(8)}`, encodeURIComponent(f.str(20).replace(/[\ud800-\udfff]/g, "x")), "r-x~y"])}/subscriptions`;
+          const names = () => Array.from({ length: f.int(4) }, () => f.pick(["public:a", "fuzz:x", "fuzz:steady2", f.str(20), "public:*", "*", f.str(6) + "*"]));
+          body = f.r() < 0.3 ? (JSON.stringify(f.json(0)) ?? "null") : JSON.stringify({ secret: f.r() < 0.8 ? victimSecret : f.str(30), ...(f.r() < 0.7 ? { add: { channels: names(), patterns: names() } } : {}), ...(f.r() < 0.5 ? { remove: { channels: names() } } : {}), ...(f.r() < 0.2 ? { since: f.pick([steady.lastEventId ?? "", f.str(12), "0_0_0_0"]) } : {}), ...(f.r() < 0.2 ? { request: f.str(10) } : {}) });
+        } else if (kind === 6) {
+          method = "GET";
+          const seg = f.r() < 0.5 ? encodeURIComponent(`public:${f.str(10).replace(/[\ud800-\udfff]/g, "x")}`) : Array.from(f.bytes(f.int(12)), (b) => (f.r() < 0.5 ? `%${b.toString(16).padStart(2, "0")}` : f.pick(["%", "a", ":", "*"]))).join("");
+          path = `/v1/presence/${seg || "x"}${f.r() < 0.3 ? "?stats=1" : ""}`;
         } else {
           method = f.r() < 0.1 ? "OPTIONS" : "GET";
           const parts = Array.from({ length: f.int(6) }, () => f.queryPart());
@@ -188,6 +202,9 @@ describe.each(modes)("security fuzz on the $name", (mode) => {
     expect(steady.envelopes().map((e) => e.data)).toEqual(Array.from({ length: sent }, (_, i) => i));
     expect(sent).toBeGreaterThan(20);
     steady.close();
+    // The victim's stream took what it was given and stayed well-formed.
+    expect(victim.closed).toBe(false);
+    victim.close();
   });
 });
 

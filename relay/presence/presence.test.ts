@@ -139,6 +139,34 @@ describe("presence across relays on one Redis", () => {
     expect(presence(onA)).toEqual(["join:ann", "join:bob", "leave:bob"]);
   });
 
+  it("one user on two relays: one join for the first stream, one leave after the last", async () => {
+    const shared = { ...env, REDIS_URL: redis.server.url, FANOUT_LOG_PREFIX: "pres-u" };
+    const a = await startRelay(shared);
+    const b = await startRelay(shared);
+    relays.push(a, b);
+    const watcher = await openUrl(`${a.base}/v1/events?channel=room:u`, { Authorization: `Bearer ${await token("watcher")}` });
+    await watcher.waitFor(() => presence(watcher).length === 1, 5000, "own join");
+    const ann = await token("ann");
+    const onA = await openUrl(`${a.base}/v1/events?channel=room:u`, { Authorization: `Bearer ${ann}` });
+    await watcher.waitFor(() => presence(watcher).length === 2, 5000, "ann's join");
+    const onB = await openUrl(`${b.base}/v1/events?channel=room:u`, { Authorization: `Bearer ${ann}` });
+    await onB.waitReady();
+    const members = async () => (await get(b.base, "/v1/presence/room:u", ann)).json.members.find((m: { sub: string }) => m.sub === "ann")?.connections;
+    const until = async (n: number | undefined) => {
+      const end = Date.now() + 5000;
+      while ((await members()) !== n && Date.now() < end) await sleep(20);
+      expect(await members()).toBe(n);
+    };
+    await until(2);
+    onA.close();
+    await until(1);
+    expect(presence(watcher)).toEqual(["join:watcher", "join:ann"]);
+    onB.close();
+    await watcher.waitFor(() => presence(watcher).length === 3, 5000, "ann's leave");
+    expect(presence(watcher)).toEqual(["join:watcher", "join:ann", "leave:ann"]);
+    await until(undefined);
+  });
+
   it("a draining relay (SIGTERM) announces its members' leave at once, long before the TTL", async () => {
     const shared = { ...env, REDIS_URL: redis.server.url, FANOUT_LOG_PREFIX: "presd", FANOUT_PRESENCE_HEARTBEAT_MS: "60000" };
     const a = await startRelay(shared);

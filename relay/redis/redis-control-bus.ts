@@ -11,7 +11,7 @@ type Envelope = { to: "request"; token: string; from: string; body: unknown } | 
  * Relay-to-relay requests over Redis Pub/Sub: each relay listens on its own reserved channel
  * `<prefix>:relay:ctl:<relay id>` (no client can subscribe or publish there) on a connection
  * of its own, and answers on the asker's. Nothing is stored: a relay that is gone simply does
- * not answer (on a single Redis, PUBLISH counting no receiver says so at once).
+ * not answer (on a single Redis, `PUBSUB NUMSUB` counting no listener says so at once).
  */
 export class RedisControlBus implements ControlBus {
   private readonly sub: Redis;
@@ -73,12 +73,18 @@ export class RedisControlBus implements ControlBus {
       });
     });
     try {
-      const receivers = await this.cmd.publish(this.channelOf(relayId), JSON.stringify({ to: "request", token, from: this.relayId, body } satisfies Envelope));
-      // On Cluster the count is the receiving node's only: not a proof of absence.
-      if (receivers === 0 && (this.cmd as Cluster).isCluster !== true) {
-        this.waiters.get(token)?.({ status: 0, body: undefined });
-        return "absent";
+      const channel = this.channelOf(relayId);
+      // Whether the relay listens: PUBLISH's count would include pattern subscribers (a relay
+      // holding a client's `*`), NUMSUB counts channel subscribers only. On Cluster it is the
+      // answering node's count, not a proof of absence: there the timeout decides.
+      if ((this.cmd as Cluster).isCluster !== true) {
+        const numsub = (await this.cmd.call("PUBSUB", "NUMSUB", channel)) as [string, number];
+        if (Number(numsub[1]) === 0) {
+          this.waiters.get(token)?.({ status: 0, body: undefined });
+          return "absent";
+        }
       }
+      await this.cmd.publish(channel, JSON.stringify({ to: "request", token, from: this.relayId, body } satisfies Envelope));
     } catch {
       this.waiters.get(token)?.({ status: 0, body: undefined });
       return "timeout";

@@ -90,6 +90,33 @@ describe.each(modes)("POST /v1/connections/<id>/subscriptions on the $name", (mo
     expect(limits.patternCost).toBe(0);
   });
 
+  it("waits for the stream's own replay: a change sent mid-replay is acked after the last replayed message", async () => {
+    r = await start(mode.env());
+    const first = await open("channel=big");
+    await first.waitReady();
+    const from = first.lastEventId!;
+    first.close();
+    // About 6 MB of history: more than socket buffers hold, so a reader that stops reading stops the replay.
+    const blob = "x".repeat(20_000);
+    for (let i = 0; i < 10; i++) {
+      const res = await publish(r.base, { messages: Array.from({ length: 30 }, (_, k) => ({ channel: "big", data: { n: i * 30 + k, blob } })) });
+      expect(res.status).toBe(200);
+    }
+    const c = await open("channel=big", { "Last-Event-ID": from });
+    await c.waitReady();
+    c.pause();
+    let answered = false;
+    const pending = change(r.base, c, { request: "mid", add: { channels: ["late"] } }).then((x) => ((answered = true), x));
+    await new Promise((res) => setTimeout(res, 300));
+    expect(answered).toBe(false);
+    c.resume();
+    expect((await pending).status).toBe(200);
+    await c.waitFor(() => acks(c).length === 1, 10_000, "ack");
+    const order = c.events.filter((e) => e.event !== "ready").map((e) => (e.event === "subscribed" ? "ack" : "m"));
+    expect(order.length).toBe(301);
+    expect(order.at(-1)).toBe("ack");
+  });
+
   it("resumes with the added channels from the ack's id: what was published while away arrives, nothing twice", async () => {
     r = await start(mode.env());
     const c = await open("channel=a");
@@ -241,7 +268,10 @@ describe("dynamic subscriptions across two relays on one Redis", () => {
       expect(await metrics(a.base)).toEqual([expect.stringMatching(/where="local".*relay="relay-a"\} 1$/)]);
       // Refusals come back from the owner with their codes.
       expect((await change(b.base, c, { secret: "wrong", add: { channels: ["z"] } })).status).toBe(403);
-      // A relay that is not there: 404 at once.
+      // A relay that is not there: 404 at once, even while a client's `*` makes every relay
+      // pattern-subscribed to its control channel's name.
+      const all = await openUrl(`${b.base}/v1/events?pattern=*`);
+      await all.waitReady();
       const gone = await fetch(`${b.base}/v1/connections/relay-zz~00000000-0000-0000-0000-000000000000/subscriptions`, { method: "POST", body: JSON.stringify({ secret: "s", add: { channels: ["z"] } }) });
       expect(gone.status).toBe(404);
       expect(((await gone.json()) as any).error.code).toBe("unknown_connection");
