@@ -230,6 +230,27 @@ export class FanoutClient<Events extends object = EventMap> {
   }
 
   /**
+   * Every message (as `on("*")`), in stream order, as an async iterator:
+   * `for await (const m of client.messages())`, or `for await (const m of client)`. The loop
+   * ends after the messages already queued once `close()` is called, and throws the
+   * FanoutClientError that stopped the client after a refusal (401, 403, …). Leaving the loop
+   * (`break`) detaches it; the client goes on until `close()`. Messages are queued from
+   * the moment this is called.
+   */
+  messages(opts: MessagesOptions = {}): AsyncIterableIterator<Envelope<Events[keyof Events]>> {
+    const size = opts.bufferSize ?? DEFAULT_BUFFER_SIZE;
+    if (!(Number.isInteger(size) && size > 0)) throw new RangeError("bufferSize must be a positive integer");
+    const q: MessageQueue<Envelope<Events[keyof Events]>> = new MessageQueue(size, () => this.queues.delete(q));
+    if (this.isClosed()) q.end(this.fatal);
+    else this.queues.add(q);
+    return q;
+  }
+
+  [Symbol.asyncIterator](): AsyncIterableIterator<Envelope<Events[keyof Events]>> {
+    return this.messages();
+  }
+
+  /**
    * Adds channels and patterns to the open stream without reconnecting. Resolves once they
    * are live (the stream's `event: subscribed` for this call, or the `ready` of a reconnection,
    * which always asks for the current set). The added names are authorized like a new
@@ -258,27 +279,6 @@ export class FanoutClient<Events extends object = EventMap> {
   presence(channel: string, opts: PresenceOptions & { stats: true }): Promise<PresenceStats>;
   presence(channel: string, opts: PresenceOptions = {}): Promise<PresenceList | PresenceStats> {
     return (async () => fetchPresence(this.streamUrl ?? (await this.eventsUrl(false)), channel, opts, await this.authHeaders(), this.doFetch, this.opts.credentials))();
-  }
-
-  /**
-   * Every message (as `on("*")`), in stream order, as an async iterator:
-   * `for await (const m of client.messages())`, or `for await (const m of client)`. The loop
-   * ends after the messages already queued once `close()` is called, and throws the
-   * FanoutClientError that stopped the client after a refusal (401, 403, …). Leaving the loop
-   * (`break`) detaches it; the client goes on until `close()`. Messages are queued from
-   * the moment this is called.
-   */
-  messages(opts: MessagesOptions = {}): AsyncIterableIterator<Envelope<Events[keyof Events]>> {
-    const size = opts.bufferSize ?? DEFAULT_BUFFER_SIZE;
-    if (!(Number.isInteger(size) && size > 0)) throw new RangeError("bufferSize must be a positive integer");
-    const q: MessageQueue<Envelope<Events[keyof Events]>> = new MessageQueue(size, () => this.queues.delete(q));
-    if (this.isClosed()) q.end(this.fatal);
-    else this.queues.add(q);
-    return q;
-  }
-
-  [Symbol.asyncIterator](): AsyncIterableIterator<Envelope<Events[keyof Events]>> {
-    return this.messages();
   }
 
   /** Ends the stream and every reconnection for good. */

@@ -4,7 +4,7 @@ export { FanoutClientError } from "./errors.js";
 export { SseParser, type SseEvent, type SseParserHandlers } from "./sse-parser.js";
 export type { Envelope, EventMap, ReadyInfo, ResetInfo, ResetReason } from "./envelope.js";
 export type { BackoffOptions } from "./backoff.js";
+export { ChannelStore, type ChannelSnapshot, type ChannelStoreOptions } from "./channel-store.js";
 export type { Names, SubscribeOptions, SubscribedInfo } from "./subscription-changes.js";
 export type { PresenceList, PresenceMember, PresenceOptions, PresenceStats } from "./presence.js";
-export { ChannelStore, type ChannelSnapshot, type ChannelStoreOptions } from "./channel-store.js";
 export type { ShareTabsOptions } from "./tab-sharing.js";

@@ -13,12 +13,22 @@ import type { FunctionsConfig } from "./config.js";
 import { UpstashInvalidationStore } from "./upstash-invalidation-store.js";
 import { breakerFor, upstashClient } from "./upstash-client.js";
 import { UpstashPublisher } from "./upstash-publisher.js";
+import { ShardMap } from "../protocol/shard-map.js";
+import { ShardedPublisher } from "../protocol/sharded-publisher.js";
+import type { Publisher } from "../protocol/publisher.js";
 
-/** The edge app: the shared publish, invalidate and hook routes over Upstash REST. */
+/**
+ * The edge app: the shared publish, invalidate and hook routes over Upstash REST. With a
+ * sharded log, publishes go to each channel's shard by the relays' rule, and everything else
+ * (tickets, tag sets, hook delivery ids) lives on shard 0, as on the relays.
+ */
 export function createApp(config: FunctionsConfig): Hono {
-  const redis = upstashClient(config);
-  const breaker = breakerFor(config);
-  const publisher = new UpstashPublisher(redis, config.log, breaker);
+  const shards = config.shards.map((e) => ({ redis: upstashClient(e, config), breaker: breakerFor(e, config) }));
+  const { redis, breaker } = shards[0];
+  const perShard = shards.map((s) => new UpstashPublisher(s.redis, config.log, s.breaker));
+  // A shard whose breaker is open is known to be down: a batch touching it writes nowhere.
+  const publisher: Publisher =
+    perShard.length === 1 ? perShard[0] : new ShardedPublisher(new ShardMap(config.log.partitions, perShard.length), perShard, config.log.prefix, (s) => !shards[s].breaker.isOpen);
   const store = new UpstashInvalidationStore(redis, config.log.prefix, breaker);
   const verifier = new JwtVerifier({
     secret: config.jwtSecret,

@@ -1,6 +1,6 @@
 import { Redis } from "@upstash/redis/cloudflare";
 import { CircuitBreaker } from "./circuit-breaker.js";
-import type { FunctionsConfig } from "./config.js";
+import type { FunctionsConfig, UpstashEndpoint } from "./config.js";
 
 /**
  * An Upstash REST client for the fanout's own commands: values come back as the raw strings
@@ -8,10 +8,10 @@ import type { FunctionsConfig } from "./config.js";
  * decides when to try again), and every request bounded by FANOUT_REDIS_TIMEOUT_MS. The
  * signal is a function so a timeout surfaces as an error rather than a fake result.
  */
-export function upstashClient(config: FunctionsConfig): Redis {
+export function upstashClient(endpoint: UpstashEndpoint, config: FunctionsConfig): Redis {
   return new Redis({
-    url: config.redisUrl,
-    token: config.redisToken,
+    url: endpoint.url,
+    token: endpoint.token,
     automaticDeserialization: false,
     enableAutoPipelining: false,
     enableTelemetry: false,
@@ -25,11 +25,11 @@ export function upstashClient(config: FunctionsConfig): Redis {
 const breakers = new Map<string, CircuitBreaker>();
 
 /** One breaker per Redis endpoint for the life of the isolate. */
-export function breakerFor(config: FunctionsConfig): CircuitBreaker {
-  let b = breakers.get(config.redisUrl);
+export function breakerFor(endpoint: UpstashEndpoint, config: FunctionsConfig): CircuitBreaker {
+  let b = breakers.get(endpoint.url);
   if (!b) {
     b = new CircuitBreaker(config.breakerThreshold, config.breakerCooldownMs);
-    breakers.set(config.redisUrl, b);
+    breakers.set(endpoint.url, b);
   }
   return b;
 }

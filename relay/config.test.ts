@@ -14,6 +14,14 @@ describe("relay configuration", () => {
     expect(c.maxRelayPatternCost).toBe(5_000_000);
   });
 
+  it("reads whitespace-separated REDIS_URL entries as independent shards, shard 0 first", () => {
+    const c = loadConfig({ REDIS_URL: " redis://a:6379\n  redis+sentinel://s1:26379,s2:26379/m ", FANOUT_LOG_PARTITIONS: "8" });
+    expect(c.redisShards).toEqual(["redis://a:6379", "redis+sentinel://s1:26379,s2:26379/m"]);
+    // One entry (a URL or a Cluster seed list) is not sharded.
+    expect(loadConfig({ REDIS_URL: "h1:7000,h2:7000" }).redisShards).toBeUndefined();
+    expect(loadConfig({ REDIS_URL: "redis://a:6379" }).redisShards).toBeUndefined();
+  });
+
   it("refuses bad values with a message naming the variable", () => {
     const cases: Array<[Record<string, string>, RegExp]> = [
       [{ PORT: "eighty" }, /PORT must be a whole number/],
@@ -21,6 +29,8 @@ describe("relay configuration", () => {
       [{ FANOUT_LOG_PARTITIONS: "0" }, /FANOUT_LOG_PARTITIONS must be between 1 and 64/],
       [{ FANOUT_MAX_BODY_BYTES: "-1" }, /FANOUT_MAX_BODY_BYTES must be a whole number/],
       [{ REDIS_URL: "http://x" }, /REDIS_URL must be/],
+      [{ REDIS_URL: "redis://a:6379 h1:7000,h2:7000" }, /REDIS_URL lists 2 shards .*a Cluster cannot be a shard/],
+      [{ REDIS_URL: "redis://a:1 redis://b:1 redis://c:1 redis://d:1" }, /REDIS_URL lists 4 shards but FANOUT_LOG_PARTITIONS=4 leaves shard 2 without a partition; use more partitions \(e\.g\. 16\)/],
       [{ FANOUT_CORS_ORIGINS: "*,https://a.example" }, /FANOUT_CORS_ORIGINS/],
       [{ FANOUT_JWKS_URL: "file:///etc/keys" }, /FANOUT_JWKS_URL must be an http\(s\) URL/],
       [{ FANOUT_MAX_PATTERN_COST: "2000000" }, /FANOUT_MAX_CONNECTION_PATTERN_COST must be at least FANOUT_MAX_PATTERN_COST/],

@@ -1,6 +1,7 @@
 import { TrustedProxies } from "./auth/trusted-proxies.js";
 import type { AlertSettings } from "./ops/alerts.js";
-import { ConfigError, envInt, envList, envString, loadSharedSettings, type Env, type SharedSettings } from "../routes/shared-settings.js";
+import { redisShardUrls, shardUrlProblem } from "./redis/redis-shards.js";
+import { checkShardLayout, ConfigError, envInt, envList, envString, loadSharedSettings, type Env, type SharedSettings } from "../routes/shared-settings.js";
 
 export { ConfigError };
 
@@ -16,6 +17,8 @@ export interface RelayConfig extends SharedSettings {
   host: string;
   /** Unset: embedded in-memory broker. */
   redisUrl?: string;
+  /** `REDIS_URL` with several whitespace-separated entries: the log's independent shards, shard 0 first. */
+  redisShards?: string[];
   corsOrigins: string[];
   heartbeatMs: number;
   retryMs: number;
@@ -113,8 +116,14 @@ function loadOpsSettings(env: Env): Pick<RelayConfig, "relayId" | "fleet" | "ale
 }
 
 export function loadConfig(env: Env = process.env): RelayConfig {
-  const redisUrl = envString(env, "REDIS_URL");
-  if (redisUrl && !/^(rediss?:\/\/|redis\+sentinel:\/\/)/.test(redisUrl) && !/^[^,\s]+:\d+(,[^,\s]+:\d+)+$/.test(redisUrl)) {
+  const redisUrl = envString(env, "REDIS_URL")?.trim();
+  const shardUrls = redisUrl ? redisShardUrls(redisUrl) : [];
+  if (shardUrls.length > 1) {
+    for (const u of shardUrls) {
+      const problem = shardUrlProblem(u);
+      if (problem) throw new ConfigError(`REDIS_URL lists ${shardUrls.length} shards (separated by whitespace): ${problem}`);
+    }
+  } else if (redisUrl && !/^(rediss?:\/\/|redis\+sentinel:\/\/)/.test(redisUrl) && !/^[^,\s]+:\d+(,[^,\s]+:\d+)+$/.test(redisUrl)) {
     throw new ConfigError(
       `REDIS_URL must be redis://, rediss://, redis+sentinel://host:port[,host:port]/master or a comma list of cluster nodes host:port,host:port; got ${JSON.stringify(redisUrl)}`,
     );
@@ -128,6 +137,7 @@ export function loadConfig(env: Env = process.env): RelayConfig {
   }
   const publishRatePerSecond = envInt(env, "FANOUT_PUBLISH_RATE", 0, 0);
   const shared = loadSharedSettings(env);
+  if (shardUrls.length > 1) checkShardLayout(shared.log.partitions, shardUrls.length, "REDIS_URL");
   const maxRelayPatternCost = envInt(env, "FANOUT_MAX_RELAY_PATTERN_COST", 5_000_000, 1_000);
   if (maxRelayPatternCost < shared.patternLimits.maxConnectionCost) {
     throw new ConfigError("FANOUT_MAX_RELAY_PATTERN_COST must be at least FANOUT_MAX_CONNECTION_PATTERN_COST (one connection's patterns must fit the relay)");
@@ -156,6 +166,7 @@ export function loadConfig(env: Env = process.env): RelayConfig {
     port: envInt(env, "PORT", 8080, 0, 65535),
     host: envString(env, "HOST") ?? "0.0.0.0",
     redisUrl,
+    redisShards: shardUrls.length > 1 ? shardUrls : undefined,
     corsOrigins,
     heartbeatMs: envInt(env, "FANOUT_HEARTBEAT_MS", 15_000, 100),
     retryMs: envInt(env, "FANOUT_RETRY_MS", 2000, 0),

@@ -13,6 +13,26 @@ const CATCH_UP_PAGE = 500;
 const CATCH_UP_RETRY_MS = 250;
 
 /**
+ * One subscription link of the broker (one Redis connection; one per shard when the log is
+ * sharded) and the partitions whose live messages arrive on it. A drop of one link holds and
+ * catches up only its partitions: the other links keep delivering.
+ */
+interface Link {
+  readonly partitions: readonly number[];
+  backlog: Delivery[] | undefined;
+  catchUpRunning: boolean;
+  /** A live log message arrived while the backlog was full (see `deliver`). */
+  backlogOverflowed: boolean;
+  /** Between the broker's `down` and `recovered`. */
+  down: boolean;
+  /** Drops so far: a catch-up that saw another one starts its pass again. */
+  drops: number;
+  catchUpRetry?: NodeJS.Timeout;
+  /** The dispatch stamp of this link's last live publish (for its `again` copies, which follow it on the same link). */
+  liveStamp: number;
+}
+
+/**
  * Routes broker messages to clients over the relay's reference-counted subscriptions
  * (subscription-registry.ts). Each message is encoded once and the same bytes are queued to
  * every matching client. A publish that matches several of the relay's subscriptions arrives
@@ -29,22 +49,15 @@ export class Hub implements BrokerListener {
   private readonly subs: SubscriptionRegistry;
   readonly cursor: Position[];
   private readonly cursorText: CursorEncoder;
-  private backlog: Delivery[] | undefined;
-  private catchUpRunning = false;
-  /** A live log message arrived while the backlog was full (see `deliver`). */
-  private backlogOverflowed = false;
-  /** Between the broker's `down` and `recovered`. */
-  private linkDown = false;
-  /** Broker link drops so far: a catch-up that saw another one starts its pass again. */
-  private drops = 0;
-  private catchUpRetry?: NodeJS.Timeout;
+  private readonly links: Link[];
+  /** Per partition, the link its live messages arrive on. */
+  private readonly linkOf: Link[];
   private settling?: Promise<void>;
   private settleNext?: Promise<void>;
   /** Messages in (per routed copy) and frames out, per second over the last 10 s. */
   readonly rates = new RateMeter();
-  /** Last dispatch stamp handed out, and the one of the last live publish (for its `again` copies). */
+  /** Last dispatch stamp handed out. */
   private stamp = 0;
-  private liveStamp = 0;
   private readonly faults = new FaultLog();
 
   constructor(
@@ -58,6 +71,10 @@ export class Hub implements BrokerListener {
     this.subs = new SubscriptionRegistry(broker, metrics, unsubscribeDelayMs);
     this.cursor = Array.from({ length: broker.partitions }, () => ZERO);
     this.cursorText = new CursorEncoder(broker.partitions);
+    const groups = broker.links ?? [Array.from({ length: broker.partitions }, (_, p) => p)];
+    this.links = groups.map((partitions) => ({ partitions, backlog: undefined, catchUpRunning: false, backlogOverflowed: false, down: false, drops: 0, liveStamp: 0 }));
+    this.linkOf = [];
+    this.links.forEach((l) => l.partitions.forEach((p) => (this.linkOf[p] = l)));
   }
 
   /** True once the relay cursor starts from the log's end (see `init`). */
@@ -84,17 +101,18 @@ export class Hub implements BrokerListener {
 
   // ---- broker side -------------------------------------------------------------------
 
-  deliver(d: Delivery): void {
+  deliver(d: Delivery, link = 0): void {
     try {
-      if (this.backlog) {
-        if (this.backlog.length < this.maxBacklog) this.backlog.push(d);
+      const l = this.links[link];
+      if (l.backlog) {
+        if (l.backlog.length < this.maxBacklog) l.backlog.push(d);
         // A log message is not held but read again: the catch-up makes another pass over the
         // log before it goes live. A plain message (not in the log) is lost.
-        else if (d.partition !== undefined) this.backlogOverflowed = true;
+        else if (d.partition !== undefined) l.backlogOverflowed = true;
         else this.fault("catch-up backlog full", new Error(`over ${this.maxBacklog} live messages held; dropped a plain one`));
         return;
       }
-      this.dispatchLive(d);
+      this.dispatchLive(d, l);
     } catch (err) {
       this.fault("hub deliver", err);
     }
@@ -110,22 +128,25 @@ export class Hub implements BrokerListener {
     }
   }
 
-  down(): void {
+  down(link = 0): void {
     // Hold live messages from the moment the link is back until the log catch-up is done.
-    this.linkDown = true;
-    this.drops++;
-    this.backlog ??= [];
+    const l = this.links[link];
+    l.down = true;
+    l.drops++;
+    l.backlog ??= [];
   }
 
-  recovered(): void {
-    this.linkDown = false;
-    this.backlog ??= [];
-    void this.catchUp();
+  recovered(link = 0): void {
+    const l = this.links[link];
+    l.down = false;
+    l.backlog ??= [];
+    void this.catchUp(l);
   }
 
-  private async catchUp(): Promise<void> {
-    if (this.catchUpRunning) return;
-    this.catchUpRunning = true;
+  /** Reads the link's partitions from the relay cursor on, then releases its held live messages. */
+  private async catchUp(l: Link): Promise<void> {
+    if (l.catchUpRunning) return;
+    l.catchUpRunning = true;
     try {
       let recovered = 0;
       // Passes over the log repeat until one ends with nothing left out: no live log message
@@ -134,9 +155,9 @@ export class Hub implements BrokerListener {
       // awaits between the last pass and going live, so no message can arrive in between.
       let again: boolean;
       do {
-        const drops = this.drops;
-        this.backlogOverflowed = false;
-        for (let p = 0; p < this.broker.partitions; p++) {
+        const drops = l.drops;
+        l.backlogOverflowed = false;
+        for (const p of l.partitions) {
           for (;;) {
             const page = await this.log.read(p, this.cursor[p], CATCH_UP_PAGE);
             for (const e of page) {
@@ -149,12 +170,12 @@ export class Hub implements BrokerListener {
           }
         }
         // Down again: live messages stay held; the next `recovered` catches up from here.
-        if (this.linkDown) return;
-        again = this.backlogOverflowed || this.drops !== drops;
+        if (l.down) return;
+        again = l.backlogOverflowed || l.drops !== drops;
       } while (again);
-      const held = this.backlog ?? [];
-      this.backlog = undefined;
-      for (const d of held) this.dispatchLive(d);
+      const held = l.backlog ?? [];
+      l.backlog = undefined;
+      for (const d of held) this.dispatchLive(d, l);
       this.metrics.catchUps.inc();
       this.metrics.caughtUp.inc(recovered);
     } catch (err) {
@@ -162,15 +183,15 @@ export class Hub implements BrokerListener {
       // cursor until the log is readable. Live messages stay held meanwhile.
       // Rate-limited: while only the command link is down this fails every CATCH_UP_RETRY_MS.
       this.faults.report("catch-up from the log", err, "retrying");
-      if (!this.catchUpRetry) {
-        this.catchUpRetry = setTimeout(() => {
-          this.catchUpRetry = undefined;
-          void this.catchUp();
+      if (!l.catchUpRetry) {
+        l.catchUpRetry = setTimeout(() => {
+          l.catchUpRetry = undefined;
+          void this.catchUp(l);
         }, CATCH_UP_RETRY_MS);
-        this.catchUpRetry.unref();
+        l.catchUpRetry.unref();
       }
     } finally {
-      this.catchUpRunning = false;
+      l.catchUpRunning = false;
     }
   }
 
@@ -181,8 +202,8 @@ export class Hub implements BrokerListener {
     }
   }
 
-  private dispatchLive(d: Delivery): void {
-    this.dispatch(d, d.again ? this.liveStamp : (this.liveStamp = ++this.stamp));
+  private dispatchLive(d: Delivery, l: Link): void {
+    this.dispatch(d, d.again ? l.liveStamp : (l.liveStamp = ++this.stamp));
   }
 
   /** Never throws: one failing client or message costs only itself. */
@@ -257,9 +278,11 @@ export class Hub implements BrokerListener {
   private async runSettle(): Promise<void> {
     try {
       const ends = await this.log.settled();
-      // While catching up, held messages may sit below these ends: leave the cursor alone.
-      if (this.backlog) return;
-      ends.forEach((pos, p) => this.advance(p, pos));
+      // While a link catches up, its held messages may sit below these ends: leave its
+      // partitions' cursor alone.
+      ends.forEach((pos, p) => {
+        if (!this.linkOf[p]?.backlog) this.advance(p, pos);
+      });
     } catch {
       // A stale cursor only means a resume may replay a little more; never less.
     }

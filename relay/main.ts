@@ -14,7 +14,8 @@ try {
 
 const relay = await createRelay(config);
 const port = await relay.listen();
-console.log(`[fanout] relay listening on http://localhost:${port} (${config.redisUrl ? "Redis broker" : "embedded broker"}; relay id ${relay.fleet.id})`);
+const brokerName = config.redisShards ? `Redis broker, ${config.redisShards.length} shards` : config.redisUrl ? "Redis broker" : "embedded broker";
+console.log(`[fanout] relay listening on http://localhost:${port} (${brokerName}; relay id ${relay.fleet.id})`);
 
 let stopping = false;
 for (const sig of ["SIGTERM", "SIGINT"] as const) {

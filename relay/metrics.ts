@@ -56,6 +56,14 @@ export class RelayMetrics {
     registers: [this.registry],
     collect: (): void => this.brokerReady.set(this.brokerReadySource() ? 1 : 0),
   });
+  private shardsReadySource: () => boolean[] = () => [];
+  readonly shardReady: Gauge = new Gauge({
+    name: "fanout_redis_shard_ready",
+    help: "With a sharded log: 1 while shard <shard> (its position in REDIS_URL, from 0) is reachable, else 0",
+    labelNames: ["shard"],
+    registers: [this.registry],
+    collect: (): void => this.shardsReadySource().forEach((ready, shard) => this.shardReady.set({ shard: String(shard) }, ready ? 1 : 0)),
+  });
   readonly maxChannelSubscribers = new Gauge({
     name: "fanout_max_channel_subscribers",
     help: "Subscribers of this relay's most subscribed channel or pattern (at the last fleet heartbeat)",
@@ -68,6 +76,11 @@ export class RelayMetrics {
   /** Where the broker-ready gauge reads its value at each scrape. */
   watchBroker(ready: () => boolean): void {
     this.brokerReadySource = ready;
+  }
+
+  /** Where the per-shard ready gauge reads its values at each scrape (sharded log only). */
+  watchShards(ready: () => boolean[]): void {
+    this.shardsReadySource = ready;
   }
 
   /** Where the queued-bytes gauge reads its value at each scrape. */

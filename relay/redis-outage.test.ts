@@ -87,7 +87,7 @@ describe("Redis outages under open streams", () => {
 });
 
 describe("a relay started while Redis is down", () => {
-  it("serves /healthz, refuses streams with 503, and starts its cursor at the log's end once Redis is up", async () => {
+  it("serves /healthz, refuses streams with 503, then delivers live and starts its cursor at the log's end once Redis is up", async () => {
     // Persistence on, so the log survives the restart as it would on a production Redis.
     const server = await RedisServer.start(["--appendonly", "yes", "--appendfsync", "always"]);
     let r: RunningRelay | undefined;
@@ -115,8 +115,10 @@ describe("a relay started while Redis is down", () => {
       })();
       await c.waitReady();
       const readyId = c.lastEventId!;
-      c.close();
       await publish(r.base, { channel: "late", data: "new" });
+      // Live: the subscriber connection's first ready came after the relay started.
+      await c.waitMessages(1);
+      c.close();
       // Resuming from the ready id replays what came after it, not the history before.
       const c2 = await SseClient.open(`${r.base}/v1/events?channel=late`, { "Last-Event-ID": readyId });
       await c2.waitMessages(1);

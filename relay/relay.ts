@@ -6,6 +6,7 @@ import type { RelayConfig } from "./config.js";
 import type { Broker, MessageLog } from "./broker/broker.js";
 import { MemoryBroker } from "./memory/memory-broker.js";
 import { RedisBroker } from "./redis/redis-broker.js";
+import { ShardedRedisBroker } from "./redis/sharded-redis-broker.js";
 import { Hub } from "./hub.js";
 import { RelayMetrics } from "./metrics.js";
 import { FlushScheduler } from "./sse/flush-scheduler.js";
@@ -64,17 +65,19 @@ export interface Relay {
 
 function makeBroker(config: RelayConfig): Broker & MessageLog {
   const settings = { ...config.log };
+  if (config.redisShards) return new ShardedRedisBroker(config.redisShards, settings);
   return config.redisUrl ? new RedisBroker(config.redisUrl, settings) : new MemoryBroker(settings);
 }
 
-/** Stores beside the broker, on its Redis command connection when there is one. */
+/** Stores beside the broker, on its Redis command connection when there is one (shard 0's when sharded). */
 function makeStores(config: RelayConfig, broker: Broker): { invalidation: InvalidationStore; tickets: TicketStore; fleet: FleetStore; presence: PresenceStore } {
-  if (broker instanceof RedisBroker) {
+  if (broker instanceof RedisBroker || broker instanceof ShardedRedisBroker) {
     const p = config.log.prefix;
+    const memory = broker instanceof ShardedRedisBroker ? broker.shardCommands : [broker.commands];
     return {
       invalidation: new RedisInvalidationStore(broker.commands, p),
       tickets: new RedisTicketStore(broker.commands, p),
-      fleet: new RedisFleetStore(broker.commands, p),
+      fleet: new RedisFleetStore(broker.commands, p, memory),
       presence: new RedisPresenceStore(broker.commands, p, config.presence.ttlMs),
     };
   }
@@ -125,13 +128,15 @@ export async function createRelay(config: RelayConfig, opts: { auth?: RelayAuth 
     auth: opts.auth ?? builtInAuth,
     limits: new ConnectionLimits(config.maxConnections, config.maxConnectionsPerIp, config.patternLimits, config.maxRelayPatternCost),
     connections: new Set(),
-    streams: new OpenStreams(relayId, broker instanceof RedisBroker ? new RedisControlBus(config.redisUrl!, broker.commands, config.log.prefix, relayId) : undefined),
+    // Relay-to-relay requests go over shard 0 when the log is sharded (like the other shared stores).
+    streams: new OpenStreams(relayId, broker instanceof RedisBroker || broker instanceof ShardedRedisBroker ? new RedisControlBus(config.redisShards?.[0] ?? config.redisUrl!, broker.commands, config.log.prefix, relayId) : undefined),
     presence: new PresenceTracker(stores.presence, broker, config.presence, (where, err) => hub.fault(where, err), (action) => metrics.presenceEvents.inc({ action })),
     draining: false,
     startedAt: Date.now(),
   };
   metrics.watchQueuedBytes(() => rc.queues.bytes);
   metrics.watchBroker(() => broker.isReady());
+  if (broker instanceof ShardedRedisBroker) metrics.watchShards(() => broker.shardsReady());
   await broker.start(hub);
   await hub.init();
   await rc.streams.start(rc);

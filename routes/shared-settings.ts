@@ -2,6 +2,7 @@ import type { PatternCostLimits } from "../protocol/pattern-cost.js";
 import type { LogSettings } from "../protocol/publish-script.js";
 import { DEFAULT_HOOK_MAPPING, type HookMapping } from "./hooks/hook-mapping.js";
 import { DEFAULT_HOOK_POLICY, type HookPolicy } from "./hooks/hook-provider.js";
+import { ShardMap } from "../protocol/shard-map.js";
 
 /**
  * Settings both runtimes read with the same names and defaults (relay: process.env; edge:
@@ -132,4 +133,18 @@ export function loadSharedSettings(env: Env): SharedSettings {
     ticketTtlSeconds: envInt(env, "FANOUT_TICKET_TTL", 30, 1, ticketMaxTtlSeconds),
     ticketMaxTtlSeconds,
   };
+}
+
+/**
+ * Every shard must hold at least one log partition: Jump hashing spreads few partitions
+ * unevenly, and a shard without any would carry subscriptions and nothing else.
+ */
+export function checkShardLayout(partitions: number, shards: number, variable: string): void {
+  const empty = new ShardMap(partitions, shards).emptyShards();
+  if (empty.length === 0) return;
+  let hint = Math.min(64, 4 * shards);
+  while (hint < 64 && new ShardMap(hint, shards).emptyShards().length > 0) hint++;
+  throw new ConfigError(
+    `${variable} lists ${shards} shards but FANOUT_LOG_PARTITIONS=${partitions} leaves shard ${empty.join(", ")} without a partition; use more partitions (e.g. ${hint})`,
+  );
 }

@@ -20,6 +20,11 @@ declare module "vitest" {
     relayError: string;
     /** FANOUT_LOG_PREFIX of that relay: the edge must publish into the same log. */
     relayLogPrefix: string;
+    /** Two more redis-servers, the shards of one sharded log, each behind its own REST server (shard 0 first). */
+    shardRestUrls: string[];
+    /** A relay on both shards (`REDIS_URL` lists them), with SHARDED_PARTITIONS partitions and prefix `relayLogPrefix`; "" if it did not start. */
+    shardedRelayUrl: string;
+    shardedRelayError: string;
   }
 }
 
@@ -30,13 +35,13 @@ const ROOT = fileURLToPath(new URL("../..", import.meta.url));
  * Runs the relay as its own Node process (as in production) in its own process group, so
  * the whole group can be stopped. Resolves once it says it is listening.
  */
-async function startRelayProcess(redisUrl: string): Promise<{ url: string; close(): Promise<void> }> {
+async function startRelayProcess(redisUrl: string, env: Record<string, string> = {}): Promise<{ url: string; close(): Promise<void> }> {
   const port = await freePort();
   const proc = spawn(`${ROOT}node_modules/.bin/tsx`, ["relay/main.ts"], {
     cwd: ROOT,
     detached: true,
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, REDIS_URL: redisUrl, PORT: String(port), HOST: "127.0.0.1", FANOUT_PUBLISH_KEYS: "relay-key", FANOUT_LOG_PREFIX: E2E_PREFIX },
+    env: { ...process.env, REDIS_URL: redisUrl, PORT: String(port), HOST: "127.0.0.1", FANOUT_PUBLISH_KEYS: "relay-key", FANOUT_LOG_PREFIX: E2E_PREFIX, ...env },
   });
   const close = async () => {
     if (proc.exitCode !== null || proc.pid === undefined) return;
@@ -110,6 +115,28 @@ export default async function setup(project: TestProject): Promise<() => Promise
     } catch (err) {
       project.provide("relayUrl", "");
       project.provide("relayError", (err as Error).message);
+    }
+    // A log sharded over two more servers, each with its own REST server, as one Upstash
+    // database per shard would be.
+    const shardUrls: string[] = [];
+    const shardRest: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const server = await RedisServer.start();
+      started.push({ close: () => server.dispose() });
+      shardUrls.push(server.url);
+      const bridge = await startUpstashRestServer({ redisUrl: server.url, token: TOKEN });
+      started.push(bridge);
+      shardRest.push(bridge.url);
+    }
+    project.provide("shardRestUrls", shardRest);
+    try {
+      const relay = await startRelayProcess(shardUrls.join(" "), { FANOUT_LOG_PARTITIONS: "16" });
+      started.push(relay);
+      project.provide("shardedRelayUrl", relay.url);
+      project.provide("shardedRelayError", "");
+    } catch (err) {
+      project.provide("shardedRelayUrl", "");
+      project.provide("shardedRelayError", (err as Error).message);
     }
     ok = true;
     return teardown;

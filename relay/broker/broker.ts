@@ -52,11 +52,12 @@ export interface PartitionState {
 }
 
 export interface BrokerListener {
-  deliver(d: Delivery): void;
+  /** `link`: which of the broker's `links` it arrived on (0 when it has one). */
+  deliver(d: Delivery, link?: number): void;
   /** The subscription link dropped: live messages may be missing until `recovered`. */
-  down(): void;
+  down(link?: number): void;
   /** Subscriptions are live again after a drop: catch up from the log before going live. */
-  recovered(): void;
+  recovered(link?: number): void;
   /**
    * Something on the message path threw. The broker catches at every event handler and
    * timer and reports here (the hub counts and logs it); the next message is handled as usual.
@@ -71,6 +72,11 @@ export interface BrokerListener {
  */
 export interface Broker extends Publisher {
   readonly partitions: number;
+  /**
+   * The broker's subscription links (connections) and, for each, the log partitions whose
+   * messages arrive on it, in order, and stop when it drops. Unset: one link, all partitions.
+   */
+  readonly links?: readonly (readonly number[])[];
   start(listener: BrokerListener): Promise<void>;
   subscribe(kind: SubscriptionKind, name: string): Promise<void>;
   unsubscribe(kind: SubscriptionKind, name: string): Promise<void>;

@@ -72,11 +72,12 @@ export class LiveClassifier {
     this.base = undefined;
   }
 
-  /** A settle marker arrived: every log message up to `ends` has been received before it. */
-  settledTo(ends: Position[]): void {
+  /** A settle marker arrived: every log message of `partitions[i]` up to `ends[i]` has been received before it. */
+  settledTo(partitions: readonly number[], ends: readonly Position[]): void {
     this.interrupt();
-    ends.forEach((pos, p) => {
-      if (p < this.partitions && comparePositions(pos, this.last[p]) > 0) this.last[p] = pos;
+    partitions.forEach((p, i) => {
+      const pos = ends[i];
+      if (pos && p < this.partitions && comparePositions(pos, this.last[p]) > 0) this.last[p] = pos;
     });
   }
 

@@ -62,7 +62,12 @@ export class RedisBroker implements Broker, MessageLog {
   private readonly sub: Redis;
   private listener?: BrokerListener;
   private subReadyOnce = false;
-  private readonly settleWaiters = new Map<string, (ends: Position[]) => void>();
+  /** The subscriber connection has closed at least once (the hub was told `down`). */
+  private subDropped = false;
+  /** Pending settles by token: the partitions asked for, in the marker's order. */
+  private readonly settleWaiters = new Map<string, { partitions: number[]; resolve: (ends: Position[]) => void }>();
+  /** The log partitions kept on this Redis (all of them unless the log is sharded). */
+  private readonly owned: number[];
   private readonly relayId = randomUUID().slice(0, 8);
   private readonly live: LiveClassifier;
   private secretsLoadedAt = 0;
@@ -76,8 +81,13 @@ export class RedisBroker implements Broker, MessageLog {
   /** `<prefix>:relay:` — reserved for relays' marker channels. */
   private readonly markerPrefix: string;
 
-  constructor(url: string, private readonly settings: LogSettings) {
+  /**
+   * `owned`: the partitions whose log, secrets and settle markers live on this Redis, when the
+   * log is sharded over several (sharded-redis-broker.ts); default all.
+   */
+  constructor(url: string, private readonly settings: LogSettings, owned?: readonly number[]) {
     this.partitions = settings.partitions;
+    this.owned = owned ? [...owned] : Array.from({ length: settings.partitions }, (_, p) => p);
     this.markerPrefix = reservedPrefix(settings.prefix);
     this.live = new LiveClassifier(settings.partitions, () => {
       if (Date.now() - this.secretsLoadedAt >= SECRET_RELOAD_MS) void this.loadSecrets();
@@ -124,6 +134,7 @@ export class RedisBroker implements Broker, MessageLog {
     });
     sub.on("close", () => {
       try {
+        this.subDropped = true;
         this.live.interrupt();
         listener.down();
       } catch (err) {
@@ -133,7 +144,10 @@ export class RedisBroker implements Broker, MessageLog {
     sub.on("ready", () => {
       if (!this.subReadyOnce) {
         this.subReadyOnce = true;
-        return;
+        // The first connect is start()'s to finish, unless it failed (Redis down when the
+        // relay started): then the hub was told `down` and is holding live messages until a
+        // `recovered`, which only this path gives.
+        if (!this.subDropped) return;
       }
       // Replies come in order: once the marker is confirmed, every resubscribe before it is live.
       // A settle then tells the classifier where the log ends, so a copy of something
@@ -188,7 +202,7 @@ export class RedisBroker implements Broker, MessageLog {
       this.secretsLoadedAt = Date.now();
       try {
         await Promise.all(
-          this.live.secrets.map(async (_, p) => {
+          this.owned.map(async (p) => {
             const v = await this.cmd.fanoutSecret(1, macKey(this.settings.prefix, p), randomSecret());
             if (typeof v === "string" && v.length > 0) this.live.secrets[p] = v;
           }),
@@ -204,21 +218,21 @@ export class RedisBroker implements Broker, MessageLog {
 
   private onMarker(payload: string): void {
     const [token, ...ids] = payload.split(" ");
-    const resolve = this.settleWaiters.get(token);
-    if (!resolve) {
+    const waiter = this.settleWaiters.get(token);
+    if (!waiter) {
       // Not one of ours (the tokens are random): ignore it.
       this.live.interrupt();
       return;
     }
     this.settleWaiters.delete(token);
-    const ends = ids.map((id) => parseStreamId(id) ?? ZERO);
-    this.live.settledTo(ends);
-    resolve(ends);
+    const ends = waiter.partitions.map((_, i) => parseStreamId(ids[i] ?? "") ?? ZERO);
+    this.live.settledTo(waiter.partitions, ends);
+    waiter.resolve(ends);
   }
 
+  /** Ends of the partitions kept here (ZERO for any other). */
   async settled(): Promise<Position[]> {
-    const all = Array.from({ length: this.partitions }, (_, p) => p);
-    const groups = this.isCluster() ? all.map((p) => [p]) : [all];
+    const groups = this.isCluster() ? this.owned.map((p) => [p]) : [this.owned];
     const ends = await Promise.all(groups.map((g) => this.settleGroup(g)));
     const out: Position[] = new Array(this.partitions).fill(ZERO);
     groups.forEach((g, i) => g.forEach((p, k) => (out[p] = ends[i][k] ?? ZERO)));
@@ -229,7 +243,7 @@ export class RedisBroker implements Broker, MessageLog {
     // Unguessable: anyone able to PUBLISH could otherwise answer a settle with made-up ends.
     const token = randomBytes(12).toString("base64url");
     const arrived = new Promise<Position[]>((resolve, reject) => {
-      this.settleWaiters.set(token, resolve);
+      this.settleWaiters.set(token, { partitions, resolve });
       setTimeout(() => {
         if (this.settleWaiters.delete(token)) reject(new Error("settle marker did not arrive"));
       }, SETTLE_TIMEOUT_MS).unref();

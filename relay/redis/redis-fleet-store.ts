@@ -18,6 +18,8 @@ export class RedisFleetStore implements FleetStore {
   constructor(
     private readonly redis: RedisClient,
     prefix: string,
+    /** Whose memory to report: every shard of a sharded log (the fullest is reported); default `redis`. */
+    private readonly memorySources: readonly RedisClient[] = [redis],
   ) {
     this.index = `{${prefix}:fleet}:relays`;
     this.keyPrefix = `{${prefix}:fleet}:relay:`;
@@ -54,10 +56,21 @@ export class RedisFleetStore implements FleetStore {
     return out;
   }
 
+  /** The fullest source's memory: the highest share of its maxmemory, else the most bytes used. */
   async backendMemory(): Promise<BackendMemory | undefined> {
+    const all = await Promise.all(this.memorySources.map((r) => this.memoryOf(r)));
+    const share = (m: BackendMemory) => (m.maxMemoryBytes > 0 ? m.usedMemoryBytes / m.maxMemoryBytes : 0);
+    let best: BackendMemory | undefined;
+    for (const m of all) {
+      if (m && (!best || share(m) > share(best) || (share(m) === share(best) && m.usedMemoryBytes > best.usedMemoryBytes))) best = m;
+    }
+    return best;
+  }
+
+  private async memoryOf(redis: RedisClient): Promise<BackendMemory | undefined> {
     try {
       // On a Cluster this asks one node (the one ioredis picks): a sample, not the sum.
-      const info = await this.redis.info("memory");
+      const info = await redis.info("memory");
       const field = (name: string) => Number(new RegExp(`^${name}:(\\d+)`, "m").exec(info)?.[1] ?? NaN);
       const used = field("used_memory");
       if (!Number.isFinite(used)) return undefined;
