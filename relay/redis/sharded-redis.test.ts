@@ -69,8 +69,34 @@ describe.each([2, 3])("a log sharded over %i independent Redis servers", (S) => 
     expect(pattern.envelopes().map((e) => [e.channel, e.pattern, e.data])).toEqual(channels.map((c, s) => [c, "sh:*", s]));
     // Each message is in its own shard's log and nowhere else.
     expect(await logLengths(shards.clients, prefix)).toEqual(channels.map(() => 1));
-    // One subscriber connection per shard.
-    for (const c of shards.clients) expect(String(await c.call("CLIENT", "LIST", "TYPE", "pubsub")).trim().split("\n")).toHaveLength(1);
+    // One subscriber connection per shard for the log, plus the relay-to-relay control
+    // channel's on shard 0.
+    const pubsub = await Promise.all(shards.clients.map(async (c) => String(await c.call("CLIENT", "LIST", "TYPE", "pubsub")).trim().split("\n").length));
+    expect(pubsub).toEqual(shards.clients.map((_, s) => (s === 0 ? 2 : 1)));
+  });
+
+  it("changes a stream's subscriptions through another relay and counts presence across relays (both over shard 0)", async () => {
+    const prefix = `s${S}x${prefixes++}`;
+    const env = { REDIS_URL: shards.url, FANOUT_LOG_PARTITIONS: String(PARTITIONS), FANOUT_LOG_PREFIX: prefix, FANOUT_PRESENCE_CHANNELS: "sh:*" };
+    const a = await start(env);
+    const b = await start(env);
+    const c = await openUrl(`${a.base}/v1/events?channel=${encodeURIComponent(channels[0])}`);
+    const other = await openUrl(`${b.base}/v1/events?channel=${encodeURIComponent(channels[0])}`);
+    await Promise.all([c.waitReady(), other.waitReady()]);
+    const { connection, secret } = JSON.parse(c.events.find((e) => e.event === "ready")!.data);
+    // Relay b does not hold the stream: it forwards the change to relay a.
+    const res = await fetch(`${b.base}/v1/connections/${encodeURIComponent(connection)}/subscriptions`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ secret, add: { channels: [channels[S - 1]] } }),
+    });
+    expect(res.status, await res.clone().text()).toBe(200);
+    await c.waitFor((x) => x.events.some((e) => e.event === "subscribed"), 5000, "the ack");
+    expect((await publish(b.base, { channel: channels[S - 1], data: "added" })).status).toBe(200);
+    await c.waitFor((x) => x.envelopes().some((e) => e.data === "added"), 5000, "the added channel's message");
+    // Both relays' streams count on the channel (anonymous streams are counted, not listed).
+    const stats = await (await fetch(`${a.base}/v1/presence/${encodeURIComponent(channels[0])}?stats=1`)).json();
+    expect(stats).toMatchObject({ connections: 2, anonymous: 2 });
   });
 
   it("publishes a batch spanning shards, in request order per channel; a batch with one bad message writes nothing anywhere", async () => {
