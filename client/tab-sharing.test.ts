@@ -187,6 +187,40 @@ describe("tab sharing in a real browser (headless Chromium)", () => {
     }
   });
 
+  it("a message broadcast again (as a closing leader's last broadcasts may overlap its successor's resume) is delivered once", async () => {
+    const context = await browser.newContext();
+    try {
+      const a = await openTab(context, r.base, { channels: ["o:x"] });
+      await a.waitForFunction(() => (window as unknown as TabWindow).ready >= 1);
+      const b = await openTab(context, r.base, { channels: ["o:x"] });
+      await b.waitForFunction(() => (window as unknown as TabWindow).ready >= 1);
+      expect(await role(b)).toBe("follower");
+      // Another listener on the group's channel, in b's page, records what the leader sends.
+      await b.evaluate((group) => {
+        const w = window as unknown as { heard: unknown[]; bc: BroadcastChannel };
+        w.heard = [];
+        w.bc = new BroadcastChannel(group);
+        w.bc.onmessage = (e) => w.heard.push(e.data);
+      }, `fanout:${r.base}`);
+      await publish(r.base, { channel: "o:x", data: 1 });
+      await b.waitForFunction(() => (window as unknown as TabWindow).got.length === 1);
+      // The same message again on the group's channel, then a new one.
+      await b.evaluate(() => {
+        const w = window as unknown as { heard: Array<{ t: string }>; bc: BroadcastChannel };
+        for (const m of w.heard.filter((m) => m.t === "event")) w.bc.postMessage(m);
+      });
+      await publish(r.base, { channel: "o:x", data: 2 });
+      await b.waitForFunction(() => (window as unknown as TabWindow).got.length >= 2);
+      await new Promise((x) => setTimeout(x, 100));
+      expect(await got(b)).toEqual([
+        ["o:x", 1, null],
+        ["o:x", 2, null],
+      ]);
+    } finally {
+      await context.close();
+    }
+  });
+
   it("status, ready and reset reach every tab when the shared stream's relay restarts", async () => {
     const r2 = await startRelay({ FANOUT_RETRY_MS: "100" });
     const context = await browser.newContext();
