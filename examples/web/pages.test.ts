@@ -151,6 +151,14 @@ describe("the example pages in a real browser (headless Chromium)", () => {
       expect(await tabs[1].textContent("#status")).toBe("live · follower");
       await publish(r.base, { channel: "user:ann:notifications", data: { text: "to every tab" } }, { Authorization: `Bearer ${(await login(r.base, "ann")).token}` });
       for (const t of tabs) await t.waitForSelector("#inbox li:has-text('to every tab')");
+      // The follower asks for another user's channel: refused to it alone; the shared stream goes on.
+      await tabs[1].fill("#other", "bob");
+      await tabs[1].click("#peek button");
+      await tabs[1].waitForSelector("#peekResult.error");
+      expect(await tabs[1].textContent("#peekResult")).toMatch(/^refused: 403 forbidden_channel/);
+      await publish(r.base, { channel: "user:ann:notifications", data: { text: "and again" } }, { Authorization: `Bearer ${(await login(r.base, "ann")).token}` });
+      for (const t of tabs) await t.waitForSelector("#inbox li:has-text('and again')");
+      for (const t of tabs) expect(await t.textContent("#status")).toMatch(/^live/);
     } finally {
       await context.close();
       await r.stop();
