@@ -43,7 +43,7 @@ function sdkBundle(): Promise<string> {
   return bundle;
 }
 
-/** The pages' files; none where the tree has no examples/ (the relay's container image). */
+/** The pages' files; none in a tree without examples/web (an image built without it still starts). */
 function readPages(): Map<string, { body: string; type: string }> {
   const files = new Map<string, { body: string; type: string }>();
   let names: string[];
