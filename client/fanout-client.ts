@@ -61,7 +61,9 @@ export interface FanoutClientOptions {
    * messages over a BroadcastChannel, each only those of its own channels and patterns. When
    * that tab closes, another takes over and resumes from the last id any of them saw,
    * delivering nothing twice. Default: on in a page where Web Locks and BroadcastChannel
-   * exist (else a stream per client); `false` opts out; `{ group }` names the group.
+   * exist (else a stream per client), grouping clients by URL, string `token` and object
+   * `headers`; a client with a `token`/`headers` function or `getTicket` shares only when
+   * told (`true`, or `{ group }` naming the user); `false` opts out.
    */
   shareTabs?: boolean | ShareTabsOptions;
 }

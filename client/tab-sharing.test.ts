@@ -257,10 +257,13 @@ describe("tab sharing in a real browser (headless Chromium)", () => {
     }
   });
 
-  for (const [what, setup, opts] of [
-    ["shareTabs: false opens a stream per client", "", { shareTabs: false }],
-    ["without BroadcastChannel each client opens its own stream", "window.BroadcastChannel = undefined", {}],
-    ["without Web Locks each client opens its own stream", "Object.defineProperty(navigator, 'locks', { value: undefined })", {}],
+  // Options as page-side source text: functions cannot travel as evaluate() arguments.
+  for (const [what, setup, opts, streams] of [
+    ["shareTabs: false opens a stream per client", "", "{ shareTabs: false }", 2],
+    ["without BroadcastChannel each client opens its own stream", "window.BroadcastChannel = undefined", "{}", 2],
+    ["without Web Locks each client opens its own stream", "Object.defineProperty(navigator, 'locks', { value: undefined })", "{}", 2],
+    ["a client whose credential is a function (it could be anyone's) shares only when told", "", "{ headers: () => ({}) }", 2],
+    ["shareTabs: { group } shares whatever the credential", "", "{ headers: () => ({}), shareTabs: { group: 'ann' } }", 1],
   ] as const) {
     it(what, async () => {
       const context = await browser.newContext();
@@ -270,20 +273,13 @@ describe("tab sharing in a real browser (headless Chromium)", () => {
           await p.goto(`${r.base}/examples/`);
           if (setup) await p.evaluate(setup);
           await p.evaluate("import('/examples/fanout-client.js').then((m) => { window.SDK = m; })");
-          await p.evaluate(
-            ({ url, opts }) => {
-              const w = window as unknown as TabWindow;
-              w.ready = 0;
-              w.client = new w.SDK.FanoutClient({ url, channels: ["solo"], ...opts });
-              w.client.onReady(() => w.ready++);
-            },
-            { url: r.base, opts },
-          );
+          await p.evaluate(`window.ready = 0; window.client = new window.SDK.FanoutClient({ url: ${JSON.stringify(r.base)}, channels: ["solo"], ...${opts} }); window.client.onReady(() => window.ready++);`);
           await p.waitForFunction(() => (window as unknown as TabWindow).ready >= 1);
-          expect(await role(p)).toBeUndefined();
         }
+        const roles = await Promise.all(pages.map(role));
+        expect(roles).toEqual(streams === 1 ? ["leader", "follower"] : [undefined, undefined]);
         // (Streams of the tests before may take a moment to be gone.)
-        await until("two streams", async () => (await connections(r.base)) === 2);
+        await until(`${streams} stream(s)`, async () => (await connections(r.base)) === streams);
       } finally {
         await context.close();
       }

@@ -12,9 +12,9 @@ export type { NameSet } from "./tab-wire.js";
 
 export interface ShareTabsOptions {
   /**
-   * Clients with the same group (in any tab of this origin) share one stream. Default: the
-   * relay URL plus a hash of a string `token`, so tabs signed in as different users do not
-   * share; give one (e.g. the user id) when `url` or `token` is a function.
+   * Clients with the same group (in any tab of this origin) share one stream, opened with the
+   * credentials of whichever tab leads: name it after the user (e.g. their id). Default: the
+   * relay URL plus a digest of a string `token` and of object `headers`.
    */
   group?: string;
 }
@@ -61,15 +61,31 @@ export function tabSharingAvailable(): boolean {
   return typeof BroadcastChannel === "function" && typeof locks()?.request === "function";
 }
 
-/** On by default in a page (a window with a document), where tabs exist; `shareTabs: true` anywhere both APIs are. */
-export function tabSharingGroup(opts: { url: unknown; token?: unknown; shareTabs?: boolean | ShareTabsOptions }): string | undefined {
-  const share = opts.shareTabs ?? (typeof (globalThis as { document?: unknown }).document === "object");
+/**
+ * The client's group, or undefined for a stream of its own. On by default in a page (a window
+ * with a document), where tabs exist, for clients whose credential can be told apart: the
+ * default group is the relay URL plus a digest of a string `token` and of object `headers`,
+ * so clients of different users never share. A `url`, `token` or `headers` function, or
+ * `getTicket`, could stand for anyone: such a client shares only when `shareTabs` says so
+ * (`true`: by URL alone; `{ group }`).
+ */
+export function tabSharingGroup(opts: {
+  url: unknown;
+  token?: unknown;
+  headers?: unknown;
+  getTicket?: unknown;
+  shareTabs?: boolean | ShareTabsOptions;
+}): string | undefined {
+  const inPage = typeof (globalThis as { document?: unknown }).document === "object";
+  const share = opts.shareTabs ?? inPage;
   if (share === false || !tabSharingAvailable()) return undefined;
   const group = typeof share === "object" ? share.group : undefined;
   if (group !== undefined) return `fanout:${group}`;
-  if (typeof opts.url === "function") return undefined;
-  const user = typeof opts.token === "string" ? `:${fnv1a(opts.token)}` : "";
-  return `fanout:${String(opts.url)}${user}`;
+  const opaque = typeof opts.token === "function" || typeof opts.headers === "function" || opts.getTicket !== undefined;
+  if (typeof opts.url === "function" || (opaque && opts.shareTabs === undefined)) return undefined;
+  const token = typeof opts.token === "string" ? `:${fnv1a(opts.token)}` : "";
+  const headers = typeof opts.headers === "object" && opts.headers !== null ? `:${fnv1a(JSON.stringify(opts.headers))}` : "";
+  return `fanout:${String(opts.url)}${token}${headers}`;
 }
 
 /** A short non-cryptographic digest: names the group without putting a credential in it. */
