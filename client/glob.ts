@@ -1,14 +1,22 @@
 /**
- * Redis glob matching (`*`, `?`, `[abc]`, `[^a]`, `[a-z]`, `\` escapes) on UTF-8 bytes, as
- * PSUBSCRIBE matches: a copy of the relay's matcher (protocol/glob.ts, ported from Redis's
- * `stringmatchlen`), because the SDK package ships on its own. Tab sharing uses it to hand
- * each tab the messages of its own patterns out of the shared stream.
+ * Redis glob matching (the one copy: the relay imports it through protocol/glob.ts, and the
+ * SDK package, which ships on its own, uses it for tab sharing to hand each tab the
+ * messages of its own patterns), ported byte for byte from `stringmatchlen` in Redis's util.c so the
+ * embedded broker routes exactly as PSUBSCRIBE does: `*`, `?`, `[abc]`, `[^a]`, `[a-z]`
+ * (reversed ranges too), `\` escapes, an unclosed `[` and a trailing `\`.
+ *
+ * Redis compares raw bytes, and in ranges it compares C `char`s, which are signed on the
+ * platforms Redis runs on; so range bounds use signed bytes, as Redis does.
+ * Cost is bounded: the `skipLonger` early exit (CVE-2022-36021, Redis 7.0.9 and later) keeps
+ * `*` runs polynomial, and nesting past 1000 stars fails as in Redis. `steps` counts the
+ * loop iterations, so pattern-cost.ts's worst-case estimate can be checked against the real
+ * matcher.
  */
 const STAR = 0x2a, QMARK = 0x3f, LBRACKET = 0x5b, RBRACKET = 0x5d, BACKSLASH = 0x5c, CARET = 0x5e, DASH = 0x2d;
 
 const encoder = new TextEncoder();
 
-function toBytes(s: string): Uint8Array {
+export function toBytes(s: string): Uint8Array {
   return encoder.encode(s);
 }
 
@@ -116,7 +124,29 @@ function matchImpl(p: Uint8Array, pi: number, s: Uint8Array, si: number, st: Sta
   return plen === 0 && slen === 0;
 }
 
-/** True when `channel` matches the Redis glob `pattern`. */
+/** True when `channel` matches the Redis glob `pattern` (both as UTF-8 bytes). */
+export function globMatchBytes(pattern: Uint8Array, channel: Uint8Array): boolean {
+  return matchImpl(pattern, 0, channel, 0, { skipLonger: false, steps: 0, limit: Infinity }, 0);
+}
+
+/** The matcher's loop iterations for one match: the work a PUBLISH costs per pattern. */
+export function globMatchSteps(pattern: Uint8Array, channel: Uint8Array): number {
+  const st: State = { skipLonger: false, steps: 0, limit: Infinity };
+  matchImpl(pattern, 0, channel, 0, st, 0);
+  return st.steps;
+}
+
+/**
+ * A match that gives up after about `maxSteps` loop iterations (plus at most one pass over
+ * the pattern): `match` is undefined when it gave up. For checks whose cost a caller has to
+ * bound, like authorizing channels against globs it did not choose.
+ */
+export function globMatchBounded(pattern: Uint8Array, channel: Uint8Array, maxSteps: number): { match: boolean | undefined; steps: number } {
+  const st: State = { skipLonger: false, steps: 0, limit: maxSteps };
+  const match = matchImpl(pattern, 0, channel, 0, st, 0);
+  return { match: match ? true : st.steps > maxSteps ? undefined : false, steps: st.steps };
+}
+
 export function globMatch(pattern: string, channel: string): boolean {
-  return matchImpl(toBytes(pattern), 0, toBytes(channel), 0, { skipLonger: false, steps: 0, limit: Infinity }, 0);
+  return globMatchBytes(toBytes(pattern), toBytes(channel));
 }
