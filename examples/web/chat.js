@@ -3,35 +3,12 @@
 // view follows every room with the pattern `chat:*`. Joining a room adds it to the open
 // stream (client.subscribe) with its history since this user's first visit (`since`).
 import { FanoutClient, publish } from "/examples/fanout-client.js";
-import { currentUser, li, login, logout, refresh, relay, showStatus, time } from "/examples/session.js";
+import { li, refresh, relay, showStatus, signedIn, time } from "/examples/session.js";
 
 const $ = (id) => document.getElementById(id);
-const me = currentUser();
-
-if (!me) {
-  $("signin").hidden = false;
-  $("status").textContent = "signed out";
-  $("login").addEventListener("submit", async (e) => {
-    e.preventDefault();
-    try {
-      await login($("name").value.trim());
-      location.reload();
-    } catch (err) {
-      $("loginError").textContent = err.message;
-    }
-  });
-} else {
-  start(me);
-}
+signedIn(start);
 
 function start({ user, token }) {
-  $("app").hidden = false;
-  $("who").textContent = `signed in as ${user} · `;
-  const out = document.createElement("a");
-  out.href = "#";
-  out.textContent = "sign out";
-  out.onclick = () => (logout(), location.reload());
-  $("who").append(out);
 
   /** room → { lines, roster: Map<sub, member>, live } */
   const rooms = new Map();

@@ -2,35 +2,12 @@
 // `user:<id>:notifications`, and asking for another user's channel is refused by the relay
 // (403 forbidden) — the page shows the refusal; nothing of that channel is ever delivered.
 import { FanoutClient, publish } from "/examples/fanout-client.js";
-import { currentUser, li, login, logout, refresh, relay, showStatus, time } from "/examples/session.js";
+import { li, refresh, relay, showStatus, signedIn, time } from "/examples/session.js";
 
 const $ = (id) => document.getElementById(id);
-const me = currentUser();
-
-if (!me) {
-  $("signin").hidden = false;
-  $("status").textContent = "signed out";
-  $("login").addEventListener("submit", async (e) => {
-    e.preventDefault();
-    try {
-      await login($("name").value.trim());
-      location.reload();
-    } catch (err) {
-      $("loginError").textContent = err.message;
-    }
-  });
-} else {
-  start(me);
-}
+signedIn(start);
 
 function start({ user, token }) {
-  $("app").hidden = false;
-  $("who").textContent = `signed in as ${user} · `;
-  const out = document.createElement("a");
-  out.href = "#";
-  out.textContent = "sign out";
-  out.onclick = () => (logout(), location.reload());
-  $("who").append(out);
   const channel = `user:${user}:notifications`;
   $("channel").textContent = channel;
 

@@ -49,3 +49,35 @@ export function li(text, cls) {
 export function time(ts) {
   return new Date(ts).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 }
+
+/**
+ * The pages' sign-in: with a session, shows the app (`#app`, the user and a sign-out link in
+ * `#who`) and calls `start(session)`; without one, shows the form (`#signin`) and reloads
+ * once signed in.
+ */
+export function signedIn(start) {
+  const $ = (id) => document.getElementById(id);
+  const me = currentUser();
+  if (!me) {
+    $("signin").hidden = false;
+    $("status").textContent = "signed out";
+    $("login").addEventListener("submit", async (e) => {
+      e.preventDefault();
+      try {
+        await login($("name").value.trim());
+        location.reload();
+      } catch (err) {
+        $("loginError").textContent = err.message;
+      }
+    });
+    return;
+  }
+  $("app").hidden = false;
+  $("who").textContent = `signed in as ${me.user} · `;
+  const out = document.createElement("a");
+  out.href = "#";
+  out.textContent = "sign out";
+  out.onclick = () => (logout(), location.reload());
+  $("who").append(out);
+  start(me);
+}
