@@ -1,27 +1,14 @@
-import { randomBytes } from "node:crypto";
 import { Redis, type Cluster } from "ioredis";
 import { keySlot } from "../../protocol/cluster-tags.js";
 import { streamKey } from "../../protocol/partition.js";
-import { parseStreamId, type Position, ZERO } from "../../protocol/position.js";
+import { type Position, ZERO } from "../../protocol/position.js";
 import { partitionTag, type LogSettings } from "../../protocol/publish-script.js";
 import { firehoseChannel, patternFlagKey, shardChannelPrefix, shardMarkerChannel } from "../../protocol/shard-channels.js";
 import type { Delivery } from "../broker/broker.js";
+import { clusterSlotOwner } from "./cluster-slot-owner.js";
 import { LiveClassifier } from "./live-classifier.js";
+import { ShardSettles } from "./shard-settles.js";
 
-/**
- * Reads the partition's last log entry and SPUBLISHes it to the relay's marker shard channel
- * of the partition, in one step: `<token> <id>`. A shard channel's messages reach a
- * connection in the order its master ran them, so when the marker arrives every message of
- * the partition logged up to that entry has arrived before it — and its arrival proves the
- * connection is subscribed on the slot's current owner.
- */
-const SHARD_SETTLE_SCRIPT = `
-local r = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
-local out = ARGV[2] .. ' ' .. (#r > 0 and r[1][1] or '0-0')
-redis.call('SPUBLISH', ARGV[1], out)
-return out
-`;
-const SETTLE_TIMEOUT_MS = 2000;
 /** A partition with no message for this long gets a marker round trip (the idle probe). */
 export const IDLE_PROBE_MS = 5000;
 /** The pattern flag's lifetime and how often relays holding patterns extend it. */
@@ -30,7 +17,6 @@ const PATTERN_FLAG_REFRESH_MS = 10_000;
 const RETRY_MAX_MS = 1000;
 /** One attempt to subscribe a partition on its owner; a master that accepts but never answers (stopped, partitioned) must not hold the partition forever. */
 const SYNC_TIMEOUT_MS = 4000;
-const OWNER_TIMEOUT_MS = 1000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms).unref());
 
@@ -101,7 +87,7 @@ export class ClusterShardLinks {
   private readonly byTag = new Map<string, PartitionLink>();
   private readonly nodes = new Map<string, NodeLink>();
   private readonly live: LiveClassifier;
-  private readonly settleWaiters = new Map<string, { p: number; resolve: (end: Position) => void }>();
+  private readonly settles: ShardSettles;
   private firehose = false;
   private closed = false;
   private timer?: NodeJS.Timeout;
@@ -140,7 +126,7 @@ export class ClusterShardLinks {
       this.byTag.set(tag, pl);
       return pl;
     });
-    cmd.defineCommand("fanoutShardSettle", { lua: SHARD_SETTLE_SCRIPT, numberOfKeys: 1 });
+    this.settles = new ShardSettles(cmd, (p, end) => this.live.settledTo([p], [end]));
   }
 
   /**
@@ -307,7 +293,7 @@ export class ClusterShardLinks {
   }
 
   private async syncOnce(pl: PartitionLink): Promise<void> {
-    const owner = await this.ownerOf(pl.slot);
+    const owner = await clusterSlotOwner(this.cmd, pl.slot);
     if (pl.node && (pl.node.dead || pl.node.key !== owner)) this.detach(pl);
     if (!pl.node) {
       const node = await this.nodeLink(owner);
@@ -401,7 +387,7 @@ export class ClusterShardLinks {
       pl.lastSeen = Date.now();
       const rest = channel.slice(close + 1);
       if (channel === pl.marker) {
-        this.onMarker(pl, payload);
+        this.settles.onMarker(pl.p, payload);
       } else if (channel === pl.firehose) {
         // Only the current mode's copies count: a copy of the other mode arriving around a
         // switch would hide the one that counts (the classifier drops a position it has seen).
@@ -419,57 +405,8 @@ export class ClusterShardLinks {
     }
   }
 
-  private onMarker(pl: PartitionLink, payload: string): void {
-    const [token, id] = payload.split(" ");
-    const waiter = this.settleWaiters.get(token);
-    // Not one of ours (the tokens are random), or another partition's: ignore it.
-    if (!waiter || waiter.p !== pl.p) return;
-    this.settleWaiters.delete(token);
-    const end = parseStreamId(id ?? "") ?? ZERO;
-    this.live.settledTo([pl.p], [end]);
-    waiter.resolve(end);
-  }
-
-  private async settle(pl: PartitionLink): Promise<Position> {
-    // Unguessable: anyone able to SPUBLISH could otherwise answer a settle with a made-up end.
-    const token = randomBytes(12).toString("base64url");
-    const arrived = new Promise<Position>((resolve, reject) => {
-      this.settleWaiters.set(token, { p: pl.p, resolve });
-      setTimeout(() => {
-        if (this.settleWaiters.delete(token)) reject(new Error(`settle marker of partition ${pl.p} did not arrive`));
-      }, SETTLE_TIMEOUT_MS).unref();
-    });
-    // The script's call may hang (a master that stopped answering): the marker's timeout bounds both.
-    const sent = (this.cmd as unknown as { fanoutShardSettle(...a: string[]): Promise<unknown> }).fanoutShardSettle(pl.key, pl.marker, token);
-    sent.catch(() => this.settleWaiters.delete(token));
-    await Promise.race([sent.then(() => arrived), arrived]);
-    return arrived;
-  }
-
-  /** The master owning `slot`, as `host:port`, from CLUSTER SLOTS asked of any reachable node. */
-  private async ownerOf(slot: number): Promise<string> {
-    const ask = async (r: Redis | Cluster): Promise<string | undefined> => {
-      const ranges = (await Promise.race([
-        r.cluster("SLOTS"),
-        sleep(OWNER_TIMEOUT_MS).then(() => {
-          throw new Error("CLUSTER SLOTS timed out");
-        }),
-      ])) as unknown as Array<[number, number, [string, number]]>;
-      const hit = ranges.find(([from, to]) => slot >= from && slot <= to);
-      return hit ? `${hit[2][0] || "127.0.0.1"}:${hit[2][1]}` : undefined;
-    };
-    let lastErr: unknown = new Error(`no node knows slot ${slot}`);
-    // Connected nodes first; the others connect on use (a dead one fails or times out).
-    const nodes = this.cmd.nodes("all").sort((a, b) => Number(b.status === "ready") - Number(a.status === "ready"));
-    for (const n of nodes) {
-      try {
-        const owner = await ask(n);
-        if (owner) return owner;
-      } catch (err) {
-        lastErr = err;
-      }
-    }
-    throw lastErr;
+  private settle(pl: PartitionLink): Promise<Position> {
+    return this.settles.settle(pl.p, pl.key, pl.marker);
   }
 
   /** Once a second: the idle probe of quiet partitions, and the pattern flags' refresh. */
