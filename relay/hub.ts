@@ -30,6 +30,8 @@ interface Link {
   catchUpRetry?: NodeJS.Timeout;
   /** The dispatch stamp of this link's last live publish (for its `again` copies, which follow it on the same link). */
   liveStamp: number;
+  /** Every `down` since the last catch-up was a planned resubscribe (not counted as a catch-up). */
+  plannedOnly?: boolean;
 }
 
 /**
@@ -128,9 +130,10 @@ export class Hub implements BrokerListener {
     }
   }
 
-  down(link = 0): void {
+  down(link = 0, planned = false): void {
     // Hold live messages from the moment the link is back until the log catch-up is done.
     const l = this.links[link];
+    l.plannedOnly = (l.plannedOnly ?? true) && planned;
     l.down = true;
     l.drops++;
     l.backlog ??= [];
@@ -176,7 +179,9 @@ export class Hub implements BrokerListener {
       const held = l.backlog ?? [];
       l.backlog = undefined;
       for (const d of held) this.dispatchLive(d, l);
-      this.metrics.catchUps.inc();
+      // `fanout_catchups_total` (and its alert) counts link drops, not planned resubscribes.
+      if (l.plannedOnly !== true) this.metrics.catchUps.inc();
+      l.plannedOnly = undefined;
       this.metrics.caughtUp.inc(recovered);
     } catch (err) {
       // The command link may come back after the subscription link: retry from the same

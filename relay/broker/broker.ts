@@ -54,8 +54,12 @@ export interface PartitionState {
 export interface BrokerListener {
   /** `link`: which of the broker's `links` it arrived on (0 when it has one). */
   deliver(d: Delivery, link?: number): void;
-  /** The subscription link dropped: live messages may be missing until `recovered`. */
-  down(link?: number): void;
+  /**
+   * The subscription link dropped: live messages may be missing until `recovered`. `planned`:
+   * the broker resubscribes on purpose (sharded Pub/Sub switching a partition to its
+   * firehose); held and caught up the same way, but not counted as a catch-up.
+   */
+  down(link?: number, planned?: boolean): void;
   /** Subscriptions are live again after a drop: catch up from the log before going live. */
   recovered(link?: number): void;
   /**

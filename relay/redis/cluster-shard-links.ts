@@ -23,7 +23,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms).unref());
 export interface ShardLinkEvents {
   /** A message of partition `p`: from its channel's shard channel, or from its firehose. */
   message(d: Delivery, partition: number, viaFirehose: boolean): void;
-  down(partition: number): void;
+  down(partition: number, planned: boolean): void;
   recovered(partition: number): void;
   fault(where: string, err: unknown): void;
 }
@@ -182,7 +182,7 @@ export class ClusterShardLinks {
   setFirehose(on: boolean): void {
     if (this.firehose === on) return;
     this.firehose = on;
-    for (const pl of this.parts) void this.resync(pl);
+    for (const pl of this.parts) void this.resync(pl, true);
   }
 
   /** The partition's current end as the relay's connection has received it (ZERO unless up). */
@@ -235,13 +235,13 @@ export class ClusterShardLinks {
   }
 
   /** Holds the partition and subscribes it again on its owner until a marker comes back. */
-  private async resync(pl: PartitionLink): Promise<void> {
+  private async resync(pl: PartitionLink, planned = false): Promise<void> {
     if (this.closed) return;
     if (pl.up) {
       pl.up = false;
       if (!pl.held) {
         pl.held = true;
-        this.events.down(pl.p);
+        this.events.down(pl.p, planned);
       }
     }
     if (pl.syncing) {
@@ -272,10 +272,9 @@ export class ClusterShardLinks {
           // The command client's slot map may be as stale as ours was (ioredis refreshes it
           // only on a MOVED or a lost connection, not when a master goes silent).
           this.cmd.refreshSlotsCache();
-          if (!pl.held) {
-            pl.held = true;
-            this.events.down(pl.p);
-          }
+          // Always told: a drop during a planned resubscribe makes it count as one.
+          pl.held = true;
+          this.events.down(pl.p, false);
           await sleep(Math.min(50 * 2 ** Math.min(attempt, 5), RETRY_MAX_MS));
         }
       }

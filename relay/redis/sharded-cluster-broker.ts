@@ -54,7 +54,7 @@ export class ShardedClusterBroker implements Broker, MessageLog {
     });
     this.shards = new ClusterShardLinks(this.classic.commands as Cluster, this.settings, randomUUID().slice(0, 8), this.classic.secrets, () => this.classic.reloadSecrets(), {
       message: (d, p, viaFirehose) => this.onShardMessage(d, p, viaFirehose),
-      down: (p) => listener.down(p),
+      down: (p, planned) => listener.down(p, planned),
       recovered: (p) => listener.recovered(p),
       fault: (where, err) => listener.fault(where, err),
     });
