@@ -1,4 +1,4 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { Cluster, Redis } from "ioredis";
 import { SseClient, publish } from "../../test/support/sse-client.js";
 import { startRelay, type RunningRelay } from "../../test/support/relay-harness.js";
@@ -281,6 +281,16 @@ describe("Redis Cluster with sharded Pub/Sub (FANOUT_CLUSTER_PUBSUB=sharded)", (
     expect(c.envelopes().map((e) => e.data)).toEqual([1, 2]);
     // The switches were held and caught up, but are not link drops: no catch-up counted.
     expect(await (await fetch(`${r.base}/metrics`)).text()).toMatch(/fanout_catchups_total\{relay="[^"]+"\} 0\n/);
+  });
+
+  it("warns at start-up when a master gets no partition", async () => {
+    const warn = vi.spyOn(console, "warn").mockImplementation(() => undefined);
+    try {
+      await start({ FANOUT_LOG_PARTITIONS: "2" });
+      await until(() => warn.mock.calls.some((c) => /no log partition on master 127\.0\.0\.1:\d+ \(FANOUT_LOG_PARTITIONS=2 over 3 masters\)/.test(String(c[0]))), 3000, "the warning");
+    } finally {
+      warn.mockRestore();
+    }
   });
 
   it("resumes across partitions with one cursor", async () => {

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { Cluster } from "ioredis";
-import { balancedTags } from "../../protocol/cluster-tags.js";
+import { balancedTags, keySlot } from "../../protocol/cluster-tags.js";
 import { globMatchBytes, toBytes } from "../../protocol/glob.js";
 import { partitionOf } from "../../protocol/partition.js";
 import type { Position } from "../../protocol/position.js";
@@ -59,6 +59,32 @@ export class ShardedClusterBroker implements Broker, MessageLog {
       fault: (where, err) => listener.fault(where, err),
     });
     await this.shards.start();
+    void this.warnIfUnbalanced();
+  }
+
+  /**
+   * Says at start-up when a master serves no partition (fewer partitions than masters, or a
+   * slot layout the balanced tags do not fit): its Pub/Sub capacity is wasted.
+   */
+  private async warnIfUnbalanced(): Promise<void> {
+    try {
+      const ranges = (await (this.classic.commands as Cluster).cluster("SLOTS")) as unknown as Array<[number, number, [string, number]]>;
+      const count = new Map<string, number>(ranges.map((r) => [`${r[2][0]}:${r[2][1]}`, 0]));
+      for (const tag of this.settings.tags!) {
+        const slot = keySlot(tag);
+        const r = ranges.find(([from, to]) => slot >= from && slot <= to);
+        if (r) count.set(`${r[2][0]}:${r[2][1]}`, (count.get(`${r[2][0]}:${r[2][1]}`) ?? 0) + 1);
+      }
+      const idle = [...count].filter(([, n]) => n === 0).map(([node]) => node);
+      if (idle.length > 0) {
+        console.warn(
+          `[fanout] FANOUT_CLUSTER_PUBSUB=sharded: no log partition on master ${idle.join(", ")} (FANOUT_LOG_PARTITIONS=${this.partitions} over ${count.size} masters); ` +
+            `use 16–64 partitions, several per master`,
+        );
+      }
+    } catch {
+      /* the Cluster is not reachable yet: nothing to say */
+    }
   }
 
   /** A firehose message is matched here: the exact channel's copy first, then one per matching glob. */
