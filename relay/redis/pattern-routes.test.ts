@@ -4,7 +4,7 @@ import { publish, type SseClient } from "../../test/support/sse-client.js";
 import { relayFixture } from "../../test/support/relay-harness.js";
 import { redisFixture } from "../../test/support/modes.js";
 import { prng } from "../../test/support/prng.js";
-import { MAX_ROUTES, routePrefix } from "./pattern-routes.js";
+import { literalPrefix, MAX_ROUTES, PatternRoutes, routePrefix } from "./pattern-routes.js";
 
 describe("clients' globs are matched in the relay; Redis only sees cheap patterns (redis broker)", () => {
   const redisFx = redisFixture();
@@ -190,6 +190,50 @@ describe("clients' globs are matched in the relay; Redis only sees cheap pattern
     } finally {
       stop = true;
       monitor.disconnect();
+    }
+  });
+});
+
+describe("pattern routes under concurrent adds and removes (real Redis, small cap)", () => {
+  const redisFx = redisFixture();
+
+  it("keeps every glob carried by a route, at most cap + 1 Redis patterns, and releases them all", async () => {
+    const seed = 7301;
+    const rand = prng(seed);
+    const sub = new Redis(redisFx.server.url);
+    try {
+      const max = 4;
+      const routes = new PatternRoutes({ psubscribe: (p) => sub.psubscribe(p), punsubscribe: (p) => sub.punsubscribe(p) }, max);
+      const numpat = async () => Number(await redisFx.redis.call("PUBSUB", "NUMPAT"));
+      const pool = Array.from({ length: 40 }, (_, i) => [`a${i}_*`, `b:${i}:*`, `c${i % 7}x${i}*`, `d${i}?`][i % 4]);
+      const present = new Set<string>();
+      for (let round = 0; round < 6; round++) {
+        const ops: Promise<void>[] = [];
+        for (let k = 0; k < 25; k++) {
+          const g = pool[Math.floor(rand() * pool.length)];
+          if (present.has(g) && rand() < 0.5) {
+            present.delete(g);
+            ops.push(routes.remove(g));
+          } else {
+            present.add(g);
+            ops.push(routes.add(g));
+          }
+          expect(routes.redisPatterns.length, `seed ${seed}`).toBeLessThanOrEqual(max + 1);
+        }
+        await Promise.all(ops);
+        const held = routes.redisPatterns;
+        expect(held.length, `seed ${seed}`).toBeLessThanOrEqual(max);
+        expect(await numpat()).toBe(held.length);
+        for (const g of present) {
+          const lp = literalPrefix(g);
+          expect(held.some((p) => lp.startsWith(p.slice(0, -1))), `${g} in ${held} (seed ${seed})`).toBe(true);
+        }
+      }
+      await Promise.all([...present].map((g) => routes.remove(g)));
+      expect(routes.redisPatterns).toEqual([]);
+      expect(await numpat()).toBe(0);
+    } finally {
+      sub.disconnect();
     }
   });
 });
