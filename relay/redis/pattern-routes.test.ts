@@ -158,14 +158,18 @@ describe("clients' globs are matched in the relay; Redis only sees cheap pattern
       const watched = await open("pattern=s0_*");
       await watched.waitReady();
       const before = await numpat();
-      // A steady stream of plain PUBLISHes and API publishes, one after the other.
+      // A steady stream of plain PUBLISHes from another program, in order on one connection
+      // and not waiting for each other, so some land while a route is being replaced.
+      const publisher = new Redis(redisFx.server.url);
       let sent = 0;
       const stream = (async () => {
+        const pending: Promise<unknown>[] = [];
         while (!stop) {
-          const i = sent++;
-          if (i % 2 === 0) await redisFx.redis.publish("s0_x", `m${i}`);
-          else await publish(r.base, { channel: "s0_x", data: `m${i}` });
+          for (let k = 0; k < 5; k++) pending.push(publisher.publish("s0_x", `m${sent++}`));
+          await new Promise((resolve) => setTimeout(resolve, 1));
         }
+        await Promise.all(pending);
+        publisher.disconnect();
       })();
       // Fill the relay's routes with prefixes that share nothing (distinct first characters),
       // then add `s1_*`, `s2_*`, `s3_*`: at MAX_ROUTES the closest prefixes, `s0_` `s1_` `s2_`
