@@ -198,8 +198,25 @@ describe("clients' globs are matched in the relay; Redis only sees cheap pattern
   });
 });
 
-describe("pattern routes under concurrent adds and removes (real Redis, small cap)", () => {
+describe("pattern routes (real Redis)", () => {
   const redisFx = redisFixture();
+
+  it("gives globs with a literal prefix their own route while `*` is held, so `*` goes with its last glob", async () => {
+    const sub = new Redis(redisFx.server.url);
+    try {
+      const routes = new PatternRoutes({ psubscribe: (p) => sub.psubscribe(p), punsubscribe: (p) => sub.punsubscribe(p) });
+      await routes.add("*:alerts");
+      await routes.add("user:1:*");
+      await routes.add("?x");
+      expect(routes.redisPatterns.sort()).toEqual(["*", "user:*"]);
+      await routes.remove("*:alerts");
+      await routes.remove("?x");
+      expect(routes.redisPatterns).toEqual(["user:*"]);
+      expect(await redisFx.redis.call("PUBSUB", "NUMPAT")).toBe(1);
+    } finally {
+      sub.disconnect();
+    }
+  });
 
   it("keeps every glob carried by a route, at most cap + 1 Redis patterns, and releases them all", async () => {
     const seed = 7301;

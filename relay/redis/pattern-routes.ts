@@ -54,8 +54,9 @@ interface Route {
  * bounded set of patterns that end at their first `*`, and the relay spends time only on the
  * globs whose literal prefix the channel starts with.
  *
- * The rule: a glob goes to the longest route whose prefix its literal prefix starts with;
- * failing that to a new route for its `routePrefix`; when the relay already holds
+ * The rule: a glob goes to the longest route whose prefix its literal prefix starts with
+ * (`*` only for globs starting with a metacharacter, or at the cap); failing that to a new
+ * route for its `routePrefix`; when the relay already holds
  * `MAX_ROUTES`, the two route prefixes (the new one included) with the longest common prefix
  * are merged into one route for that common prefix (possibly `*`), which takes over every
  * route under it, and the glob is placed again. Routes only get broader while they carry globs;
@@ -144,10 +145,17 @@ export class PatternRoutes {
   private place(glob: string): Route | undefined {
     const lp = literalPrefix(glob);
     let best: Route | undefined;
-    for (const r of this.routes.values()) if (lp.startsWith(r.prefix) && (!best || r.prefix.length > best.prefix.length)) best = r;
+    let all: Route | undefined;
+    for (const r of this.routes.values()) {
+      if (r.prefix === "") all = r;
+      else if (lp.startsWith(r.prefix) && (!best || r.prefix.length > best.prefix.length)) best = r;
+    }
     if (best) return best;
-    if (this.routes.size >= this.max) return undefined;
-    return this.create(routePrefix(glob));
+    // `*` carries other globs only at the cap: one glob like `*:alerts` must not leave the relay
+    // taking all Pub/Sub traffic for as long as the globs that arrived meanwhile stay.
+    if (all && lp === "") return all;
+    if (this.routes.size < this.max) return this.create(routePrefix(glob));
+    return all;
   }
 
   private create(prefix: string): Route {
