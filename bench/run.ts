@@ -47,7 +47,7 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { scenarios: ["a", "b", "c", "d", "e"], targets: [...TARGETS], quick: false, profile: false, markdown: false, payload: 0, nginxWorkers: 2, quietWaitMs: 10000 };
+  const a: Args = { scenarios: ["a", "b", "c", "d", "e", "p"], targets: [...TARGETS], quick: false, profile: false, markdown: false, payload: 0, nginxWorkers: 2, quietWaitMs: 10000 };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].split("=", 2) as [string, string | undefined];
     const val = (): string => {
@@ -103,7 +103,7 @@ function parseArgs(argv: string[]): Args {
       case "-h":
       case "--help":
         console.log(
-          "usage: npm run bench -- [--scenario a,b,c,d,e] [--target relay-memory,relay-redis,nchan-memory,nchan-redis] [--quick] [--profile] [--markdown] [--duration ms] [--subs n] [--rate n] [--window n] [--payload bytes] [--sub-procs n] [--nginx-workers n] [--json file] [--quiet-wait ms]",
+          "usage: npm run bench -- [--scenario a,b,c,d,e,p] [--target relay-memory,relay-redis,nchan-memory,nchan-redis] [--quick] [--profile] [--markdown] [--duration ms] [--subs n] [--rate n] [--window n] [--payload bytes] [--sub-procs n] [--nginx-workers n] [--json file] [--quiet-wait ms]",
         );
         process.exit(0);
         break;
@@ -111,7 +111,7 @@ function parseArgs(argv: string[]): Args {
         throw new Error(`unknown flag ${flag} (try --help)`);
     }
   }
-  for (const s of a.scenarios) if (!"abcde".includes(s) || s.length !== 1) throw new Error(`unknown scenario ${s}`);
+  for (const s of a.scenarios) if (!"abcdep".includes(s) || s.length !== 1) throw new Error(`unknown scenario ${s}`);
   for (const t of a.targets) if (!TARGETS.includes(t)) throw new Error(`unknown target ${t} (${TARGETS.join(", ")})`);
   return a;
 }
@@ -141,6 +141,9 @@ export interface Result {
   serverCpuPct: number;
   usPerDelivery: number;
   redisUsPerDelivery?: number;
+  /** Server CPU per publish request answered 2xx (µs), and Redis's. */
+  usPerPublish?: number;
+  redisUsPerPublish?: number;
   rssMb: number;
   /** (d): RSS / PSS per idle connection, bytes. */
   rssPerConn?: number;
@@ -388,8 +391,10 @@ async function runOne(sc: Scenario, target: TargetName, args: Args): Promise<Res
     r.p99Ms = ms(hist.quantile(0.99));
     r.maxMs = ms(hist.max);
     r.serverCpuPct = (cpu / wallCpu) * 100;
-    r.usPerDelivery = (cpu * 1e6) / Math.max(1, r.deliveries);
-    if (srv.redisPid) r.redisUsPerDelivery = (rcpu * 1e6) / Math.max(1, r.deliveries);
+    r.usPerDelivery = r.deliveries > 0 ? (cpu * 1e6) / r.deliveries : NaN;
+    if (srv.redisPid && r.deliveries > 0) r.redisUsPerDelivery = (rcpu * 1e6) / r.deliveries;
+    r.usPerPublish = (cpu * 1e6) / Math.max(1, done.ok);
+    if (srv.redisPid) r.redisUsPerPublish = (rcpu * 1e6) / Math.max(1, done.ok);
     return r;
   } finally {
     for (const w of subs) if (w.connected) w.send({ type: "close" } satisfies ToSub);
@@ -412,10 +417,10 @@ async function runOne(sc: Scenario, target: TargetName, args: Args): Promise<Res
 const f = (n: number | undefined, d = 1): string => (n === undefined || Number.isNaN(n) ? "–" : n.toFixed(d));
 const int = (n: number): string => Math.round(n).toLocaleString("en");
 
-const COLS = ["scn", "target", "subs", "pub msg/s", "deliv/s", "p50 ms", "p99 ms", "max ms", "loss", "dup", "ooo", "srv CPU%", "µs/deliv", "redis µs/d", "RSS MB", "B/idle conn", "gen CPU% subs/pub", "other CPU%"];
+const COLS = ["scn", "target", "subs", "pub msg/s", "deliv/s", "p50 ms", "p99 ms", "max ms", "loss", "dup", "ooo", "srv CPU%", "µs/deliv", "redis µs/d", "µs/pub", "redis µs/pub", "RSS MB", "B/idle conn", "gen CPU% subs/pub", "other CPU%"];
 
 function row(r: Result): string[] {
-  if (r.error && r.deliveries === 0 && r.rssPerConn === undefined) return [r.scenario, r.target, int(r.subs), "", "", "", "", "", "", "", "", "", "", "", "", "", `ERROR: ${r.error.split("\n")[0].slice(0, 100)}`];
+  if (r.error && r.deliveries === 0 && r.rssPerConn === undefined) return [r.scenario, r.target, int(r.subs), "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", `ERROR: ${r.error.split("\n")[0].slice(0, 100)}`];
   const idle = r.rssPerConn !== undefined;
   return [
     r.scenario,
@@ -432,6 +437,8 @@ function row(r: Result): string[] {
     idle ? "" : f(r.serverCpuPct, 0),
     idle ? "" : f(r.usPerDelivery, 2),
     idle || r.redisUsPerDelivery === undefined ? "" : f(r.redisUsPerDelivery, 2),
+    idle ? "" : f(r.usPerPublish, 1),
+    idle || r.redisUsPerPublish === undefined ? "" : f(r.redisUsPerPublish, 1),
     f(r.rssMb, 0),
     idle ? `${int(r.rssPerConn!)} (PSS ${int(r.pssPerConn!)})` : "",
     idle ? "" : `${r.subCpuPct.join("+")} / ${r.pubCpuPct}`,
@@ -447,9 +454,9 @@ function table(rows: string[][], md: boolean): string {
 }
 
 function ratios(results: Result[], md: boolean): string {
-  const lines: string[][] = [["scn", "relay target", "vs", "CPU/deliv ratio", "p99 ratio", "RSS/idle conn ratio"]];
+  const lines: string[][] = [["scn", "relay target", "vs", "CPU/deliv ratio", "CPU/pub ratio", "p99 ratio", "RSS/idle conn ratio"]];
   const get = (s: ScenarioId, t: TargetName): Result | undefined => results.find((r) => r.scenario === s && r.target === t && !(r.error && r.deliveries === 0 && r.rssPerConn === undefined));
-  for (const s of ["a", "b", "c", "d", "e"] as ScenarioId[]) {
+  for (const s of ["a", "b", "c", "d", "e", "p"] as ScenarioId[]) {
     for (const [rel, peers] of [
       ["relay-memory", ["nchan-memory"]],
       ["relay-redis", ["nchan-redis", "nchan-memory"]],
@@ -458,7 +465,7 @@ function ratios(results: Result[], md: boolean): string {
       const b = peers.map((p) => get(s, p)).find(Boolean);
       if (!a || !b) continue;
       const ratio = (x: number | undefined, y: number | undefined): string => (x === undefined || y === undefined || !y || Number.isNaN(x) || Number.isNaN(y) ? "–" : `${(x / y).toFixed(2)}×`);
-      lines.push([s, rel, b.target, ratio(a.usPerDelivery, b.usPerDelivery), ratio(a.p99Ms, b.p99Ms), ratio(a.rssPerConn, b.rssPerConn)]);
+      lines.push([s, rel, b.target, ratio(a.usPerDelivery, b.usPerDelivery), ratio(a.usPerPublish, b.usPerPublish), ratio(a.p99Ms, b.p99Ms), ratio(a.rssPerConn, b.rssPerConn)]);
     }
   }
   if (lines.length === 1) return "(no relay/Nchan pairs to compare)";

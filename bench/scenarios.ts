@@ -1,5 +1,5 @@
 /** The benchmark scenarios of issue 6. Durations are short so a full run takes minutes. */
-export type ScenarioId = "a" | "b" | "c" | "d" | "e";
+export type ScenarioId = "a" | "b" | "c" | "d" | "e" | "p";
 
 export interface Scenario {
   id: ScenarioId;
@@ -28,6 +28,8 @@ export function scenarios(quick: boolean): Scenario[] {
     { id: "c", title: "100 subs, 1 channel, publish as fast as possible", subs: 100, channels: 1, rate: 0, durationMs: d, pubConns: 1, window: 1, subProcs: 1 },
     { id: "d", title: `${big.toLocaleString("en")} idle connections (100 channels): RSS/conn`, subs: big, channels: 100, rate: 0, durationMs: 3000, idle: true, pubConns: 1, window: 1, subProcs: 2 },
     { id: "e", title: "1,000 subs, distinct patterns, 1,000 msg/s over 1,000 channels", subs: 1000, channels: 1000, rate: 1000, durationMs: d, patterns: true, pubConns: 10, window: 1, subProcs: 1 },
+    // The publish path alone: what a publish costs the server when nobody listens.
+    { id: "p", title: "publish only: no subscribers, 100 channels, 500 msg/s", subs: 0, channels: 100, rate: 500, durationMs: d, pubConns: 4, window: 1, subProcs: 1 },
   ];
 }
 
