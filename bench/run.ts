@@ -11,11 +11,13 @@
  *
  * Other flags: --duration <ms>, --subs <n>, --rate <msg/s>, --window <n>, --payload <bytes>,
  * --sub-procs <n>, --nginx-workers <n>, --json <file>, --quiet-wait <ms> (how long to wait before each
- * run for other processes on the box to go under 25% of a core; default 10000, 0 = never).
+ * run for other processes on the box to go under 25% of a core; default 10000, 0 = never),
+ * --root <dir> (run another checkout's relay, e.g. the commit before a change), --env NAME=value
+ * (relay environment, repeatable).
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Histogram } from "./histogram.js";
 import { boxBusySeconds, cpuSeconds, foreignCpuPct, machine, sleep, treeCpuSeconds, treePssBytes, treeRssBytes } from "./proc.js";
@@ -44,10 +46,14 @@ interface Args {
   nginxWorkers: number;
   json?: string;
   quietWaitMs: number;
+  /** Checkout whose relay runs (default: this one), e.g. the commit before a change. */
+  root: string;
+  /** Extra relay environment (`--env NAME=value`, repeatable). */
+  env: Record<string, string>;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { scenarios: ["a", "b", "c", "d", "e", "p"], targets: [...TARGETS], quick: false, profile: false, markdown: false, payload: 0, nginxWorkers: 2, quietWaitMs: 10000 };
+  const a: Args = { scenarios: ["a", "b", "c", "d", "e", "p"], targets: [...TARGETS], quick: false, profile: false, markdown: false, payload: 0, nginxWorkers: 2, quietWaitMs: 10000, root: repoRoot, env: {} };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].split("=", 2) as [string, string | undefined];
     const val = (): string => {
@@ -100,10 +106,20 @@ function parseArgs(argv: string[]): Args {
       case "--json":
         a.json = val();
         break;
+      case "--root":
+        a.root = resolve(val());
+        break;
+      case "--env": {
+        const kv = val();
+        const eq = kv.indexOf("=");
+        if (eq <= 0) throw new Error("--env needs NAME=value");
+        a.env[kv.slice(0, eq)] = kv.slice(eq + 1);
+        break;
+      }
       case "-h":
       case "--help":
         console.log(
-          "usage: npm run bench -- [--scenario a,b,c,d,e,p] [--target relay-memory,relay-redis,nchan-memory,nchan-redis] [--quick] [--profile] [--markdown] [--duration ms] [--subs n] [--rate n] [--window n] [--payload bytes] [--sub-procs n] [--nginx-workers n] [--json file] [--quiet-wait ms]",
+          "usage: npm run bench -- [--scenario a,b,c,d,e,p] [--target relay-memory,relay-redis,nchan-memory,nchan-redis] [--quick] [--profile] [--markdown] [--duration ms] [--subs n] [--rate n] [--window n] [--payload bytes] [--sub-procs n] [--nginx-workers n] [--json file] [--quiet-wait ms] [--root checkout] [--env NAME=value]",
         );
         process.exit(0);
         break;
@@ -220,7 +236,8 @@ async function runOne(sc: Scenario, target: TargetName, args: Args): Promise<Res
   const profDir = args.profile && target.startsWith("relay") ? join(here, "profiles", `${target}-${sc.id}`) : undefined;
   if (profDir) mkdirSync(profDir, { recursive: true });
   const srv: Running = await startTarget(target, {
-    repoRoot,
+    repoRoot: args.root,
+    relayEnv: args.env,
     nginxWorkers: args.nginxWorkers,
     relayNodeArgs: profDir ? ["--cpu-prof", `--cpu-prof-dir=${profDir}`] : [],
   });
@@ -481,7 +498,7 @@ async function main(): Promise<void> {
   const date = new Date().toISOString();
   console.log(`edge-fanout bench — ${date}\nmachine: ${m.nproc} × ${m.cpu}, ${m.memGb} GB RAM, Linux ${m.kernel}, Node ${process.version}`);
   let targets = args.targets;
-  if (!relayPresent(repoRoot) && targets.some((t) => t.startsWith("relay"))) {
+  if (!relayPresent(args.root) && targets.some((t) => t.startsWith("relay"))) {
     console.log("relay/main.ts not found: skipping relay targets");
     targets = targets.filter((t) => !t.startsWith("relay"));
   }

@@ -148,7 +148,7 @@ export function eventsRoute(rc: RelayContext): Hono<NodeEnv> {
     // Heartbeats and drain reach a connection only once its headers are out.
     rc.connections.add(conn);
     conn.send(encodeRetry(config.retryMs));
-    if (config.streamExpiry) endAtExpiry(conn, res, grantEndsAt);
+    if (config.streamExpiry) endAtExpiry(conn, grantEndsAt);
     const resuming = resume !== undefined && reset === undefined;
     try {
       if (resuming) reset = await checkCursor(log, client, broker.partitions);
@@ -179,7 +179,7 @@ export function eventsRoute(rc: RelayContext): Hono<NodeEnv> {
  * `exp`): at the grant's end it gets `event: expired` and ends cleanly after what is queued.
  * The client reconnects with a fresh credential and its last id, so nothing is lost.
  */
-function endAtExpiry(conn: SseConnection, res: ServerResponse, endsAt: number | undefined): void {
+function endAtExpiry(conn: SseConnection, endsAt: number | undefined): void {
   // A stream already closed needs no timer (and one whose `close` has passed would never clear it).
   if (endsAt === undefined || conn.closed) return;
   let timer: ReturnType<typeof setTimeout>;
@@ -195,7 +195,7 @@ function endAtExpiry(conn: SseConnection, res: ServerResponse, endsAt: number | 
     conn.send(encodeEvent({ event: "expired", data: JSON.stringify({ reason: "token_expired" }) }));
     conn.end();
   };
-  res.once("close", () => clearTimeout(timer));
+  conn.socket.once("close", () => clearTimeout(timer));
   arm();
 }
 

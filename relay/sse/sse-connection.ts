@@ -1,5 +1,6 @@
 import type { ServerResponse } from "node:http";
 import type { Socket } from "node:net";
+import { detachFromHttp } from "../http-server.js";
 import type { FlushScheduler } from "./flush-scheduler.js";
 import type { Budgeted, QueueBudget } from "./queue-budget.js";
 
@@ -41,7 +42,9 @@ const COPY_MAX_BYTES = 64 * 1024;
  * The body goes to the socket directly, without chunked encoding (the response is sent with
  * `Connection: close`; an event stream ends with its connection anyway). That makes a flush
  * one `write` of one buffer, skipping Node's per-write HTTP framing, which measured as most
- * of the relay's CPU per delivery.
+ * of the relay's CPU per delivery. Once the head is sent the connection is taken from
+ * `node:http` (`detachFromHttp`): an idle stream then holds its socket and this object, not
+ * Node's request, response and parser.
  */
 export class SseConnection implements Budgeted {
   private queue: Buffer[] = [];
@@ -52,30 +55,49 @@ export class SseConnection implements Budgeted {
   private inflightBytes = 0;
   private waitingDrain = false;
   private drainWaiters: Array<() => void> = [];
-  private readonly socket: Socket;
+  readonly socket: Socket;
+  /** Until the head is sent (and, where detaching is not possible, for good). */
+  private res: ServerResponse | undefined;
   private opened = false;
   private overSoftSince: number | undefined;
   closed = false;
 
   constructor(
-    private readonly res: ServerResponse,
+    res: ServerResponse,
     private readonly limits: QueueLimits,
     private readonly scheduler: FlushScheduler,
     private readonly budget: QueueBudget,
     private readonly onClose: (reason: CloseReason) => void,
   ) {
+    this.res = res;
     this.socket = res.socket!;
-    res.on("close", () => this.finish("client"));
-    res.on("error", () => this.finish("error"));
+    this.socket.on("close", this.onSocketClose);
+    this.socket.on("error", this.onSocketError);
   }
 
   /** Sends the status line and headers; frames may be written from now on. */
   open(headers: Record<string, string>): void {
-    this.res.useChunkedEncodingByDefault = false;
-    this.res.writeHead(200, headers);
-    this.res.flushHeaders();
+    const res = this.res!;
+    res.useChunkedEncodingByDefault = false;
+    res.writeHead(200, headers);
+    res.flushHeaders();
     this.opened = true;
+    if (detachFromHttp(res)) {
+      this.res = undefined;
+      // Nothing the client sends on a stream is read as a request (its response never ends,
+      // so none could be answered); a half-close ends the stream, as node:http would.
+      this.socket.on("data", ignore);
+      this.socket.on("end", this.onSocketEnd);
+      this.socket.resume();
+    }
   }
+
+  private onSocketClose = (): void => this.finish("client");
+  private onSocketError = (): void => this.finish("error");
+  private onSocketEnd = (): void => {
+    this.flushNow();
+    this.socket.end();
+  };
 
   /** Bytes held for this client: queued here, or handed to the socket and not yet sent. */
   held(): number {
@@ -204,8 +226,9 @@ export class SseConnection implements Budgeted {
   end(): void {
     if (this.closed) return;
     this.flushNow();
-    if (this.opened) this.res.end();
-    else this.res.destroy();
+    if (!this.opened) this.socket.destroy();
+    else if (this.res) this.res.end();
+    else this.socket.end();
     this.finish("drain");
   }
 
@@ -213,7 +236,7 @@ export class SseConnection implements Budgeted {
   destroy(reason: CloseReason): void {
     if (this.closed) return;
     this.finish(reason);
-    this.res.destroy();
+    this.socket.destroy();
   }
 
   /** Gives the response back untouched (setup failed before any byte was written). */
@@ -237,9 +260,16 @@ export class SseConnection implements Budgeted {
     this.inflightBytes = 0;
     this.budget.idle(this);
     this.socket.off("drain", this.onDrain);
+    // A setup that failed gives the connection back to node:http for its error response.
+    if (!this.opened) {
+      this.socket.off("close", this.onSocketClose);
+      this.socket.off("error", this.onSocketError);
+    }
     const w = this.drainWaiters;
     this.drainWaiters = [];
     for (const f of w) f();
     this.onClose(reason);
   }
 }
+
+function ignore(): void {}
