@@ -96,7 +96,9 @@ export function detachFromHttp(res: ServerResponse): boolean {
   const found = HTTP_SOCKET_LISTENERS.map(([event, name]) => [event, socket.listeners(event).find((f) => f.name === name)] as const);
   if (found.some(([, f]) => f === undefined) || HTTP_SOCKET_OVERRIDES.some((k) => !Object.hasOwn(socket, k))) return false;
   for (const [event, f] of found) socket.removeListener(event, f as (...args: unknown[]) => void);
-  for (const k of HTTP_SOCKET_OVERRIDES) delete (socket as unknown as Record<string, unknown>)[k];
+  // Back to the shared methods (a `delete` would turn the socket into a dictionary-mode object, 1.6 KB).
+  const proto = Object.getPrototypeOf(socket) as Record<string, unknown>;
+  for (const k of HTTP_SOCKET_OVERRIDES) (socket as unknown as Record<string, unknown>)[k] = proto[k];
   freeParser(socket.parser, res.req, socket);
   res.detachSocket(socket);
   return true;

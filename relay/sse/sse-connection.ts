@@ -29,6 +29,9 @@ export type CloseReason = "client" | "drain" | "error" | SlowReason;
  */
 const COPY_MAX_BYTES = 64 * 1024;
 
+const CONNECTION = Symbol("sseConnection");
+type OwnedSocket = Socket & { [CONNECTION]?: SseConnection };
+
 /**
  * One SSE response with a bounded outbound queue. Frames are shared Buffers (encoded once
  * per message, written to every matching client); the queue holds references, not copies.
@@ -71,8 +74,9 @@ export class SseConnection implements Budgeted {
   ) {
     this.res = res;
     this.socket = res.socket!;
-    this.socket.on("close", this.onSocketClose);
-    this.socket.on("error", this.onSocketError);
+    (this.socket as OwnedSocket)[CONNECTION] = this;
+    this.socket.on("close", SseConnection.onSocketClose);
+    this.socket.on("error", SseConnection.onSocketError);
   }
 
   /** Sends the status line and headers; frames may be written from now on. */
@@ -87,17 +91,32 @@ export class SseConnection implements Budgeted {
       // Nothing the client sends on a stream is read as a request (its response never ends,
       // so none could be answered); a half-close ends the stream, as node:http would.
       this.socket.on("data", ignore);
-      this.socket.on("end", this.onSocketEnd);
+      this.socket.on("end", SseConnection.onSocketEnd);
       this.socket.resume();
     }
   }
 
-  private onSocketClose = (): void => this.finish("client");
-  private onSocketError = (): void => this.finish("error");
-  private onSocketEnd = (): void => {
-    this.flushNow();
-    this.socket.end();
-  };
+  // Socket listeners are shared functions that find their connection on the socket: a
+  // closure per listener per connection would cost an idle stream ~1 KB (each also gets a
+  // property store for its `name` when the code runs under tsx).
+  private static onSocketClose(this: OwnedSocket): void {
+    this[CONNECTION]?.finish("client");
+  }
+
+  private static onSocketError(this: OwnedSocket): void {
+    this[CONNECTION]?.finish("error");
+  }
+
+  private static onSocketEnd(this: OwnedSocket): void {
+    const conn = this[CONNECTION];
+    if (!conn) return;
+    conn.flushNow();
+    conn.socket.end();
+  }
+
+  private static onSocketDrain(this: OwnedSocket): void {
+    this[CONNECTION]?.onDrain();
+  }
 
   /** Bytes held for this client: queued here, or handed to the socket and not yet sent. */
   held(): number {
@@ -169,7 +188,7 @@ export class SseConnection implements Budgeted {
     this.settle();
     if (!ok) {
       this.waitingDrain = true;
-      this.socket.once("drain", this.onDrain);
+      this.socket.once("drain", SseConnection.onSocketDrain);
     } else {
       if (this.overSoftSince !== undefined) this.enforce();
       this.wakeDrainWaiters();
@@ -205,7 +224,7 @@ export class SseConnection implements Budgeted {
     await new Promise<void>((resolve) => this.drainWaiters.push(resolve));
   }
 
-  private onDrain = (): void => {
+  private onDrain(): void {
     this.waitingDrain = false;
     if (this.closed) return;
     this.settle();
@@ -213,7 +232,8 @@ export class SseConnection implements Budgeted {
     this.enforce();
     if (this.queue.length > 0) this.flush();
     else this.wakeDrainWaiters();
-  };
+  }
+
 
   private wakeDrainWaiters(): void {
     if (this.drainWaiters.length === 0 || this.queue.length > 0) return;
@@ -259,11 +279,12 @@ export class SseConnection implements Budgeted {
     this.inflight = [];
     this.inflightBytes = 0;
     this.budget.idle(this);
-    this.socket.off("drain", this.onDrain);
+    this.socket.off("drain", SseConnection.onSocketDrain);
     // A setup that failed gives the connection back to node:http for its error response.
     if (!this.opened) {
-      this.socket.off("close", this.onSocketClose);
-      this.socket.off("error", this.onSocketError);
+      this.socket.off("close", SseConnection.onSocketClose);
+      this.socket.off("error", SseConnection.onSocketError);
+      (this.socket as OwnedSocket)[CONNECTION] = undefined;
     }
     const w = this.drainWaiters;
     this.drainWaiters = [];
