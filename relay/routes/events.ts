@@ -12,6 +12,7 @@ import { remoteAddress } from "../auth/credentials.js";
 import { checkCursor, replay, replayDropped, type ResetReason } from "../replay.js";
 import { encodeEvent, encodeRetry } from "../sse/frame.js";
 import { SseConnection } from "../sse/sse-connection.js";
+import { acceptsGzip } from "../sse/gzip-stream.js";
 import type { RelayContext } from "../relay-context.js";
 
 type NodeEnv = { Bindings: { incoming: IncomingMessage; outgoing: ServerResponse } };
@@ -142,8 +143,16 @@ export function eventsRoute(rc: RelayContext): Hono<NodeEnv> {
       "X-Accel-Buffering": "no",
     };
     c.res.headers.forEach((v, k) => {
-      if (k.toLowerCase().startsWith("access-control-") || k.toLowerCase() === "vary") headers[k] = v;
+      if (k.toLowerCase().startsWith("access-control-") || k.toLowerCase() === "vary") headers[k.toLowerCase()] = v;
     });
+    if (config.compression === "gzip") {
+      // The answer depends on Accept-Encoding whichever it is: caches must know.
+      headers.vary = headers.vary ? `${headers.vary}, Accept-Encoding` : "Accept-Encoding";
+      if (acceptsGzip(c.req.header("accept-encoding"))) {
+        headers["Content-Encoding"] = "gzip";
+        conn.useGzip();
+      }
+    }
     conn.open(headers);
     // Heartbeats and drain reach a connection only once its headers are out.
     rc.connections.add(conn);

@@ -2,6 +2,7 @@ import type { ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import { detachFromHttp } from "../http-server.js";
 import type { FlushScheduler } from "./flush-scheduler.js";
+import { GzipStream } from "./gzip-stream.js";
 import type { Budgeted, QueueBudget } from "./queue-budget.js";
 
 /**
@@ -62,6 +63,8 @@ export class SseConnection implements Budgeted {
   /** Until the head is sent (and, where detaching is not possible, for good). */
   private res: ServerResponse | undefined;
   private opened = false;
+  /** Set when the client gets `Content-Encoding: gzip` (`FANOUT_COMPRESSION`). */
+  private gzip: GzipStream | undefined;
   private overSoftSince: number | undefined;
   closed = false;
 
@@ -79,6 +82,11 @@ export class SseConnection implements Budgeted {
     this.socket.on("error", SseConnection.onSocketError);
   }
 
+  /** Sends this stream gzip-compressed (before `open`; the caller sets `Content-Encoding`). */
+  useGzip(): void {
+    this.gzip = new GzipStream();
+  }
+
   /** Sends the status line and headers; frames may be written from now on. */
   open(headers: Record<string, string>): void {
     const res = this.res!;
@@ -94,6 +102,7 @@ export class SseConnection implements Budgeted {
       this.socket.on("end", SseConnection.onSocketEnd);
       this.socket.resume();
     }
+    if (this.gzip) this.enqueue(this.gzip.header());
   }
 
   // Socket listeners are shared functions that find their connection on the socket: a
@@ -126,6 +135,10 @@ export class SseConnection implements Budgeted {
   /** Queues a frame; false when the connection is gone or was cut as too slow. */
   send(frame: Buffer): boolean {
     if (this.closed) return false;
+    return this.enqueue(this.gzip ? this.gzip.encode(frame) : frame);
+  }
+
+  private enqueue(frame: Buffer): boolean {
     if (!this.enforce()) return false;
     if (this.queue.length === 0 && this.inflightBytes === 0) this.budget.busy(this);
     this.queue.push(frame);
@@ -245,6 +258,7 @@ export class SseConnection implements Budgeted {
   /** Ends the stream cleanly after what is queued (SIGTERM drain). */
   end(): void {
     if (this.closed) return;
+    if (this.gzip && this.opened) this.enqueue(this.gzip.trailer());
     this.flushNow();
     if (!this.opened) this.socket.destroy();
     else if (this.res) this.res.end();
