@@ -23,7 +23,7 @@ import { Histogram } from "./histogram.js";
 import { boxBusySeconds, cpuSeconds, foreignCpuPct, machine, sleep, treeCpuSeconds, treePssBytes, treeRssBytes } from "./proc.js";
 import { summarizeProfileDir } from "./profile-summary.js";
 import type { FromPub, PubChannel, ToPub } from "./pub-worker.js";
-import { channelName, patternName, scenarios, type Scenario, type ScenarioId } from "./scenarios.js";
+import { channelName, patternName, scenarios, type Scenario, type ScenarioId, type Variant } from "./scenarios.js";
 import type { FromSub, SubConnSpec, SubReport, ToSub } from "./sub-worker.js";
 import { runStalled } from "./stalled.js";
 import { TARGETS, nchanAvailable, relayPresent, startTarget, type Running, type TargetName } from "./targets.js";
@@ -53,7 +53,7 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { scenarios: ["a", "b", "c", "d", "e", "p"], targets: [...TARGETS], quick: false, profile: false, markdown: false, payload: 0, nginxWorkers: 2, quietWaitMs: 10000, root: repoRoot, env: {} };
+  const a: Args = { scenarios: ["a", "b", "c", "d", "e", "p", "z"], targets: [...TARGETS], quick: false, profile: false, markdown: false, payload: 0, nginxWorkers: 2, quietWaitMs: 10000, root: repoRoot, env: {} };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].split("=", 2) as [string, string | undefined];
     const val = (): string => {
@@ -119,7 +119,7 @@ function parseArgs(argv: string[]): Args {
       case "-h":
       case "--help":
         console.log(
-          "usage: npm run bench -- [--scenario a,b,c,d,e,p] [--target relay-memory,relay-redis,nchan-memory,nchan-redis] [--quick] [--profile] [--markdown] [--duration ms] [--subs n] [--rate n] [--window n] [--payload bytes] [--sub-procs n] [--nginx-workers n] [--json file] [--quiet-wait ms] [--root checkout] [--env NAME=value]",
+          "usage: npm run bench -- [--scenario a,b,c,d,e,p,z] [--target relay-memory,relay-redis,nchan-memory,nchan-redis] [--quick] [--profile] [--markdown] [--duration ms] [--subs n] [--rate n] [--window n] [--payload bytes] [--sub-procs n] [--nginx-workers n] [--json file] [--quiet-wait ms] [--root checkout] [--env NAME=value]",
         );
         process.exit(0);
         break;
@@ -127,7 +127,7 @@ function parseArgs(argv: string[]): Args {
         throw new Error(`unknown flag ${flag} (try --help)`);
     }
   }
-  for (const s of a.scenarios) if (!"abcdep".includes(s) || s.length !== 1) throw new Error(`unknown scenario ${s}`);
+  for (const s of a.scenarios) if (!"abcdepz".includes(s) || s.length !== 1) throw new Error(`unknown scenario ${s}`);
   for (const t of a.targets) if (!TARGETS.includes(t)) throw new Error(`unknown target ${t} (${TARGETS.join(", ")})`);
   return a;
 }
@@ -135,6 +135,10 @@ function parseArgs(argv: string[]): Args {
 export interface Result {
   scenario: ScenarioId;
   target: TargetName;
+  /** Payload/compression variant (scenario z). */
+  variant?: string;
+  /** Response body bytes received per delivery, as sent on the wire. */
+  wireBytesPerDelivery?: number;
   note?: string;
   error?: string;
   subs: number;
@@ -231,13 +235,13 @@ for (const sig of ["SIGINT", "SIGTERM"] as const) {
   });
 }
 
-async function runOne(sc: Scenario, target: TargetName, args: Args): Promise<Result> {
+async function runOne(sc: Scenario, target: TargetName, args: Args, variant?: Variant): Promise<Result> {
   if (args.quietWaitMs > 0) await waitQuiet(25, args.quietWaitMs);
   const profDir = args.profile && target.startsWith("relay") ? join(here, "profiles", `${target}-${sc.id}`) : undefined;
   if (profDir) mkdirSync(profDir, { recursive: true });
   const srv: Running = await startTarget(target, {
     repoRoot: args.root,
-    relayEnv: args.env,
+    relayEnv: variant?.gzip ? { ...args.env, FANOUT_COMPRESSION: "gzip" } : args.env,
     nginxWorkers: args.nginxWorkers,
     relayNodeArgs: profDir ? ["--cpu-prof", `--cpu-prof-dir=${profDir}`] : [],
   });
@@ -253,6 +257,7 @@ async function runOne(sc: Scenario, target: TargetName, args: Args): Promise<Res
   const r: Result = {
     scenario: sc.id,
     target,
+    variant: variant?.label,
     subs: sc.subs,
     connected: 0,
     connectMs: 0,
@@ -299,7 +304,7 @@ async function runOne(sc: Scenario, target: TargetName, args: Args): Promise<Res
       subs.map((w, p) =>
         request<Extract<FromSub, { type: "connected" }>>(
           w,
-          { type: "connect", host: srv.host, port: srv.port, conns: specs[p], readyEvent: srv.readyEvent, concurrency: 200, timeoutMs: 60000 } satisfies ToSub,
+          { type: "connect", host: srv.host, port: srv.port, conns: specs[p], readyEvent: srv.readyEvent, concurrency: 200, timeoutMs: 60000, acceptGzip: variant?.gzip } satisfies ToSub,
           "connected",
           70000,
         ),
@@ -338,7 +343,8 @@ async function runOne(sc: Scenario, target: TargetName, args: Args): Promise<Res
         rate,
         durationMs: args.duration ?? sc.durationMs,
         contentType: srv.contentType,
-        payloadBytes: args.payload,
+        payloadBytes: variant?.payloadBytes ?? args.payload,
+        payloadJson: variant !== undefined,
       } satisfies ToPub,
       "ready",
       10000,
@@ -382,9 +388,11 @@ async function runOne(sc: Scenario, target: TargetName, args: Args): Promise<Res
     r.rssMb = Math.max(peakRss, treeRssBytes(srv.pid)) / 2 ** 20;
     const reports = await Promise.all(subs.map((w) => request<SubReport>(w, { type: "report", published: done.published } satisfies ToSub, "report", 20000)));
     const hist = new Histogram();
+    let wire = 0;
     for (const rep of reports) {
       hist.merge(rep.hist);
       r.deliveries += rep.received;
+      wire += rep.wireBytes;
       r.loss += rep.loss;
       r.dup += rep.dup;
       r.ooo += rep.ooo;
@@ -411,6 +419,7 @@ async function runOne(sc: Scenario, target: TargetName, args: Args): Promise<Res
     r.usPerDelivery = r.deliveries > 0 ? (cpu * 1e6) / r.deliveries : NaN;
     if (srv.redisPid && r.deliveries > 0) r.redisUsPerDelivery = (rcpu * 1e6) / r.deliveries;
     r.usPerPublish = (cpu * 1e6) / Math.max(1, done.ok);
+    if (r.deliveries > 0) r.wireBytesPerDelivery = wire / r.deliveries;
     if (srv.redisPid) r.redisUsPerPublish = (rcpu * 1e6) / Math.max(1, done.ok);
     return r;
   } finally {
@@ -434,14 +443,14 @@ async function runOne(sc: Scenario, target: TargetName, args: Args): Promise<Res
 const f = (n: number | undefined, d = 1): string => (n === undefined || Number.isNaN(n) ? "–" : n.toFixed(d));
 const int = (n: number): string => Math.round(n).toLocaleString("en");
 
-const COLS = ["scn", "target", "subs", "pub msg/s", "deliv/s", "p50 ms", "p99 ms", "max ms", "loss", "dup", "ooo", "srv CPU%", "µs/deliv", "redis µs/d", "µs/pub", "redis µs/pub", "RSS MB", "B/idle conn", "gen CPU% subs/pub", "other CPU%"];
+const COLS = ["scn", "target", "subs", "pub msg/s", "deliv/s", "p50 ms", "p99 ms", "max ms", "loss", "dup", "ooo", "srv CPU%", "µs/deliv", "redis µs/d", "µs/pub", "redis µs/pub", "wire B/deliv", "RSS MB", "B/idle conn", "gen CPU% subs/pub", "other CPU%"];
 
 function row(r: Result): string[] {
-  if (r.error && r.deliveries === 0 && r.rssPerConn === undefined) return [r.scenario, r.target, int(r.subs), "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", `ERROR: ${r.error.split("\n")[0].slice(0, 100)}`];
+  if (r.error && r.deliveries === 0 && r.rssPerConn === undefined) return [r.scenario, r.target + (r.variant ? ` ${r.variant}` : ""), int(r.subs), "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", `ERROR: ${r.error.split("\n")[0].slice(0, 100)}`];
   const idle = r.rssPerConn !== undefined;
   return [
     r.scenario,
-    r.target + (r.note ? "*" : ""),
+    r.target + (r.variant ? ` ${r.variant}` : "") + (r.note ? "*" : ""),
     int(r.connected),
     idle ? "" : int(r.pubRate),
     idle ? "" : int(r.deliveriesPerSec),
@@ -456,6 +465,7 @@ function row(r: Result): string[] {
     idle || r.redisUsPerDelivery === undefined ? "" : f(r.redisUsPerDelivery, 2),
     idle ? "" : f(r.usPerPublish, 1),
     idle || r.redisUsPerPublish === undefined ? "" : f(r.redisUsPerPublish, 1),
+    r.wireBytesPerDelivery === undefined ? "" : int(r.wireBytesPerDelivery),
     f(r.rssMb, 0),
     idle ? `${int(r.rssPerConn!)} (PSS ${int(r.pssPerConn!)})` : "",
     idle ? "" : `${r.subCpuPct.join("+")} / ${r.pubCpuPct}`,
@@ -472,8 +482,9 @@ function table(rows: string[][], md: boolean): string {
 
 function ratios(results: Result[], md: boolean): string {
   const lines: string[][] = [["scn", "relay target", "vs", "CPU/deliv ratio", "CPU/pub ratio", "p99 ratio", "RSS/idle conn ratio"]];
-  const get = (s: ScenarioId, t: TargetName): Result | undefined => results.find((r) => r.scenario === s && r.target === t && !(r.error && r.deliveries === 0 && r.rssPerConn === undefined));
+  const get = (s: ScenarioId, t: TargetName): Result | undefined => results.find((r) => r.scenario === s && r.target === t && r.variant === undefined && !(r.error && r.deliveries === 0 && r.rssPerConn === undefined));
   for (const s of ["a", "b", "c", "d", "e", "p"] as ScenarioId[]) {
+    // (z has its own table: gzip against plain)
     for (const [rel, peers] of [
       ["relay-memory", ["nchan-memory"]],
       ["relay-redis", ["nchan-redis", "nchan-memory"]],
@@ -483,6 +494,15 @@ function ratios(results: Result[], md: boolean): string {
       if (!a || !b) continue;
       const ratio = (x: number | undefined, y: number | undefined): string => (x === undefined || y === undefined || !y || Number.isNaN(x) || Number.isNaN(y) ? "–" : `${(x / y).toFixed(2)}×`);
       lines.push([s, rel, b.target, ratio(a.usPerDelivery, b.usPerDelivery), ratio(a.usPerPublish, b.usPerPublish), ratio(a.p99Ms, b.p99Ms), ratio(a.rssPerConn, b.rssPerConn)]);
+    }
+  }
+  for (const rel of ["relay-memory", "relay-redis"] as TargetName[]) {
+    for (const size of ["100B", "10KB"]) {
+      const plain = results.find((r) => r.scenario === "z" && r.target === rel && r.variant === size && r.deliveries > 0);
+      const gz = results.find((r) => r.scenario === "z" && r.target === rel && r.variant === `${size} gzip` && r.deliveries > 0);
+      if (!plain || !gz) continue;
+      const ratio = (x: number | undefined, y: number | undefined): string => (x === undefined || y === undefined || !y ? "–" : `${(x / y).toFixed(2)}×`);
+      lines.push(["z", `${rel} ${size} gzip`, `${rel} ${size}`, ratio(gz.usPerDelivery, plain.usPerDelivery), `wire ${ratio(gz.wireBytesPerDelivery, plain.wireBytesPerDelivery)}`, ratio(gz.p99Ms, plain.p99Ms), "–"]);
     }
   }
   if (lines.length === 1) return "(no relay/Nchan pairs to compare)";
@@ -512,18 +532,22 @@ async function main(): Promise<void> {
   for (const sc of all) {
     console.log(`\n(${sc.id}) ${sc.title}${args.quick ? " [quick]" : ""}`);
     const rows: string[][] = [];
-    for (const t of targets) {
+    // Scenario z runs each target once per variant; Nchan (no compression here) plain ones only.
+    const runs: Array<[TargetName, Variant | undefined]> = targets.flatMap((t): Array<[TargetName, Variant | undefined]> =>
+      sc.variants ? sc.variants.filter((v) => !v.gzip || t.startsWith("relay")).map((v): [TargetName, Variant] => [t, v]) : [[t, undefined]],
+    );
+    for (const [t, variant] of runs) {
       let r: Result;
       try {
-        r = await runOne(sc, t, args);
+        r = await runOne(sc, t, args, variant);
       } catch (e) {
-        r = { scenario: sc.id, target: t, error: (e as Error).message } as Result;
+        r = { scenario: sc.id, target: t, variant: variant?.label, error: (e as Error).message } as Result;
         r.subs = sc.subs;
       }
       results.push(r);
       rows.push(row(r));
       const last = row(r);
-      console.log(`  ${t.padEnd(13)} ${last.slice(2).map((v, i) => (v ? `${COLS[i + 2]}=${v}` : "")).filter(Boolean).join("  ")}`);
+      console.log(`  ${(t + (variant ? ` ${variant.label}` : "")).padEnd(13)} ${last.slice(2).map((v, i) => (v ? `${COLS[i + 2]}=${v}` : "")).filter(Boolean).join("  ")}`);
       if (r.error) console.log(`    ! ${r.error.split("\n").slice(0, 6).join("\n      ")}`);
       if (r.note) console.log(`    * ${r.note}`);
       if (r.pubElapsedMs !== undefined)
