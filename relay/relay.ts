@@ -1,6 +1,6 @@
-import { createServer, type RequestListener, type Server, type ServerOptions } from "node:http";
+import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { Hono, type Context } from "hono";
+import { Hono } from "hono";
 import { serve } from "@hono/node-server";
 import type { RelayConfig } from "./config.js";
 import type { Broker, MessageLog } from "./broker/broker.js";
@@ -25,8 +25,7 @@ import { eventsRoute } from "./routes/events.js";
 import { opsRoute } from "./routes/ops.js";
 import { pageRoute } from "./routes/page.js";
 import { dashboardRoute } from "./routes/dashboard.js";
-import { publishRoute, type PublishRouteDeps } from "../routes/publish.js";
-import { publishFastPath } from "./publish-fast-path.js";
+import { publishRoute } from "../routes/publish.js";
 import { errorResponse } from "../routes/error-response.js";
 import { invalidateRoute } from "../routes/invalidate.js";
 import { hooksRoute } from "../routes/hooks/hooks-route.js";
@@ -123,13 +122,12 @@ export async function createRelay(config: RelayConfig, opts: { auth?: RelayAuth 
   await fleet.start();
 
   const app = new Hono();
-  const onError = (err: unknown, c: Context): Response => {
+  app.onError((err, c) => {
     const res = errorResponse(err, c);
     // Every refusal, whatever route or check raised it, is counted here once, by code.
     if (err instanceof FanoutError) metrics.rejected.inc({ code: err.code });
     return res;
-  };
-  app.onError(onError);
+  });
   const cors = corsMiddleware(config.corsOrigins);
   if (cors) app.use("/v1/*", cors);
   const store = stores.invalidation;
@@ -137,20 +135,19 @@ export async function createRelay(config: RelayConfig, opts: { auth?: RelayAuth 
   const authorizePublish: RelayAuth["authorizePublish"] = (c, messages) => rc.auth.authorizePublish(c, messages);
   app.route("/", opsRoute(rc, fleet));
   app.route("/", eventsRoute(rc) as unknown as Hono);
-  const publishDeps: PublishRouteDeps = {
-    publisher: broker,
-    maxBodyBytes: config.maxBodyBytes,
-    maxBatch: config.maxBatch,
-    authenticate,
-    authorizePublish,
-    published: (_m, results) => {
-      for (const r of results) metrics.published.inc({ result: r.duplicate ? "duplicate" : "published" });
-    },
-  };
-  app.route("/", publishRoute(publishDeps));
-  // The Node fast path skips the app's middleware: only when there is none it would need
-  // (CORS) and the auth is the relay's own (an embedder's may read anything off the request).
-  const fastPublish = !cors && !opts.auth ? publishFastPath(publishDeps, onError) : undefined;
+  app.route(
+    "/",
+    publishRoute({
+      publisher: broker,
+      maxBodyBytes: config.maxBodyBytes,
+      maxBatch: config.maxBatch,
+      authenticate,
+      authorizePublish,
+      published: (_m, results) => {
+        for (const r of results) metrics.published.inc({ result: r.duplicate ? "duplicate" : "published" });
+      },
+    }),
+  );
   app.route("/", invalidateRoute({ publisher: broker, store, maxBodyBytes: config.maxBodyBytes, authenticate, authorizePublish }));
   app.route(
     "/",
@@ -173,17 +170,7 @@ export async function createRelay(config: RelayConfig, opts: { auth?: RelayAuth 
     fleet,
     listen: () =>
       new Promise((resolve) => {
-        server = serve(
-          {
-            fetch: app.fetch,
-            port: config.port,
-            hostname: config.host,
-            serverOptions: serverOptions(config),
-            createServer: ((options: ServerOptions, listener: RequestListener) =>
-              createServer(options, fastPublish ? (req, res) => fastPublish(req, res) || void listener(req, res) : listener)) as typeof createServer,
-          },
-          (info: AddressInfo) => resolve(info.port),
-        ) as Server;
+        server = serve({ fetch: app.fetch, port: config.port, hostname: config.host, serverOptions: serverOptions(config) }, (info: AddressInfo) => resolve(info.port)) as Server;
         hardenServer(server, (code) => metrics.rejected.inc({ code }));
       }),
     drain: async (graceMs = config.drainGraceMs) => {

@@ -19,30 +19,20 @@ export interface PublishRouteDeps {
   published?(messages: PublishMessage[], results: PublishResult[]): void;
 }
 
-/** What `POST /v1/publish` answers with 200: one result, or `{results}` for a batch. */
-export type PublishAnswer = PublishResult | { results: PublishResult[] };
-
-/**
- * `POST /v1/publish` itself: credentials, body, validation, publish, in that order. The one
- * implementation behind the Hono route (edge functions, and the relay in general) and the
- * relay's Node fast path (`relay/publish-fast-path.ts`); throws FanoutError for refusals.
- */
-export async function handlePublish(c: Context, deps: PublishRouteDeps): Promise<PublishAnswer> {
-  await deps.authenticate(c);
-  const body = await readJson(c, deps.maxBodyBytes);
-  const { batch, messages } = parsePublishBody(body, { maxBatch: deps.maxBatch });
-  await deps.authorizePublish(c, messages);
-  const results = await deps.publisher.publish(messages);
-  deps.published?.(messages, results);
-  return batch ? { results } : results[0];
-}
-
 /**
  * `POST /v1/publish`, one implementation for the edge functions and the relay: single
  * `{channel, data, type?, id?}` or batch `{messages: [...]}`.
  */
 export function publishRoute(deps: PublishRouteDeps): Hono {
   const app = new Hono();
-  app.post("/v1/publish", async (c) => c.json(await handlePublish(c, deps)));
+  app.post("/v1/publish", async (c) => {
+    await deps.authenticate(c);
+    const body = await readJson(c, deps.maxBodyBytes);
+    const { batch, messages } = parsePublishBody(body, { maxBatch: deps.maxBatch });
+    await deps.authorizePublish(c, messages);
+    const results = await deps.publisher.publish(messages);
+    deps.published?.(messages, results);
+    return c.json(batch ? { results } : results[0]);
+  });
   return app;
 }
