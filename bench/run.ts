@@ -144,6 +144,8 @@ export interface Result {
   subs: number;
   connected: number;
   connectMs: number;
+  /** Server CPU while the subscribers connected, per subscriber (µs). */
+  usPerConnect?: number;
   published: number;
   pubFailed: number;
   pubRate: number;
@@ -300,6 +302,7 @@ async function runOne(sc: Scenario, target: TargetName, args: Args, variant?: Va
     for (let p = 0; p < procs; p++) subs.push(spawnWorker(join(here, "sub-worker.ts")));
     if (!sc.idle) pub = spawnWorker(join(here, "pub-worker.ts"));
     const t0 = Date.now();
+    const connCpu0 = treeCpuSeconds(srv.pid);
     const connected = await Promise.all(
       subs.map((w, p) =>
         request<Extract<FromSub, { type: "connected" }>>(
@@ -311,6 +314,7 @@ async function runOne(sc: Scenario, target: TargetName, args: Args, variant?: Va
       ),
     );
     r.connectMs = Date.now() - t0;
+    r.usPerConnect = sc.subs > 0 ? ((treeCpuSeconds(srv.pid) - connCpu0) * 1e6) / sc.subs : undefined;
     r.connected = connected.reduce((s, c) => s + c.ready, 0);
     const failed = connected.reduce((s, c) => s + c.failed, 0);
     if (failed > 0) r.error = `${failed} subscriptions failed: ${connected.find((c) => c.firstError)?.firstError}`;
@@ -443,10 +447,10 @@ async function runOne(sc: Scenario, target: TargetName, args: Args, variant?: Va
 const f = (n: number | undefined, d = 1): string => (n === undefined || Number.isNaN(n) ? "–" : n.toFixed(d));
 const int = (n: number): string => Math.round(n).toLocaleString("en");
 
-const COLS = ["scn", "target", "subs", "pub msg/s", "deliv/s", "p50 ms", "p99 ms", "max ms", "loss", "dup", "ooo", "srv CPU%", "µs/deliv", "redis µs/d", "µs/pub", "redis µs/pub", "wire B/deliv", "RSS MB", "B/idle conn", "gen CPU% subs/pub", "other CPU%"];
+const COLS = ["scn", "target", "subs", "pub msg/s", "deliv/s", "p50 ms", "p99 ms", "max ms", "loss", "dup", "ooo", "srv CPU%", "µs/deliv", "redis µs/d", "µs/pub", "redis µs/pub", "wire B/deliv", "connect s (µs/conn)", "RSS MB", "B/idle conn", "gen CPU% subs/pub", "other CPU%"];
 
 function row(r: Result): string[] {
-  if (r.error && r.deliveries === 0 && r.rssPerConn === undefined) return [r.scenario, r.target + (r.variant ? ` ${r.variant}` : ""), int(r.subs), "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", `ERROR: ${r.error.split("\n")[0].slice(0, 100)}`];
+  if (r.error && r.deliveries === 0 && r.rssPerConn === undefined) return [r.scenario, r.target + (r.variant ? ` ${r.variant}` : ""), int(r.subs), "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", `ERROR: ${r.error.split("\n")[0].slice(0, 100)}`];
   const idle = r.rssPerConn !== undefined;
   return [
     r.scenario,
@@ -466,6 +470,7 @@ function row(r: Result): string[] {
     idle ? "" : f(r.usPerPublish, 1),
     idle || r.redisUsPerPublish === undefined ? "" : f(r.redisUsPerPublish, 1),
     r.wireBytesPerDelivery === undefined ? "" : int(r.wireBytesPerDelivery),
+    r.usPerConnect === undefined ? "" : `${f(r.connectMs / 1000, 1)} (${f(r.usPerConnect, 0)})`,
     f(r.rssMb, 0),
     idle ? `${int(r.rssPerConn!)} (PSS ${int(r.pssPerConn!)})` : "",
     idle ? "" : `${r.subCpuPct.join("+")} / ${r.pubCpuPct}`,

@@ -63,6 +63,8 @@ export class SseConnection implements Budgeted {
   /** Until the head is sent (and, where detaching is not possible, for good). */
   private res: ServerResponse | undefined;
   private opened = false;
+  /** The head is in the socket's buffer, corked until the first flush. */
+  private headCorked = false;
   /** Set when the client gets `Content-Encoding: gzip` (`FANOUT_COMPRESSION`). */
   private gzip: GzipStream | undefined;
   private overSoftSince: number | undefined;
@@ -92,6 +94,10 @@ export class SseConnection implements Budgeted {
     const res = this.res!;
     res.useChunkedEncodingByDefault = false;
     res.writeHead(200, headers);
+    // The head waits in the corked socket for the first frames (retry, ready): one write per
+    // new stream instead of two.
+    this.socket.cork();
+    this.headCorked = true;
     res.flushHeaders();
     this.opened = true;
     if (detachFromHttp(res)) {
@@ -197,6 +203,10 @@ export class SseConnection implements Budgeted {
     this.queue = [];
     this.queuedBytes = 0;
     const ok = this.write(q, bytes);
+    if (this.headCorked) {
+      this.headCorked = false;
+      this.socket.uncork();
+    }
     // A write the kernel took whole is done already: nothing stays counted for a reader.
     this.settle();
     if (!ok) {
