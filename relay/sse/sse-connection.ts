@@ -257,7 +257,6 @@ export class SseConnection implements Budgeted {
     else this.wakeDrainWaiters();
   }
 
-
   private wakeDrainWaiters(): void {
     if (this.drainWaiters.length === 0 || this.queue.length > 0) return;
     const w = this.drainWaiters;
