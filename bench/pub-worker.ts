@@ -30,6 +30,8 @@ export type ToPub =
       durationMs: number;
       contentType: string;
       payloadBytes: number;
+      /** Pad with JSON records (what an application sends) instead of one repeated character. */
+      payloadJson?: boolean;
     }
   | { type: "go" };
 
@@ -58,6 +60,35 @@ const send = (m: FromPub): void => {
 };
 
 let cfg: Extract<ToPub, { type: "start" }>;
+
+let payloadCache: string | undefined;
+
+/**
+ * About `bytes` of JSON shaped like application data (records with ids, names, prices, flags
+ * and timestamps from a fixed pseudo-random sequence), made once: compresses like real
+ * messages do, not like a run of one character.
+ */
+function jsonPayload(bytes: number): string {
+  if (payloadCache !== undefined) return payloadCache;
+  let seed = 12345;
+  const rnd = (): number => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+  const words = ["alpha", "bravo", "delta", "echo", "kilo", "lima", "oscar", "sierra", "tango", "zulu"];
+  const rows: unknown[] = [];
+  let json = "[]";
+  for (let i = 0; json.length < bytes; i++) {
+    rows.push({
+      id: 100000 + Math.floor(rnd() * 900000),
+      name: `${words[Math.floor(rnd() * 10)]} ${words[Math.floor(rnd() * 10)]} ${Math.floor(rnd() * 1000)}`,
+      price: Math.round(rnd() * 100000) / 100,
+      qty: Math.floor(rnd() * 50),
+      active: rnd() < 0.5,
+      updated: 1764500000000 + Math.floor(rnd() * 1e9),
+    });
+    json = JSON.stringify(rows);
+  }
+  payloadCache = json;
+  return json;
+}
 
 interface Inflight {
   idx: number;
@@ -142,7 +173,8 @@ class PubConn {
     const ch = cfg.channels[idx];
     const t = nowUs();
     let data = `{"q":${seq},"t":${t},"k":${ch.key}`;
-    if (cfg.payloadBytes > data.length + 1) data += `,"p":"${"x".repeat(Math.max(0, cfg.payloadBytes - data.length - 8))}"`;
+    if (cfg.payloadJson && cfg.payloadBytes > 0) data += `,"p":${jsonPayload(cfg.payloadBytes - data.length - 6)}`;
+    else if (cfg.payloadBytes > data.length + 1) data += `,"p":"${"x".repeat(Math.max(0, cfg.payloadBytes - data.length - 8))}"`;
     data += "}";
     const body = ch.body.replace("{data}", data);
     this.sock.write(

@@ -11,17 +11,19 @@
  *
  * Other flags: --duration <ms>, --subs <n>, --rate <msg/s>, --window <n>, --payload <bytes>,
  * --sub-procs <n>, --nginx-workers <n>, --json <file>, --quiet-wait <ms> (how long to wait before each
- * run for other processes on the box to go under 25% of a core; default 10000, 0 = never).
+ * run for other processes on the box to go under 25% of a core; default 10000, 0 = never),
+ * --root <dir> (run another checkout's relay, e.g. the commit before a change), --env NAME=value
+ * (relay environment, repeatable).
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Histogram } from "./histogram.js";
 import { boxBusySeconds, cpuSeconds, foreignCpuPct, machine, sleep, treeCpuSeconds, treePssBytes, treeRssBytes } from "./proc.js";
 import { summarizeProfileDir } from "./profile-summary.js";
 import type { FromPub, PubChannel, ToPub } from "./pub-worker.js";
-import { channelName, patternName, scenarios, type Scenario, type ScenarioId } from "./scenarios.js";
+import { channelName, patternName, scenarios, type Scenario, type ScenarioId, type Variant } from "./scenarios.js";
 import type { FromSub, SubConnSpec, SubReport, ToSub } from "./sub-worker.js";
 import { runStalled } from "./stalled.js";
 import { TARGETS, nchanAvailable, relayPresent, startTarget, type Running, type TargetName } from "./targets.js";
@@ -44,10 +46,14 @@ interface Args {
   nginxWorkers: number;
   json?: string;
   quietWaitMs: number;
+  /** Checkout whose relay runs (default: this one), e.g. the commit before a change. */
+  root: string;
+  /** Extra relay environment (`--env NAME=value`, repeatable). */
+  env: Record<string, string>;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { scenarios: ["a", "b", "c", "d", "e"], targets: [...TARGETS], quick: false, profile: false, markdown: false, payload: 0, nginxWorkers: 2, quietWaitMs: 10000 };
+  const a: Args = { scenarios: ["a", "b", "c", "d", "e", "p", "z"], targets: [...TARGETS], quick: false, profile: false, markdown: false, payload: 0, nginxWorkers: 2, quietWaitMs: 10000, root: repoRoot, env: {} };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].split("=", 2) as [string, string | undefined];
     const val = (): string => {
@@ -100,10 +106,20 @@ function parseArgs(argv: string[]): Args {
       case "--json":
         a.json = val();
         break;
+      case "--root":
+        a.root = resolve(val());
+        break;
+      case "--env": {
+        const kv = val();
+        const eq = kv.indexOf("=");
+        if (eq <= 0) throw new Error("--env needs NAME=value");
+        a.env[kv.slice(0, eq)] = kv.slice(eq + 1);
+        break;
+      }
       case "-h":
       case "--help":
         console.log(
-          "usage: npm run bench -- [--scenario a,b,c,d,e] [--target relay-memory,relay-redis,nchan-memory,nchan-redis] [--quick] [--profile] [--markdown] [--duration ms] [--subs n] [--rate n] [--window n] [--payload bytes] [--sub-procs n] [--nginx-workers n] [--json file] [--quiet-wait ms]",
+          "usage: npm run bench -- [--scenario a,b,c,d,e,p,z] [--target relay-memory,relay-redis,nchan-memory,nchan-redis] [--quick] [--profile] [--markdown] [--duration ms] [--subs n] [--rate n] [--window n] [--payload bytes] [--sub-procs n] [--nginx-workers n] [--json file] [--quiet-wait ms] [--root checkout] [--env NAME=value]",
         );
         process.exit(0);
         break;
@@ -111,7 +127,7 @@ function parseArgs(argv: string[]): Args {
         throw new Error(`unknown flag ${flag} (try --help)`);
     }
   }
-  for (const s of a.scenarios) if (!"abcde".includes(s) || s.length !== 1) throw new Error(`unknown scenario ${s}`);
+  for (const s of a.scenarios) if (!"abcdepz".includes(s) || s.length !== 1) throw new Error(`unknown scenario ${s}`);
   for (const t of a.targets) if (!TARGETS.includes(t)) throw new Error(`unknown target ${t} (${TARGETS.join(", ")})`);
   return a;
 }
@@ -119,11 +135,17 @@ function parseArgs(argv: string[]): Args {
 export interface Result {
   scenario: ScenarioId;
   target: TargetName;
+  /** Payload/compression variant (scenario z). */
+  variant?: string;
+  /** Response body bytes received per delivery, as sent on the wire. */
+  wireBytesPerDelivery?: number;
   note?: string;
   error?: string;
   subs: number;
   connected: number;
   connectMs: number;
+  /** Server CPU while the subscribers connected, per subscriber (µs). */
+  usPerConnect?: number;
   published: number;
   pubFailed: number;
   pubRate: number;
@@ -141,6 +163,9 @@ export interface Result {
   serverCpuPct: number;
   usPerDelivery: number;
   redisUsPerDelivery?: number;
+  /** Server CPU per publish request answered 2xx (µs), and Redis's. */
+  usPerPublish?: number;
+  redisUsPerPublish?: number;
   rssMb: number;
   /** (d): RSS / PSS per idle connection, bytes. */
   rssPerConn?: number;
@@ -212,12 +237,13 @@ for (const sig of ["SIGINT", "SIGTERM"] as const) {
   });
 }
 
-async function runOne(sc: Scenario, target: TargetName, args: Args): Promise<Result> {
+async function runOne(sc: Scenario, target: TargetName, args: Args, variant?: Variant): Promise<Result> {
   if (args.quietWaitMs > 0) await waitQuiet(25, args.quietWaitMs);
   const profDir = args.profile && target.startsWith("relay") ? join(here, "profiles", `${target}-${sc.id}`) : undefined;
   if (profDir) mkdirSync(profDir, { recursive: true });
   const srv: Running = await startTarget(target, {
-    repoRoot,
+    repoRoot: args.root,
+    relayEnv: variant?.gzip ? { ...args.env, FANOUT_COMPRESSION: "gzip" } : args.env,
     nginxWorkers: args.nginxWorkers,
     relayNodeArgs: profDir ? ["--cpu-prof", `--cpu-prof-dir=${profDir}`] : [],
   });
@@ -233,6 +259,7 @@ async function runOne(sc: Scenario, target: TargetName, args: Args): Promise<Res
   const r: Result = {
     scenario: sc.id,
     target,
+    variant: variant?.label,
     subs: sc.subs,
     connected: 0,
     connectMs: 0,
@@ -275,17 +302,19 @@ async function runOne(sc: Scenario, target: TargetName, args: Args): Promise<Res
     for (let p = 0; p < procs; p++) subs.push(spawnWorker(join(here, "sub-worker.ts")));
     if (!sc.idle) pub = spawnWorker(join(here, "pub-worker.ts"));
     const t0 = Date.now();
+    const connCpu0 = treeCpuSeconds(srv.pid);
     const connected = await Promise.all(
       subs.map((w, p) =>
         request<Extract<FromSub, { type: "connected" }>>(
           w,
-          { type: "connect", host: srv.host, port: srv.port, conns: specs[p], readyEvent: srv.readyEvent, concurrency: 200, timeoutMs: 60000 } satisfies ToSub,
+          { type: "connect", host: srv.host, port: srv.port, conns: specs[p], readyEvent: srv.readyEvent, concurrency: 200, timeoutMs: 60000, acceptGzip: variant?.gzip } satisfies ToSub,
           "connected",
           70000,
         ),
       ),
     );
     r.connectMs = Date.now() - t0;
+    r.usPerConnect = sc.subs > 0 ? ((treeCpuSeconds(srv.pid) - connCpu0) * 1e6) / sc.subs : undefined;
     r.connected = connected.reduce((s, c) => s + c.ready, 0);
     const failed = connected.reduce((s, c) => s + c.failed, 0);
     if (failed > 0) r.error = `${failed} subscriptions failed: ${connected.find((c) => c.firstError)?.firstError}`;
@@ -318,7 +347,8 @@ async function runOne(sc: Scenario, target: TargetName, args: Args): Promise<Res
         rate,
         durationMs: args.duration ?? sc.durationMs,
         contentType: srv.contentType,
-        payloadBytes: args.payload,
+        payloadBytes: variant?.payloadBytes ?? args.payload,
+        payloadJson: variant !== undefined,
       } satisfies ToPub,
       "ready",
       10000,
@@ -362,9 +392,11 @@ async function runOne(sc: Scenario, target: TargetName, args: Args): Promise<Res
     r.rssMb = Math.max(peakRss, treeRssBytes(srv.pid)) / 2 ** 20;
     const reports = await Promise.all(subs.map((w) => request<SubReport>(w, { type: "report", published: done.published } satisfies ToSub, "report", 20000)));
     const hist = new Histogram();
+    let wire = 0;
     for (const rep of reports) {
       hist.merge(rep.hist);
       r.deliveries += rep.received;
+      wire += rep.wireBytes;
       r.loss += rep.loss;
       r.dup += rep.dup;
       r.ooo += rep.ooo;
@@ -388,8 +420,11 @@ async function runOne(sc: Scenario, target: TargetName, args: Args): Promise<Res
     r.p99Ms = ms(hist.quantile(0.99));
     r.maxMs = ms(hist.max);
     r.serverCpuPct = (cpu / wallCpu) * 100;
-    r.usPerDelivery = (cpu * 1e6) / Math.max(1, r.deliveries);
-    if (srv.redisPid) r.redisUsPerDelivery = (rcpu * 1e6) / Math.max(1, r.deliveries);
+    r.usPerDelivery = r.deliveries > 0 ? (cpu * 1e6) / r.deliveries : NaN;
+    if (srv.redisPid && r.deliveries > 0) r.redisUsPerDelivery = (rcpu * 1e6) / r.deliveries;
+    r.usPerPublish = (cpu * 1e6) / Math.max(1, done.ok);
+    if (r.deliveries > 0) r.wireBytesPerDelivery = wire / r.deliveries;
+    if (srv.redisPid) r.redisUsPerPublish = (rcpu * 1e6) / Math.max(1, done.ok);
     return r;
   } finally {
     for (const w of subs) if (w.connected) w.send({ type: "close" } satisfies ToSub);
@@ -412,14 +447,14 @@ async function runOne(sc: Scenario, target: TargetName, args: Args): Promise<Res
 const f = (n: number | undefined, d = 1): string => (n === undefined || Number.isNaN(n) ? "–" : n.toFixed(d));
 const int = (n: number): string => Math.round(n).toLocaleString("en");
 
-const COLS = ["scn", "target", "subs", "pub msg/s", "deliv/s", "p50 ms", "p99 ms", "max ms", "loss", "dup", "ooo", "srv CPU%", "µs/deliv", "redis µs/d", "RSS MB", "B/idle conn", "gen CPU% subs/pub", "other CPU%"];
+const COLS = ["scn", "target", "subs", "pub msg/s", "deliv/s", "p50 ms", "p99 ms", "max ms", "loss", "dup", "ooo", "srv CPU%", "µs/deliv", "redis µs/d", "µs/pub", "redis µs/pub", "wire B/deliv", "connect s (µs/conn)", "RSS MB", "B/idle conn", "gen CPU% subs/pub", "other CPU%"];
 
 function row(r: Result): string[] {
-  if (r.error && r.deliveries === 0 && r.rssPerConn === undefined) return [r.scenario, r.target, int(r.subs), "", "", "", "", "", "", "", "", "", "", "", "", "", `ERROR: ${r.error.split("\n")[0].slice(0, 100)}`];
+  if (r.error && r.deliveries === 0 && r.rssPerConn === undefined) return [r.scenario, r.target + (r.variant ? ` ${r.variant}` : ""), int(r.subs), "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", `ERROR: ${r.error.split("\n")[0].slice(0, 100)}`];
   const idle = r.rssPerConn !== undefined;
   return [
     r.scenario,
-    r.target + (r.note ? "*" : ""),
+    r.target + (r.variant ? ` ${r.variant}` : "") + (r.note ? "*" : ""),
     int(r.connected),
     idle ? "" : int(r.pubRate),
     idle ? "" : int(r.deliveriesPerSec),
@@ -432,6 +467,10 @@ function row(r: Result): string[] {
     idle ? "" : f(r.serverCpuPct, 0),
     idle ? "" : f(r.usPerDelivery, 2),
     idle || r.redisUsPerDelivery === undefined ? "" : f(r.redisUsPerDelivery, 2),
+    idle ? "" : f(r.usPerPublish, 1),
+    idle || r.redisUsPerPublish === undefined ? "" : f(r.redisUsPerPublish, 1),
+    r.wireBytesPerDelivery === undefined ? "" : int(r.wireBytesPerDelivery),
+    r.usPerConnect === undefined ? "" : `${f(r.connectMs / 1000, 1)} (${f(r.usPerConnect, 0)})`,
     f(r.rssMb, 0),
     idle ? `${int(r.rssPerConn!)} (PSS ${int(r.pssPerConn!)})` : "",
     idle ? "" : `${r.subCpuPct.join("+")} / ${r.pubCpuPct}`,
@@ -447,9 +486,10 @@ function table(rows: string[][], md: boolean): string {
 }
 
 function ratios(results: Result[], md: boolean): string {
-  const lines: string[][] = [["scn", "relay target", "vs", "CPU/deliv ratio", "p99 ratio", "RSS/idle conn ratio"]];
-  const get = (s: ScenarioId, t: TargetName): Result | undefined => results.find((r) => r.scenario === s && r.target === t && !(r.error && r.deliveries === 0 && r.rssPerConn === undefined));
-  for (const s of ["a", "b", "c", "d", "e"] as ScenarioId[]) {
+  const lines: string[][] = [["scn", "relay target", "vs", "CPU/deliv ratio", "CPU/pub ratio", "p99 ratio", "RSS/idle conn ratio"]];
+  const get = (s: ScenarioId, t: TargetName): Result | undefined => results.find((r) => r.scenario === s && r.target === t && r.variant === undefined && !(r.error && r.deliveries === 0 && r.rssPerConn === undefined));
+  for (const s of ["a", "b", "c", "d", "e", "p"] as ScenarioId[]) {
+    // (z has its own table: gzip against plain)
     for (const [rel, peers] of [
       ["relay-memory", ["nchan-memory"]],
       ["relay-redis", ["nchan-redis", "nchan-memory"]],
@@ -458,7 +498,16 @@ function ratios(results: Result[], md: boolean): string {
       const b = peers.map((p) => get(s, p)).find(Boolean);
       if (!a || !b) continue;
       const ratio = (x: number | undefined, y: number | undefined): string => (x === undefined || y === undefined || !y || Number.isNaN(x) || Number.isNaN(y) ? "–" : `${(x / y).toFixed(2)}×`);
-      lines.push([s, rel, b.target, ratio(a.usPerDelivery, b.usPerDelivery), ratio(a.p99Ms, b.p99Ms), ratio(a.rssPerConn, b.rssPerConn)]);
+      lines.push([s, rel, b.target, ratio(a.usPerDelivery, b.usPerDelivery), ratio(a.usPerPublish, b.usPerPublish), ratio(a.p99Ms, b.p99Ms), ratio(a.rssPerConn, b.rssPerConn)]);
+    }
+  }
+  for (const rel of ["relay-memory", "relay-redis"] as TargetName[]) {
+    for (const size of ["100B", "10KB"]) {
+      const plain = results.find((r) => r.scenario === "z" && r.target === rel && r.variant === size && r.deliveries > 0);
+      const gz = results.find((r) => r.scenario === "z" && r.target === rel && r.variant === `${size} gzip` && r.deliveries > 0);
+      if (!plain || !gz) continue;
+      const ratio = (x: number | undefined, y: number | undefined): string => (x === undefined || y === undefined || !y ? "–" : `${(x / y).toFixed(2)}×`);
+      lines.push(["z", `${rel} ${size} gzip`, `${rel} ${size}`, ratio(gz.usPerDelivery, plain.usPerDelivery), `wire ${ratio(gz.wireBytesPerDelivery, plain.wireBytesPerDelivery)}`, ratio(gz.p99Ms, plain.p99Ms), "–"]);
     }
   }
   if (lines.length === 1) return "(no relay/Nchan pairs to compare)";
@@ -474,7 +523,7 @@ async function main(): Promise<void> {
   const date = new Date().toISOString();
   console.log(`edge-fanout bench — ${date}\nmachine: ${m.nproc} × ${m.cpu}, ${m.memGb} GB RAM, Linux ${m.kernel}, Node ${process.version}`);
   let targets = args.targets;
-  if (!relayPresent(repoRoot) && targets.some((t) => t.startsWith("relay"))) {
+  if (!relayPresent(args.root) && targets.some((t) => t.startsWith("relay"))) {
     console.log("relay/main.ts not found: skipping relay targets");
     targets = targets.filter((t) => !t.startsWith("relay"));
   }
@@ -488,18 +537,22 @@ async function main(): Promise<void> {
   for (const sc of all) {
     console.log(`\n(${sc.id}) ${sc.title}${args.quick ? " [quick]" : ""}`);
     const rows: string[][] = [];
-    for (const t of targets) {
+    // Scenario z runs each target once per variant; Nchan (no compression here) plain ones only.
+    const runs: Array<[TargetName, Variant | undefined]> = targets.flatMap((t): Array<[TargetName, Variant | undefined]> =>
+      sc.variants ? sc.variants.filter((v) => !v.gzip || t.startsWith("relay")).map((v): [TargetName, Variant] => [t, v]) : [[t, undefined]],
+    );
+    for (const [t, variant] of runs) {
       let r: Result;
       try {
-        r = await runOne(sc, t, args);
+        r = await runOne(sc, t, args, variant);
       } catch (e) {
-        r = { scenario: sc.id, target: t, error: (e as Error).message } as Result;
+        r = { scenario: sc.id, target: t, variant: variant?.label, error: (e as Error).message } as Result;
         r.subs = sc.subs;
       }
       results.push(r);
       rows.push(row(r));
       const last = row(r);
-      console.log(`  ${t.padEnd(13)} ${last.slice(2).map((v, i) => (v ? `${COLS[i + 2]}=${v}` : "")).filter(Boolean).join("  ")}`);
+      console.log(`  ${(t + (variant ? ` ${variant.label}` : "")).padEnd(13)} ${last.slice(2).map((v, i) => (v ? `${COLS[i + 2]}=${v}` : "")).filter(Boolean).join("  ")}`);
       if (r.error) console.log(`    ! ${r.error.split("\n").slice(0, 6).join("\n      ")}`);
       if (r.note) console.log(`    * ${r.note}`);
       if (r.pubElapsedMs !== undefined)

@@ -8,6 +8,7 @@
  * per message: three integer scans.
  */
 import { connect, type Socket } from "node:net";
+import { createInflateRaw, type InflateRaw } from "node:zlib";
 import type { Histogram } from "./histogram.js";
 
 /** Microseconds on CLOCK_MONOTONIC (shared by every process on the machine). */
@@ -61,6 +62,8 @@ export interface SseConnOptions {
   /** SSE event name that marks the subscription live; null = the 200 response headers do. */
   readyEvent: string | null;
   headers?: string;
+  /** Send `Accept-Encoding: gzip` (a gzip response is decoded; wire bytes are counted either way). */
+  acceptGzip?: boolean;
   hist: Histogram;
   onReady(c: SseConn): void;
   onFail(c: SseConn, why: string): void;
@@ -88,13 +91,18 @@ export class SseConn implements ConnStats {
   private crlfLeft = 0;
   private text = "";
   private now = 0;
+  /** Response body bytes as received (compressed or not), after the head. */
+  wireBytes = 0;
+  private inflate: InflateRaw | undefined;
+  /** gzip member header bytes still to skip. */
+  private gzipHeaderLeft = 0;
 
   constructor(readonly o: SseConnOptions) {
     this.sock = connect({ host: o.host, port: o.port });
     this.sock.setNoDelay(true);
     this.sock.on("connect", () => {
       this.sock.write(
-        `GET ${o.path} HTTP/1.1\r\nHost: ${o.host}:${o.port}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n${o.headers ?? ""}\r\n`,
+        `GET ${o.path} HTTP/1.1\r\nHost: ${o.host}:${o.port}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n${o.acceptGzip ? "Accept-Encoding: gzip\r\n" : ""}${o.headers ?? ""}\r\n`,
       );
     });
     this.sock.on("data", (b: Buffer) => this.onData(b));
@@ -142,11 +150,21 @@ export class SseConn implements ConnStats {
             return;
           }
           this.state = /^transfer-encoding:\s*chunked/im.test(head) ? Body.ChunkSize : Body.Identity;
+          if (/^content-encoding:\s*gzip/im.test(head)) {
+            // The relay's gzip stream: a 10-byte member header, then raw deflate blocks.
+            this.gzipHeaderLeft = 10;
+            this.inflate = createInflateRaw();
+            this.inflate.on("data", (d: Buffer) => {
+              this.now = nowUs();
+              this.feed(d.toString("latin1"));
+            });
+            this.inflate.on("error", () => this.malformed++);
+          }
           if (this.o.readyEvent === null) this.markReady();
           break;
         }
         case Body.Identity:
-          this.feed(b.toString("latin1", pos));
+          this.body(b, pos, n);
           return;
         case Body.ChunkSize: {
           const nl = b.indexOf(10, pos);
@@ -173,7 +191,7 @@ export class SseConn implements ConnStats {
         }
         case Body.ChunkData: {
           const take = Math.min(this.remaining, n - pos);
-          this.feed(b.toString("latin1", pos, pos + take));
+          this.body(b, pos, pos + take);
           pos += take;
           this.remaining -= take;
           if (this.remaining === 0) {
@@ -193,6 +211,17 @@ export class SseConn implements ConnStats {
           return;
       }
     }
+  }
+
+  private body(b: Buffer, from: number, to: number): void {
+    this.wireBytes += to - from;
+    if (!this.inflate) {
+      this.feed(b.toString("latin1", from, to));
+      return;
+    }
+    const skip = Math.min(this.gzipHeaderLeft, to - from);
+    this.gzipHeaderLeft -= skip;
+    if (from + skip < to) this.inflate.write(b.subarray(from + skip, to));
   }
 
   /** SSE text (latin1: only ASCII fields are read, so split UTF-8 sequences are harmless). */

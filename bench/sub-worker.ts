@@ -11,7 +11,7 @@ export interface SubConnSpec {
 }
 
 export type ToSub =
-  | { type: "connect"; host: string; port: number; conns: SubConnSpec[]; readyEvent: string | null; concurrency: number; timeoutMs: number }
+  | { type: "connect"; host: string; port: number; conns: SubConnSpec[]; readyEvent: string | null; concurrency: number; timeoutMs: number; acceptGzip?: boolean }
   | { type: "mark" }
   | { type: "progress" }
   | { type: "report"; published: number[] }
@@ -27,6 +27,8 @@ export interface SubReport extends ConnStats {
   hist: ReturnType<Histogram["toJSON"]>;
   cpuUs: number;
   wallMs: number;
+  /** Response body bytes received since `mark` (as sent: compressed when the stream is). */
+  wireBytes: number;
 }
 
 export type FromSub =
@@ -42,6 +44,7 @@ let conns: SseConn[] = [];
 let hist = new Histogram();
 let markCpu = process.cpuUsage();
 let markWall = Date.now();
+const markBytes = new Map<SseConn, number>();
 
 function connectAll(m: Extract<ToSub, { type: "connect" }>): void {
   const t0 = Date.now();
@@ -72,6 +75,7 @@ function connectAll(m: Extract<ToSub, { type: "connect" }>): void {
           path: spec.path,
           key: spec.key,
           readyEvent: m.readyEvent,
+          acceptGzip: m.acceptGzip,
           hist,
           onReady: () => {
             pending--;
@@ -104,6 +108,7 @@ process.on("message", (m: ToSub) => {
       for (const c of conns) (c.o as { hist: Histogram }).hist = hist;
       markCpu = process.cpuUsage();
       markWall = Date.now();
+      for (const c of conns) markBytes.set(c, c.wireBytes);
       break;
     case "progress": {
       let unique = 0;
@@ -134,6 +139,7 @@ process.on("message", (m: ToSub) => {
         hist: hist.toJSON(),
         cpuUs: cpu.user + cpu.system,
         wallMs: Date.now() - markWall,
+        wireBytes: 0,
       };
       for (const c of conns) {
         if (!c.ready) continue;
@@ -144,6 +150,7 @@ process.on("message", (m: ToSub) => {
         r.gaps += c.gaps;
         r.wrongKey += c.wrongKey;
         r.malformed += c.malformed;
+        r.wireBytes += c.wireBytes - (markBytes.get(c) ?? 0);
         if (c.closed) r.closedDuringRun++;
         const expected = m.published[c.o.key] ?? 0;
         if (c.unique < expected) {

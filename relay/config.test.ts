@@ -52,6 +52,7 @@ describe("relay configuration", () => {
       [{ FANOUT_QUEUE_BUDGET_BYTES: "1000" }, /FANOUT_QUEUE_BUDGET_BYTES must be between 1048576/],
       [{ FANOUT_QUEUE_SOFT_SECONDS: "-1" }, /FANOUT_QUEUE_SOFT_SECONDS must be a whole number/],
       [{ FANOUT_STREAM_EXPIRY: "maybe" }, /FANOUT_STREAM_EXPIRY must be on or off/],
+      [{ FANOUT_COMPRESSION: "br" }, /FANOUT_COMPRESSION must be off or gzip/],
       [{ FANOUT_RELAY_ID: "relay a" }, /FANOUT_RELAY_ID must be 1 to 64 characters/],
       [{ FANOUT_FLEET_HEARTBEAT_MS: "50" }, /FANOUT_FLEET_HEARTBEAT_MS must be between 100/],
       [{ FANOUT_FLEET_HEARTBEAT_MS: "1000", FANOUT_FLEET_TTL_MS: "1500" }, /FANOUT_FLEET_TTL_MS \(1500\) must be at least twice FANOUT_FLEET_HEARTBEAT_MS/],
@@ -75,6 +76,11 @@ describe("relay configuration", () => {
     expect([c.queueMaxBytes, c.queueSoftBytes, c.queueSoftSeconds, c.queueBudgetBytes]).toEqual([32 * 1024 * 1024, 8 * 1024 * 1024, 60, 256 * 1024 * 1024]);
     // A hard limit below the default soft one pulls the soft one down with it.
     expect(loadConfig({ FANOUT_QUEUE_MAX_BYTES: String(256 * 1024) }).queueSoftBytes).toBe(256 * 1024);
+  });
+
+  it("leaves compressed streams off unless FANOUT_COMPRESSION=gzip", () => {
+    expect(loadConfig({}).compression).toBe("off");
+    expect(loadConfig({ FANOUT_COMPRESSION: "GZIP" }).compression).toBe("gzip");
   });
 
   it("defaults the fleet heartbeat to 5 s with a TTL of three beats, and the alerts to the seed's monitor thresholds", () => {

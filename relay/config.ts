@@ -44,6 +44,11 @@ export interface RelayConfig extends SharedSettings {
    * JWT minted) ends with `event: expired` when the token's `exp` passes.
    */
   streamExpiry: boolean;
+  /**
+   * `FANOUT_COMPRESSION` (`off`/`gzip`, default off): with `gzip`, a stream whose client
+   * accepts it is sent `Content-Encoding: gzip`, each frame compressed once for all.
+   */
+  compression: "off" | "gzip";
   /** Longest time to receive one request's headers and body; streams (responses) are not bounded by it. */
   requestTimeoutMs: number;
   /** Hard limit of bytes held for one client: past it, cut at once. */
@@ -160,6 +165,8 @@ export function loadConfig(env: Env = process.env): RelayConfig {
   if (classicCopy === "on" && clusterPubsub !== "sharded") throw new ConfigError("FANOUT_CLUSTER_CLASSIC_COPY applies only with FANOUT_CLUSTER_PUBSUB=sharded (classic mode always PUBLISHes)");
   const streamExpiry = (envString(env, "FANOUT_STREAM_EXPIRY") ?? "on").toLowerCase();
   if (streamExpiry !== "on" && streamExpiry !== "off") throw new ConfigError(`FANOUT_STREAM_EXPIRY must be on or off, got ${JSON.stringify(streamExpiry)}`);
+  const compression = (envString(env, "FANOUT_COMPRESSION") ?? "off").toLowerCase();
+  if (compression !== "off" && compression !== "gzip") throw new ConfigError(`FANOUT_COMPRESSION must be off or gzip, got ${JSON.stringify(compression)}`);
   let trustedProxies: TrustedProxies;
   try {
     trustedProxies = TrustedProxies.parse(envList(env, "FANOUT_TRUSTED_PROXIES"));
@@ -194,6 +201,7 @@ export function loadConfig(env: Env = process.env): RelayConfig {
     maxConnectionsPerIp: envInt(env, "FANOUT_MAX_CONNECTIONS_PER_IP", 256, 1),
     trustedProxies,
     streamExpiry: streamExpiry === "on",
+    compression,
     requestTimeoutMs: envInt(env, "FANOUT_REQUEST_TIMEOUT_MS", 10_000, 1000, 600_000),
     maxRelayPatternCost,
     queueMaxBytes,

@@ -1,3 +1,4 @@
+import { createRequire } from "node:module";
 import type { Server, ServerOptions, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import type { RelayConfig } from "./config.js";
@@ -57,4 +58,48 @@ export function hardenServer(server: Server, onRefused: (code: string) => void):
     // end() leaves a half-open socket whose peer may never close: bound it.
     setTimeout(() => socket.destroy(), 1000).unref();
   });
+}
+
+/** What `node:http` installs on each connection it parses (Node 20–22), by listener name. */
+const HTTP_SOCKET_LISTENERS: ReadonlyArray<readonly [string, string]> = [
+  ["data", "bound socketOnData"],
+  ["end", "bound socketOnEnd"],
+  ["close", "bound socketOnClose"],
+  ["drain", "bound socketOnDrain"],
+  ["error", "socketOnError"],
+  ["timeout", "socketOnTimeout"],
+  ["resume", "onSocketResume"],
+  ["pause", "onSocketPause"],
+];
+
+/** Per-connection overrides `node:http` sets on the socket (its own properties, closures over the parser). */
+const HTTP_SOCKET_OVERRIDES = ["on", "addListener", "prependListener", "setEncoding"] as const;
+
+type FreeParser = (parser: unknown, req: unknown, socket: unknown) => void;
+// Node's own helper for taking a connection away from its HTTP parser (what an `upgrade` does).
+const { freeParser } = createRequire(import.meta.url)("_http_common") as { freeParser: FreeParser };
+
+/**
+ * Takes a connection away from `node:http` once a response's head is on it, as Node does for
+ * an `upgrade`: the parser goes back to Node's pool, the server's listeners and per-socket
+ * overrides come off the socket, and the request and response objects are no longer
+ * referenced, so a long-lived stream keeps only its socket (~2 KB less per idle stream).
+ * From then on the caller owns the socket: it must listen for `error` and `close`, read (or
+ * discard) what the peer sends, and end or destroy it.
+ *
+ * False, and nothing changed, when the connection does not look as expected (another Node
+ * version): the response then stays with `node:http` as before.
+ */
+export function detachFromHttp(res: ServerResponse): boolean {
+  const socket = res.socket as (Socket & { parser?: unknown; _httpMessage?: unknown }) | null;
+  if (!socket || socket.destroyed || socket._httpMessage !== res || !res.headersSent || !socket.parser) return false;
+  const found = HTTP_SOCKET_LISTENERS.map(([event, name]) => [event, socket.listeners(event).find((f) => f.name === name)] as const);
+  if (found.some(([, f]) => f === undefined) || HTTP_SOCKET_OVERRIDES.some((k) => !Object.hasOwn(socket, k))) return false;
+  for (const [event, f] of found) socket.removeListener(event, f as (...args: unknown[]) => void);
+  // Back to the shared methods (a `delete` would turn the socket into a dictionary-mode object, 1.6 KB).
+  const proto = Object.getPrototypeOf(socket) as Record<string, unknown>;
+  for (const k of HTTP_SOCKET_OVERRIDES) (socket as unknown as Record<string, unknown>)[k] = proto[k];
+  freeParser(socket.parser, res.req, socket);
+  res.detachSocket(socket);
+  return true;
 }

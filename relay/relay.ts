@@ -209,11 +209,15 @@ export async function createRelay(config: RelayConfig, opts: { auth?: RelayAuth 
       clearInterval(heartbeat);
       rc.queues.stop();
       const closed = server ? new Promise<void>((r) => server!.close(() => r())) : Promise.resolve();
-      for (const conn of [...rc.connections]) conn.end();
+      const streams = [...rc.connections];
+      for (const conn of streams) conn.end();
       server?.closeIdleConnections();
       const timer = new Promise<void>((r) => setTimeout(r, graceMs).unref());
       await Promise.race([closed, timer]);
       server?.closeAllConnections();
+      // Streams are detached from node:http (closeAllConnections does not see them): one that
+      // has not finished writing what was queued by now is cut.
+      for (const conn of streams) conn.socket.destroy();
       rc.presence.stop();
       // Streams' close handlers (which queue their presence leaves) run on the next turns.
       await new Promise((r) => setImmediate(r));

@@ -87,4 +87,35 @@ describe.each(modes)("pipelined requests on the $name", (mode) => {
     held.push(after);
     expect(after.status).toBe(200);
   });
+
+  it("reads nothing more from a stream's connection once its head is sent: what the client sends is ignored and delivery goes on", async () => {
+    const r = await start({ ...mode.env(), FANOUT_PUBLISH_KEYS: KEY });
+    const raw = await connect(r.port);
+    await raw.write(get("/v1/events?channel=ignored"));
+    await raw.waitFor((t) => t.includes("event: ready"), "the stream's ready event");
+    // Neither a request (its response could never come: the stream does not end) nor garbage.
+    await raw.write(get("/v1/stats") + "\x00\x01 not http at all\r\n\r\n");
+    expect((await publish(r.base, { channel: "ignored", data: "still here" }, { Authorization: `Bearer ${KEY}` })).status).toBe(200);
+    await raw.waitFor((t) => t.includes("still here"), "the message after the client's bytes");
+    expect(raw.statuses()).toEqual([200]);
+    expect(r.relay.context.connections.size).toBe(1);
+  });
+
+  it("ends a stream whose client half-closes its connection, and frees its slot", async () => {
+    const r = await start({ ...mode.env(), FANOUT_MAX_CONNECTIONS_PER_IP: "1" });
+    const raw = await RawConnection.open(r.port, "127.0.0.5");
+    await raw.write(get("/v1/events?channel=half"));
+    await raw.waitFor((t) => t.includes("event: ready"), "the stream's ready event");
+    raw.end();
+    await raw.waitClosed();
+    let after = { status: 0, close() {} };
+    for (let i = 0; i < 100 && after.status !== 200; i++) {
+      after.close();
+      await new Promise((res) => setTimeout(res, 20));
+      after = await openFrom(r.base, "channel=half", "127.0.0.5");
+    }
+    held.push(after);
+    expect(after.status).toBe(200);
+    expect(r.relay.context.connections.size).toBe(1);
+  });
 });

@@ -12,6 +12,7 @@ import { checkCursor, replay, replayDropped, type ResetReason } from "../replay.
 import { encodeEvent, encodeRetry } from "../sse/frame.js";
 import { SseConnection } from "../sse/sse-connection.js";
 import { OpenStream } from "../open-stream.js";
+import { acceptsGzip } from "../sse/gzip-stream.js";
 import type { RelayContext } from "../relay-context.js";
 
 type NodeEnv = { Bindings: { incoming: IncomingMessage; outgoing: ServerResponse } };
@@ -161,13 +162,21 @@ export function eventsRoute(rc: RelayContext): Hono<NodeEnv> {
       "X-Accel-Buffering": "no",
     };
     c.res.headers.forEach((v, k) => {
-      if (k.toLowerCase().startsWith("access-control-") || k.toLowerCase() === "vary") headers[k] = v;
+      if (k.toLowerCase().startsWith("access-control-") || k.toLowerCase() === "vary") headers[k.toLowerCase()] = v;
     });
+    if (config.compression === "gzip") {
+      // The answer depends on Accept-Encoding whichever it is: caches must know.
+      headers.vary = headers.vary ? `${headers.vary}, Accept-Encoding` : "Accept-Encoding";
+      if (acceptsGzip(c.req.header("accept-encoding"))) {
+        headers["Content-Encoding"] = "gzip";
+        conn.useGzip();
+      }
+    }
     conn.open(headers);
     // Heartbeats and drain reach a connection only once its headers are out.
     rc.connections.add(conn);
     conn.send(encodeRetry(config.retryMs));
-    if (config.streamExpiry) expiry = endAtExpiry(conn, res, grantEndsAt);
+    if (config.streamExpiry) expiry = endAtExpiry(conn, grantEndsAt);
     const resuming = resume !== undefined && reset === undefined;
     if (!conn.closed) rc.streams.add(stream);
     try {
@@ -206,7 +215,7 @@ export function eventsRoute(rc: RelayContext): Hono<NodeEnv> {
  * The client reconnects with a fresh credential and its last id, so nothing is lost. The
  * returned function brings the end forward (a name added later with a shorter-lived credential).
  */
-function endAtExpiry(conn: SseConnection, res: ServerResponse, endsAt: number | undefined): (endsAt: number) => void {
+function endAtExpiry(conn: SseConnection, endsAt: number | undefined): (endsAt: number) => void {
   let timer: ReturnType<typeof setTimeout> | undefined;
   // setTimeout's delay is a 32-bit int (a longer one fires at once): a far `exp` is re-armed.
   const arm = (): void => {
@@ -222,7 +231,7 @@ function endAtExpiry(conn: SseConnection, res: ServerResponse, endsAt: number | 
   };
   // A stream already closed needs no timer (and one whose `close` has passed would never clear it).
   if (conn.closed) return () => undefined;
-  res.once("close", () => clearTimeout(timer));
+  conn.socket.once("close", () => clearTimeout(timer));
   arm();
   return (next) => {
     if (endsAt !== undefined && endsAt <= next) return;

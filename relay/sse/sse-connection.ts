@@ -1,6 +1,8 @@
 import type { ServerResponse } from "node:http";
 import type { Socket } from "node:net";
+import { detachFromHttp } from "../http-server.js";
 import type { FlushScheduler } from "./flush-scheduler.js";
+import { GzipStream } from "./gzip-stream.js";
 import type { Budgeted, QueueBudget } from "./queue-budget.js";
 
 /**
@@ -28,6 +30,9 @@ export type CloseReason = "client" | "drain" | "error" | SlowReason;
  */
 const COPY_MAX_BYTES = 64 * 1024;
 
+const CONNECTION = Symbol("sseConnection");
+type OwnedSocket = Socket & { [CONNECTION]?: SseConnection };
+
 /**
  * One SSE response with a bounded outbound queue. Frames are shared Buffers (encoded once
  * per message, written to every matching client); the queue holds references, not copies.
@@ -41,7 +46,9 @@ const COPY_MAX_BYTES = 64 * 1024;
  * The body goes to the socket directly, without chunked encoding (the response is sent with
  * `Connection: close`; an event stream ends with its connection anyway). That makes a flush
  * one `write` of one buffer, skipping Node's per-write HTTP framing, which measured as most
- * of the relay's CPU per delivery.
+ * of the relay's CPU per delivery. Once the head is sent the connection is taken from
+ * `node:http` (`detachFromHttp`): an idle stream then holds its socket and this object, not
+ * Node's request, response and parser.
  */
 export class SseConnection implements Budgeted {
   private queue: Buffer[] = [];
@@ -52,29 +59,78 @@ export class SseConnection implements Budgeted {
   private inflightBytes = 0;
   private waitingDrain = false;
   private drainWaiters: Array<() => void> = [];
-  private readonly socket: Socket;
+  readonly socket: Socket;
+  /** Until the head is sent (and, where detaching is not possible, for good). */
+  private res: ServerResponse | undefined;
   private opened = false;
+  /** The head is in the socket's buffer, corked until the first flush. */
+  private headCorked = false;
+  /** Set when the client gets `Content-Encoding: gzip` (`FANOUT_COMPRESSION`). */
+  private gzip: GzipStream | undefined;
   private overSoftSince: number | undefined;
   closed = false;
 
   constructor(
-    private readonly res: ServerResponse,
+    res: ServerResponse,
     private readonly limits: QueueLimits,
     private readonly scheduler: FlushScheduler,
     private readonly budget: QueueBudget,
     private readonly onClose: (reason: CloseReason) => void,
   ) {
+    this.res = res;
     this.socket = res.socket!;
-    res.on("close", () => this.finish("client"));
-    res.on("error", () => this.finish("error"));
+    (this.socket as OwnedSocket)[CONNECTION] = this;
+    this.socket.on("close", SseConnection.onSocketClose);
+    this.socket.on("error", SseConnection.onSocketError);
+  }
+
+  /** Sends this stream gzip-compressed (before `open`; the caller sets `Content-Encoding`). */
+  useGzip(): void {
+    this.gzip = new GzipStream();
   }
 
   /** Sends the status line and headers; frames may be written from now on. */
   open(headers: Record<string, string>): void {
-    this.res.useChunkedEncodingByDefault = false;
-    this.res.writeHead(200, headers);
-    this.res.flushHeaders();
+    const res = this.res!;
+    res.useChunkedEncodingByDefault = false;
+    res.writeHead(200, headers);
+    // The head waits in the corked socket for the first frames (retry, ready): one write per
+    // new stream instead of two.
+    this.socket.cork();
+    this.headCorked = true;
+    res.flushHeaders();
     this.opened = true;
+    if (detachFromHttp(res)) {
+      this.res = undefined;
+      // Nothing the client sends on a stream is read as a request (its response never ends,
+      // so none could be answered); a half-close ends the stream, as node:http would.
+      this.socket.on("data", ignore);
+      this.socket.on("end", SseConnection.onSocketEnd);
+      this.socket.resume();
+    }
+    if (this.gzip) this.enqueue(this.gzip.header());
+  }
+
+  // Socket listeners are shared functions that find their connection on the socket: a
+  // closure per listener per connection would cost an idle stream ~1 KB (each also gets a
+  // property store for its `name` when the code runs under tsx).
+  private static onSocketClose(this: OwnedSocket): void {
+    this[CONNECTION]?.finish("client");
+  }
+
+  private static onSocketError(this: OwnedSocket): void {
+    this[CONNECTION]?.finish("error");
+  }
+
+  private static onSocketEnd(this: OwnedSocket): void {
+    const conn = this[CONNECTION];
+    if (!conn) return;
+    conn.flushNow();
+    conn.socket.end();
+  }
+
+  private static onSocketDrain(this: OwnedSocket): void {
+    this[CONNECTION]?.onDrain();
   }
 
   /** Bytes held for this client: queued here, or handed to the socket and not yet sent. */
@@ -85,6 +141,10 @@ export class SseConnection implements Budgeted {
   /** Queues a frame; false when the connection is gone or was cut as too slow. */
   send(frame: Buffer): boolean {
     if (this.closed) return false;
+    return this.enqueue(this.gzip ? this.gzip.encode(frame) : frame);
+  }
+
+  private enqueue(frame: Buffer): boolean {
     if (!this.enforce()) return false;
     if (this.queue.length === 0 && this.inflightBytes === 0) this.budget.busy(this);
     this.queue.push(frame);
@@ -143,11 +203,15 @@ export class SseConnection implements Budgeted {
     this.queue = [];
     this.queuedBytes = 0;
     const ok = this.write(q, bytes);
+    if (this.headCorked) {
+      this.headCorked = false;
+      this.socket.uncork();
+    }
     // A write the kernel took whole is done already: nothing stays counted for a reader.
     this.settle();
     if (!ok) {
       this.waitingDrain = true;
-      this.socket.once("drain", this.onDrain);
+      this.socket.once("drain", SseConnection.onSocketDrain);
     } else {
       if (this.overSoftSince !== undefined) this.enforce();
       this.wakeDrainWaiters();
@@ -183,7 +247,7 @@ export class SseConnection implements Budgeted {
     await new Promise<void>((resolve) => this.drainWaiters.push(resolve));
   }
 
-  private onDrain = (): void => {
+  private onDrain(): void {
     this.waitingDrain = false;
     if (this.closed) return;
     this.settle();
@@ -191,7 +255,7 @@ export class SseConnection implements Budgeted {
     this.enforce();
     if (this.queue.length > 0) this.flush();
     else this.wakeDrainWaiters();
-  };
+  }
 
   private wakeDrainWaiters(): void {
     if (this.drainWaiters.length === 0 || this.queue.length > 0) return;
@@ -203,9 +267,11 @@ export class SseConnection implements Budgeted {
   /** Ends the stream cleanly after what is queued (SIGTERM drain). */
   end(): void {
     if (this.closed) return;
+    if (this.gzip && this.opened) this.enqueue(this.gzip.trailer());
     this.flushNow();
-    if (this.opened) this.res.end();
-    else this.res.destroy();
+    if (!this.opened) this.socket.destroy();
+    else if (this.res) this.res.end();
+    else this.socket.end();
     this.finish("drain");
   }
 
@@ -213,7 +279,7 @@ export class SseConnection implements Budgeted {
   destroy(reason: CloseReason): void {
     if (this.closed) return;
     this.finish(reason);
-    this.res.destroy();
+    this.socket.destroy();
   }
 
   /** Gives the response back untouched (setup failed before any byte was written). */
@@ -236,10 +302,18 @@ export class SseConnection implements Budgeted {
     this.inflight = [];
     this.inflightBytes = 0;
     this.budget.idle(this);
-    this.socket.off("drain", this.onDrain);
+    this.socket.off("drain", SseConnection.onSocketDrain);
+    // A setup that failed gives the connection back to node:http for its error response.
+    if (!this.opened) {
+      this.socket.off("close", SseConnection.onSocketClose);
+      this.socket.off("error", SseConnection.onSocketError);
+      (this.socket as OwnedSocket)[CONNECTION] = undefined;
+    }
     const w = this.drainWaiters;
     this.drainWaiters = [];
     for (const f of w) f();
     this.onClose(reason);
   }
 }
+
+function ignore(): void {}

@@ -82,6 +82,11 @@ export class RawConnection {
     this.socket.destroy();
   }
 
+  /** Half-closes: sends FIN, keeps reading. */
+  end(): void {
+    this.socket.end();
+  }
+
   private wake(): void {
     const w = this.waiters;
     this.waiters = [];
