@@ -64,8 +64,8 @@ export interface Relay {
 
 function makeBroker(config: RelayConfig): Broker & MessageLog {
   const settings = { ...config.log };
-  if (config.redisShards) return new ShardedRedisBroker(config.redisShards, settings);
-  return config.redisUrl ? new RedisBroker(config.redisUrl, settings) : new MemoryBroker(settings);
+  if (config.redisShards) return new ShardedRedisBroker(config.redisShards, settings, config.publishReplicas);
+  return config.redisUrl ? new RedisBroker(config.redisUrl, settings, undefined, config.publishReplicas) : new MemoryBroker(settings);
 }
 
 /** Stores beside the broker, on its Redis command connection when there is one (shard 0's when sharded). */
