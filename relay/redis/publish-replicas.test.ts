@@ -2,7 +2,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Redis } from "ioredis";
 import { SseClient, publish } from "../../test/support/sse-client.js";
 import { startRelay, type RunningRelay } from "../../test/support/relay-harness.js";
-import { RedisSentinelSetup, redisCli } from "../../test/support/redis-cluster.js";
+import { RedisCluster, RedisSentinelSetup, redisCli } from "../../test/support/redis-cluster.js";
+import { channelOnShard } from "../../test/support/redis-shards.js";
 import { RedisServer } from "../../test/support/redis-server.js";
 import { partitionOf, streamKey } from "../../protocol/partition.js";
 
@@ -230,6 +231,80 @@ describe("why it exists: an acknowledged publish lost in a failover", () => {
       await c.waitFor((x) => x.envelopes().some((e) => e.id === written[0][0]), 10_000, "the retried message");
     } finally {
       await replica.dispose();
+    }
+  }, 60_000);
+});
+
+describe("FANOUT_PUBLISH_REPLICAS where the script ran", () => {
+  it("with independent shards, waits on each channel's own shard", async () => {
+    const shard0 = await RedisServer.start();
+    const shard1 = await RedisServer.start();
+    const replica0 = await RedisServer.start(["--replicaof", "127.0.0.1", String(shard0.port)]);
+    try {
+      await until(async () => /master_link_status:up/.test(await redisCli(replica0.port, ["INFO", "replication"])), 10_000, "shard 0's replica in sync");
+      const r = await startRelay({
+        REDIS_URL: `${shard0.url} ${shard1.url}`,
+        FANOUT_LOG_PARTITIONS: String(PARTITIONS),
+        FANOUT_LOG_PREFIX: "rep5",
+        FANOUT_PUBLISH_REPLICAS: "1",
+        FANOUT_PUBLISH_REPLICAS_TIMEOUT_MS: "200",
+      });
+      relays.push(r);
+      const on0 = channelOnShard("rs:", 0, PARTITIONS, 2);
+      const on1 = channelOnShard("rs:", 1, PARTITIONS, 2);
+      for (let i = 0; i < 3; i++) {
+        expect((await publish(r.base, { channel: on0, data: i })).status).toBe(200);
+        const refused = await publish(r.base, { channel: on1, data: i });
+        expect(refused.status).toBe(503);
+        expect(refused.json.error.code).toBe("not_replicated");
+      }
+      // A batch over both: shard 0's part is confirmed, shard 1's is not, so the batch is a 503.
+      const batch = await publish(r.base, { messages: [{ channel: on0, data: "b", id: "b0" }, { channel: on1, data: "b", id: "b1" }] });
+      expect(batch.status).toBe(503);
+      expect(batch.json.error.code).toBe("not_replicated");
+    } finally {
+      for (const x of [replica0, shard0, shard1]) await x.dispose();
+    }
+  }, 30_000);
+
+  it("on Cluster, waits on the master that owns the partition's slot", async () => {
+    const cluster = await RedisCluster.start(3);
+    const replica = await RedisServer.start(["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000"]);
+    try {
+      // One replica, for the first master only.
+      const master = cluster.ports[0];
+      const masterId = (await redisCli(master, ["CLUSTER", "MYID"])).trim();
+      await redisCli(replica.port, ["CLUSTER", "MEET", "127.0.0.1", String(master)]);
+      await until(async () => (await redisCli(replica.port, ["CLUSTER", "NODES"])).includes(masterId), 15_000, "the new node meets the cluster");
+      await until(async () => /OK/.test(await redisCli(replica.port, ["CLUSTER", "REPLICATE", masterId])), 15_000, "CLUSTER REPLICATE");
+      await until(async () => /master_link_status:up/.test(await redisCli(replica.port, ["INFO", "replication"])), 15_000, "the replica in sync");
+      // Which partitions' stream slots the first master owns.
+      const nodes = await redisCli(master, ["CLUSTER", "NODES"]);
+      const mine = nodes.split("\n").find((l) => l.startsWith(masterId))!;
+      const ranges = mine.split(" ").slice(8).map((r) => r.split("-").map(Number));
+      const owned = async (p: number) => {
+        const slot = Number(await redisCli(master, ["CLUSTER", "KEYSLOT", streamKey("rep6", p)]));
+        return ranges.some(([a, b = a]) => slot >= a && slot <= b);
+      };
+      const channelWhere = async (want: boolean) => {
+        for (let i = 0; ; i++) if ((await owned(partitionOf(`rc:${i}`, PARTITIONS))) === want) return `rc:${i}`;
+      };
+      const here = await channelWhere(true);
+      const elsewhere = await channelWhere(false);
+      const r = await startRelay({ REDIS_URL: cluster.url, FANOUT_LOG_PARTITIONS: String(PARTITIONS), FANOUT_LOG_PREFIX: "rep6", FANOUT_PUBLISH_REPLICAS: "1", FANOUT_PUBLISH_REPLICAS_TIMEOUT_MS: "200" });
+      relays.push(r);
+      // WAIT on any other node would count no replica (or another connection's writes): every
+      // attempt must be confirmed on the replicated master and refused elsewhere.
+      for (let i = 0; i < 5; i++) {
+        const ok = await publish(r.base, { channel: here, data: i });
+        expect(ok.status, JSON.stringify(ok.json)).toBe(200);
+        const refused = await publish(r.base, { channel: elsewhere, data: i });
+        expect(refused.status).toBe(503);
+        expect(refused.json.error.code).toBe("not_replicated");
+      }
+    } finally {
+      await replica.dispose();
+      await cluster.dispose();
     }
   }, 60_000);
 });
