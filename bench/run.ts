@@ -126,6 +126,8 @@ export interface Result {
   subs: number;
   connected: number;
   connectMs: number;
+  /** Server CPU (µs) per stream opened, over the connect phase: request, auth, subscribe, `ready`. */
+  usPerConnect?: number;
   published: number;
   pubFailed: number;
   pubRate: number;
@@ -277,6 +279,7 @@ async function runOne(sc: Scenario, target: TargetName, args: Args): Promise<Res
     for (let p = 0; p < procs; p++) subs.push(spawnWorker(join(here, "sub-worker.ts")));
     if (!sc.idle) pub = spawnWorker(join(here, "pub-worker.ts"));
     const t0 = Date.now();
+    const connectCpu0 = treeCpuSeconds(srv.pid);
     const connected = await Promise.all(
       subs.map((w, p) =>
         request<Extract<FromSub, { type: "connected" }>>(
@@ -289,6 +292,7 @@ async function runOne(sc: Scenario, target: TargetName, args: Args): Promise<Res
     );
     r.connectMs = Date.now() - t0;
     r.connected = connected.reduce((s, c) => s + c.ready, 0);
+    r.usPerConnect = ((treeCpuSeconds(srv.pid) - connectCpu0) * 1e6) / Math.max(1, r.connected);
     const failed = connected.reduce((s, c) => s + c.failed, 0);
     if (failed > 0) r.error = `${failed} subscriptions failed: ${connected.find((c) => c.firstError)?.firstError}`;
 
@@ -435,7 +439,7 @@ function row(r: Result): string[] {
     idle ? "" : f(r.usPerDelivery, 2),
     idle || r.redisUsPerDelivery === undefined ? "" : f(r.redisUsPerDelivery, 2),
     f(r.rssMb, 0),
-    idle ? `${int(r.rssPerConn!)} (PSS ${int(r.pssPerConn!)})` : "",
+    idle ? `${int(r.rssPerConn!)} (PSS ${int(r.pssPerConn!)}; ${f(r.usPerConnect, 0)} µs CPU/connect)` : "",
     idle ? "" : `${r.subCpuPct.join("+")} / ${r.pubCpuPct}`,
     idle ? "" : f(r.otherCpuPct, 0),
   ];

@@ -55,7 +55,7 @@ function clusterPubsubUnavailable(): string | undefined {
   } catch (e) {
     if (e instanceof ConfigError && /FANOUT_CLUSTER_PUBSUB/.test(e.message)) return undefined;
   }
-  return "not built (this relay has no FANOUT_CLUSTER_PUBSUB=sharded)";
+  return "not built"; // this relay has no FANOUT_CLUSTER_PUBSUB=sharded
 }
 
 export const TOPOLOGIES: Topology[] = [

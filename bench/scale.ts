@@ -12,6 +12,7 @@
  *
  *   npm run bench -- scale               # single publishes; batches of 20 mixed; batches of 20 on one channel each
  *   npm run bench -- scale --messages 60000 --loads 1,20,20/channel --publishers 2 --in-flight 32 --markdown
+ *   npm run bench -- scale --topology "one redis" --relays 6   # Redis's cost per subscribing relay
  *
  * Each server's idle CPU (sampled for 2 s before each run) is taken off: it is paid per
  * second, not per message.
@@ -39,6 +40,9 @@ interface ScaleArgs {
   channels: number;
   partitions: number;
   markdown: boolean;
+  relays: number;
+  /** Names (or leading words) of the topologies to run; empty: all. */
+  only: string[];
 }
 
 function parseLoads(s: string): ScaleArgs["loads"] {
@@ -55,7 +59,7 @@ function loadName(l: { batch: number; oneChannel: boolean }): string {
 }
 
 function parse(argv: string[]): ScaleArgs {
-  const a: ScaleArgs = { messages: 40_000, loads: parseLoads("1,20,20/channel"), publishers: 2, inFlight: 32, channels: 64, partitions: 16, markdown: false };
+  const a: ScaleArgs = { messages: 40_000, loads: parseLoads("1,20,20/channel"), publishers: 2, inFlight: 32, channels: 64, partitions: 16, markdown: false, relays: 2, only: [] };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].split("=", 2) as [string, string | undefined];
     const val = (): string => inline ?? argv[++i] ?? "";
@@ -66,7 +70,9 @@ function parse(argv: string[]): ScaleArgs {
     else if (flag === "--channels") a.channels = Number(val());
     else if (flag === "--partitions") a.partitions = Number(val());
     else if (flag === "--markdown") a.markdown = true;
-    else throw new Error(`unknown flag ${flag} (scale: --messages --loads --publishers --in-flight --channels --partitions --markdown)`);
+    else if (flag === "--relays") a.relays = Number(val());
+    else if (flag === "--topology") a.only = val().split(",").map((x) => x.trim().toLowerCase());
+    else throw new Error(`unknown flag ${flag} (scale: --messages --loads --publishers --in-flight --relays --channels --partitions --topology --markdown)`);
   }
   return a;
 }
@@ -168,7 +174,7 @@ async function runTopology(t: Topology, l: ScaleArgs["loads"][number], a: ScaleA
     const env = { HOST: "127.0.0.1", FANOUT_PUBLISH_KEYS: "scale-bench", FANOUT_LOG_PARTITIONS: String(a.partitions), FANOUT_LOG_PREFIX: "scale", ...topo.env };
     const channels = Array.from({ length: a.channels }, (_, i) => `scale:${i}`);
     const relayPids: number[] = [];
-    for (let i = 0; i < 2; i++) {
+    for (let i = 0; i < a.relays; i++) {
       const port = await freePort();
       const relay = spawnNode("relay/main.ts", { ...env, PORT: String(port) }, false);
       children.push(relay);
@@ -211,7 +217,7 @@ async function runTopology(t: Topology, l: ScaleArgs["loads"][number], a: ScaleA
       perServerUs,
       totalUs: perServerUs.reduce((s, x) => s + x, 0),
       busiestUs: Math.max(...perServerUs),
-      relayUs: (relayS * 1e6) / a.messages / 2,
+      relayUs: (relayS * 1e6) / a.messages / a.relays,
       pubRate: a.messages / pubElapsed,
       wallS,
       pubCpuPct: (done.reduce((s, d) => s + d.cpuUs, 0) / 1e6 / pubElapsed) * 100,
@@ -228,7 +234,7 @@ async function runTopology(t: Topology, l: ScaleArgs["loads"][number], a: ScaleA
 const f = (n: number, d = 1): string => (Number.isNaN(n) ? "–" : n.toFixed(d));
 
 function rows(results: ScaleResult[]): string[][] {
-  const out: string[][] = [["load", "topology", "Redis CPU µs/msg, all servers", "busiest server µs/msg", "per server", "relay CPU µs/msg", "publish msg/s", "wall s", "pub CPU%", "other CPU%"]];
+  const out: string[][] = [["load", "topology", "Redis CPU µs/msg, all servers", "busiest server µs/msg", "per server", "relay CPU µs/msg (each)", "publish msg/s", "wall s", "pub CPU%", "other CPU%"]];
   for (const r of results) {
     const one = results.find((x) => x.load === r.load && x.topology === TOPOLOGIES[0].name);
     const ratio = (x: number, y: number | undefined): string => (y && !Number.isNaN(x) ? ` (${(x / y).toFixed(2)}×)` : "");
@@ -261,11 +267,11 @@ export async function runScale(argv: string[]): Promise<void> {
   const m = machine();
   console.log(`edge-fanout bench: scale — ${new Date().toISOString()}\nmachine: ${m.nproc} × ${m.cpu}, ${m.memGb} GB RAM, Node ${process.version}`);
   console.log(
-    `${a.messages} messages per run (idle CPU subtracted) over ${a.channels} channels, ${a.partitions} partitions; ${a.publishers} publisher processes × ${a.inFlight} in flight; 2 relays, each with one SSE client on every channel`,
+    `${a.messages} messages per run (idle CPU subtracted) over ${a.channels} channels, ${a.partitions} partitions; ${a.publishers} publisher processes × ${a.inFlight} in flight; ${a.relays} relays, each with one SSE client on every channel`,
   );
   const results: ScaleResult[] = [];
   for (const l of a.loads) {
-    for (const t of TOPOLOGIES) {
+    for (const t of TOPOLOGIES.filter((x) => a.only.length === 0 || a.only.some((o) => x.name.toLowerCase().startsWith(o)))) {
       let r: ScaleResult;
       try {
         r = await runTopology(t, l, a);
