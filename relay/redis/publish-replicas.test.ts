@@ -118,71 +118,115 @@ describe("FANOUT_PUBLISH_REPLICAS on Sentinel", () => {
     expect(c.envelopes().map((e) => e.data)).toEqual(["maybe"]);
   });
 
+  it("does not confirm a retry that finds its id while the first publish is still unreplicated, even through another relay", async () => {
+    const a = await start(shared.url, { FANOUT_LOG_PREFIX: "rep8", FANOUT_PUBLISH_REPLICAS: "1", FANOUT_PUBLISH_REPLICAS_TIMEOUT_MS: "200" });
+    // b waits long enough for the replica's periodic acknowledgement (once a second), which
+    // keeps coming while its link is paused and covers whatever b itself wrote before.
+    const b = await start(shared.url, { FANOUT_LOG_PREFIX: "rep8", FANOUT_PUBLISH_REPLICAS: "1", FANOUT_PUBLISH_REPLICAS_TIMEOUT_MS: "1500" });
+    const master = await shared.currentMasterPort();
+    const replica = master === shared.masterPort ? shared.replicaPort : shared.masterPort;
+    // The replica has acknowledged everything so far (b's start-up writes included).
+    await until(async () => {
+      const info = await redisCli(master, ["INFO", "replication"]);
+      const acked = /slave0:.*offset=(\d+)/.exec(info)?.[1];
+      return acked !== undefined && acked === /master_repl_offset:(\d+)/.exec(info)?.[1];
+    }, 5000, "the replica's acknowledgement");
+    expect(await redisCli(replica, ["CLIENT", "PAUSE", "3000", "ALL"])).toMatch(/OK/);
+    const first = await publish(a.base, { channel: "rep:r", data: "x", id: "r-1" });
+    expect(first.json.error.code).toBe("not_replicated");
+    // Relay b's connection wrote nothing since. WAIT is documented to cover "the previous write
+    // commands sent in the context of the current connection", so the retry's script writes
+    // (it rewrites the id's key unchanged) to make its WAIT cover the first publish too.
+    // (Redis 7.0.15, used here, already waits for the global offset after any command, so
+    // this test passes there without that write as well.)
+    const retry = await publish(b.base, { channel: "rep:r", data: "x", id: "r-1" });
+    expect(retry.status).toBe(503);
+    expect(retry.json.error.code).toBe("not_replicated");
+    // Once the replica has caught up, the retry is confirmed with the first result.
+    await until(async () => (await publish(b.base, { channel: "rep:r", data: "x", id: "r-1" })).status === 200, 10_000, "the retry confirmed");
+    const done = await publish(b.base, { channel: "rep:r", data: "x", id: "r-1" });
+    expect(done.json.duplicate).toBe(true);
+    expect([...(await logged(replica, "rep8", "rep:r")).values()]).toEqual(["x"]);
+  });
+
   it("loses no acknowledged publish in a failover under a steady stream: each 200 is in the new master's log and delivered once", async () => {
-    const prefix = "rep3";
-    const r = await start(shared.url, { FANOUT_LOG_PREFIX: prefix, FANOUT_PUBLISH_REPLICAS: "1", FANOUT_PUBLISH_REPLICAS_TIMEOUT_MS: "300" });
-    const c = await open(r, "channel=rep:live");
-    const oldMaster = await shared.currentMasterPort();
-
-    // The publisher of the documented contract: every message has an idempotency id and is
-    // retried with it until it gets a 200 (here after 100 ms instead of Retry-After, to keep
-    // the test short).
-    let stop = false;
-    const accepted = new Map<number, string>(); // data → message id answered 200
-    const refusals = new Map<string, number>();
-    const t0 = Date.now();
-    let failedOverAt = Infinity;
-    let acceptedAfterFailover = 0;
-    let firstAcceptedAfter = NaN;
-    const publisher = (async () => {
-      for (let i = 0; !stop; i++) {
-        for (;;) {
-          const res = await publish(r.base, { channel: "rep:live", data: i, id: `m-${i}` });
-          if (res.status === 200) {
-            accepted.set(i, res.json.id);
-            if (Date.now() - t0 > failedOverAt && acceptedAfterFailover++ === 0) firstAcceptedAfter = Date.now() - t0 - failedOverAt;
-            break;
-          }
-          expect(res.status).toBe(503);
-          expect(Number(res.headers.get("retry-after"))).toBeGreaterThan(0);
-          refusals.set(res.json.error.code, (refusals.get(res.json.error.code) ?? 0) + 1);
-          await sleep(100);
-        }
-        await sleep(10);
-      }
-    })();
-    await until(() => accepted.size >= 20, 10_000, "publishes before the failover");
-    const newMaster = await shared.failover();
-    expect(newMaster).not.toBe(oldMaster);
-    failedOverAt = Date.now() - t0;
-    await until(() => acceptedAfterFailover >= 10, 20_000, "publishes accepted after the failover");
-    stop = true;
-    await publisher;
-
-    // Every publish answered 200 is in the new master's log, under the id it was answered with.
-    const log = await logged(newMaster, prefix, "rep:live");
-    const lost = [...accepted].filter(([data, id]) => log.get(id) !== data);
-    expect(lost).toEqual([]);
-    // ... and reaches the connected client exactly once.
-    const ids = [...accepted.values()];
-    await c.waitFor((x) => ids.every((id) => x.envelopes().some((e) => e.id === id)), 15_000, "every accepted publish");
-    await sleep(300);
-    const seen = c.envelopes().map((e) => e.id);
-    expect(seen.length).toBe(new Set(seen).size);
-    for (const id of ids) expect(seen.filter((s) => s === id)).toHaveLength(1);
-    expect(c.closed).toBe(false);
-    // A message answered 503 may have been delivered live before the failover lost it; its
-    // retry is then a new message with a new id. Counted here, documented in protocol.md.
-    const byData = new Map<unknown, number>();
-    for (const e of c.envelopes()) byData.set(e.data, (byData.get(e.data) ?? 0) + 1);
-    const seenTwice = [...byData.values()].filter((n) => n > 1).length;
-    console.log(
-      `publish replicas failover: ${accepted.size} accepted, refusals ${JSON.stringify(Object.fromEntries(refusals))}, ` +
-        `${lost.length} accepted but lost, ${seenTwice} payloads delivered under two ids (a 503'd copy, then its retry); ` +
-        `first 200 ${firstAcceptedAfter} ms after Sentinel named the new master (until the demoted master resyncs as its replica)`,
-    );
+    await failoverUnderStream(shared, "rep3", 1);
   }, 60_000);
+
 });
+
+/**
+ * A steady publish stream with ids and retries through a SENTINEL FAILOVER, with
+ * FANOUT_PUBLISH_REPLICAS = `replicas`, every replica of the setup. (N below the number of
+ * replicas is not safe: run once with two replicas and N=1, a SENTINEL FAILOVER lost 31
+ * publishes answered 200 — the old master kept taking writes, confirmed by the replica not
+ * yet repointed, until the relay's connection moved. With two replicas and N=2 none was lost,
+ * and publishes were confirmed again 20 s after the failover; that run is not kept here, it
+ * takes 40 s.)
+ */
+async function failoverUnderStream(s: RedisSentinelSetup, prefix: string, replicas: number): Promise<void> {
+  const r = await start(s.url, { FANOUT_LOG_PREFIX: prefix, FANOUT_PUBLISH_REPLICAS: String(replicas), FANOUT_PUBLISH_REPLICAS_TIMEOUT_MS: "300" });
+  const c = await open(r, "channel=rep:live");
+  const oldMaster = await s.currentMasterPort();
+
+  // The publisher of the documented contract: every message has an idempotency id and is
+  // retried with it until it gets a 200 (here after 100 ms instead of Retry-After, to keep
+  // the test short).
+  let stop = false;
+  const accepted = new Map<number, string>(); // data → message id answered 200
+  const refusals = new Map<string, number>();
+  const t0 = Date.now();
+  let failedOverAt = Infinity;
+  let acceptedAfterFailover = 0;
+  let firstAcceptedAfter = NaN;
+  const publisher = (async () => {
+    for (let i = 0; !stop; i++) {
+      for (;;) {
+        const res = await publish(r.base, { channel: "rep:live", data: i, id: `m-${i}` });
+        if (res.status === 200) {
+          accepted.set(i, res.json.id);
+          if (Date.now() - t0 > failedOverAt && acceptedAfterFailover++ === 0) firstAcceptedAfter = Date.now() - t0 - failedOverAt;
+          break;
+        }
+        expect(res.status).toBe(503);
+        expect(Number(res.headers.get("retry-after"))).toBeGreaterThan(0);
+        refusals.set(res.json.error.code, (refusals.get(res.json.error.code) ?? 0) + 1);
+        await sleep(100);
+      }
+      await sleep(10);
+    }
+  })();
+  await until(() => accepted.size >= 20, 10_000, "publishes before the failover");
+  const newMaster = await s.failover();
+  expect(newMaster).not.toBe(oldMaster);
+  failedOverAt = Date.now() - t0;
+  await until(() => acceptedAfterFailover >= 10, 20_000, "publishes accepted after the failover");
+  stop = true;
+  await publisher;
+
+  // Every publish answered 200 is in the new master's log, under the id it was answered with.
+  const log = await logged(newMaster, prefix, "rep:live");
+  const lost = [...accepted].filter(([data, id]) => log.get(id) !== data);
+  expect(lost).toEqual([]);
+  // ... and reaches the connected client exactly once.
+  const ids = [...accepted.values()];
+  await c.waitFor((x) => ids.every((id) => x.envelopes().some((e) => e.id === id)), 15_000, "every accepted publish");
+  await sleep(300);
+  const seen = c.envelopes().map((e) => e.id);
+  expect(seen.length).toBe(new Set(seen).size);
+  for (const id of ids) expect(seen.filter((s) => s === id)).toHaveLength(1);
+  expect(c.closed).toBe(false);
+  // A message answered 503 may have been delivered live before the failover lost it; its
+  // retry is then a new message with a new id. Counted here, documented in protocol.md.
+  const byData = new Map<unknown, number>();
+  for (const e of c.envelopes()) byData.set(e.data, (byData.get(e.data) ?? 0) + 1);
+  const seenTwice = [...byData.values()].filter((n) => n > 1).length;
+  console.log(
+    `publish replicas failover (${replicas} replica${replicas > 1 ? "s" : ""}): ${accepted.size} accepted, refusals ${JSON.stringify(Object.fromEntries(refusals))}, ` +
+      `${lost.length} accepted but lost, ${seenTwice} payloads delivered under two ids (a 503'd copy, then its retry); ` +
+      `first 200 ${firstAcceptedAfter} ms after Sentinel named the new master (until the demoted master resyncs as its replica)`,
+  );
+  }
 
 describe("why it exists: an acknowledged publish lost in a failover", () => {
   it("without the setting a 200 can vanish with the master; with it the same publish answers 503 and its retry lands on the new master", async () => {
