@@ -6,6 +6,7 @@ import { endpoint } from "./publish.js";
 import { SseParser, type SseEvent } from "./sse-parser.js";
 import { SubscriptionChanges, type Names, type SubscribeOptions, type SubscribedInfo } from "./subscription-changes.js";
 import { fetchPresence, type PresenceList, type PresenceOptions, type PresenceStats } from "./presence.js";
+import { TabMember, tabSharingGroup, type MemberHost, type ShareTabsOptions } from "./tab-sharing.js";
 
 type Awaitable<T> = T | Promise<T>;
 
@@ -52,6 +53,19 @@ export interface FanoutClientOptions {
    * default relay heartbeats); 0 turns it off.
    */
   idleTimeoutMs?: number;
+  /**
+   * Browsers: share one stream among every tab (and every client) of this origin that uses
+   * the same relay and credential, instead of one stream per tab (HTTP/1.1 allows six
+   * connections per origin: a seventh tab would hang). One tab, elected with a Web Lock,
+   * holds the stream on the union of the tabs' channels and patterns; the others receive its
+   * messages over a BroadcastChannel, each only those of its own channels and patterns. When
+   * that tab closes, another takes over and resumes from the last id any of them saw,
+   * delivering nothing twice. Default: on in a page where Web Locks and BroadcastChannel
+   * exist (else a stream per client), grouping clients by URL, string `token` and object
+   * `headers`; a client with a `token`/`headers` function or `getTicket` shares only when
+   * told (`true`, or `{ group }` naming the user); `false` opts out.
+   */
+  shareTabs?: boolean | ShareTabsOptions;
 }
 
 export type MessageHandler<T = unknown> = (envelope: Envelope<T>, raw: SseEvent) => void;
@@ -126,6 +140,8 @@ export class FanoutClient<Events extends object = EventMap> {
   /** The URL the current stream was opened with (changes and presence go to the same relay base). */
   private streamUrl?: URL;
   private readonly changes: SubscriptionChanges;
+  /** Set when this client shares its tab group's stream instead of opening its own. */
+  private readonly member?: TabMember;
 
   constructor(opts: FanoutClientOptions) {
     this.opts = { channels: [], patterns: [], idleTimeoutMs: 45_000, ...opts };
@@ -145,7 +161,23 @@ export class FanoutClient<Events extends object = EventMap> {
       fetch: this.doFetch,
       credentials: opts.credentials,
     });
-    queueMicrotask(() => void this.run());
+    const group = tabSharingGroup(opts);
+    if (group === undefined) {
+      queueMicrotask(() => void this.run());
+      return;
+    }
+    const member = new TabMember(group, this.memberHost(), this._lastEventId);
+    this.member = member;
+    queueMicrotask(() => {
+      if (this.isClosed()) return;
+      for (const h of [...this.statusHandlers]) this.call(() => h("connecting"));
+      member.start();
+    });
+  }
+
+  /** With tab sharing: `leader` when this client holds its group's stream, `follower` when another does. */
+  get tabRole(): "leader" | "follower" | undefined {
+    return this.member ? (this.member.leading ? "leader" : "follower") : undefined;
   }
 
   get status(): ConnectionStatus {
@@ -228,12 +260,12 @@ export class FanoutClient<Events extends object = EventMap> {
    * with the relay's code and leaves the set as it was.
    */
   subscribe(names: Names, opts?: SubscribeOptions): Promise<SubscribedInfo> {
-    return this.changes.change(names, {}, opts);
+    return this.member ? this.member.change(names, {}, opts) : this.changes.change(names, {}, opts);
   }
 
   /** Removes channels and patterns from the open stream; resolves once the stream acked it. */
   unsubscribe(names: Names): Promise<SubscribedInfo> {
-    return this.changes.change({}, names);
+    return this.member ? this.member.change({}, names) : this.changes.change({}, names);
   }
 
   /** The channels and patterns this client follows now (what a reconnection asks for). */
@@ -255,6 +287,7 @@ export class FanoutClient<Events extends object = EventMap> {
   close(): void {
     if (this.isClosed()) return;
     this.changes.close();
+    this.member?.close();
     this.setStatus("closed");
     this.abort?.abort();
     if (this.sleepTimer !== undefined) clearTimeout(this.sleepTimer);
@@ -419,14 +452,51 @@ export class FanoutClient<Events extends object = EventMap> {
       this.track(ev);
       return;
     }
-    const envelope = parsed as Envelope<Events[keyof Events]>;
+    this.deliver(parsed as Envelope<Events[keyof Events]>, ev);
+    this.track(ev);
+  }
+
+  /** Hands one message to the handlers and iterators, in order. */
+  private deliver(envelope: Envelope<Events[keyof Events]>, ev: SseEvent): void {
     const targets = [...(ev.type === "*" ? [] : (this.handlers.get(ev.type) ?? [])), ...(this.handlers.get("*") ?? [])];
     for (const h of targets) {
       if (this.isClosed()) break;
       this.call(() => h(envelope, ev));
     }
     if (!this.isClosed()) for (const q of this.queues) q.push(envelope);
-    this.track(ev);
+  }
+
+  /** This client as its tab group sees it: its names, and where the shared stream's events land. */
+  private memberHost(): MemberHost {
+    return {
+      names: () => ({ channels: [...(this.opts.channels ?? [])], patterns: [...(this.opts.patterns ?? [])] }),
+      setNames: (channels, patterns) => {
+        this.opts.channels = channels;
+        this.opts.patterns = patterns;
+      },
+      // The leader's stream: a client of its own on the group's names, with this client's credentials.
+      openStream: (names, lastEventId) => new FanoutClient({ ...this.opts, ...names, lastEventId, shareTabs: false }),
+      deliver: (envelope, raw) => {
+        if (!this.isClosed()) this.deliver(envelope as Envelope<Events[keyof Events]>, raw);
+      },
+      position: (id) => {
+        this._lastEventId = id;
+      },
+      status: (s) => {
+        if (!this.isClosed()) this.setStatus(s);
+      },
+      ready: (info) => {
+        this._connectionId = info.connection;
+        for (const h of [...this.readyHandlers]) this.call(() => h(info));
+      },
+      reset: (info) => {
+        for (const h of [...this.resetHandlers]) this.call(() => h(info.reason, info));
+      },
+      error: (err) => this.emitError(err),
+      stop: (err) => {
+        if (!this.isClosed()) this.stop(err);
+      },
+    };
   }
 
   private iteratorFull(): boolean {

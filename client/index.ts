@@ -7,3 +7,4 @@ export type { BackoffOptions } from "./backoff.js";
 export { ChannelStore, type ChannelSnapshot, type ChannelStoreOptions } from "./channel-store.js";
 export type { Names, SubscribeOptions, SubscribedInfo } from "./subscription-changes.js";
 export type { PresenceList, PresenceMember, PresenceOptions, PresenceStats } from "./presence.js";
+export type { ShareTabsOptions } from "./tab-sharing.js";

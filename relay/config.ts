@@ -75,6 +75,12 @@ export interface RelayConfig extends SharedSettings {
    * `heartbeatMs`; an entry not refreshed for `ttlMs` (its relay died) is swept.
    */
   presence: { channels: string[]; ttlMs: number; heartbeatMs: number };
+  /**
+   * `FANOUT_EXAMPLES_LOGIN`: `POST /examples/login` mints a JWT for any user name (loopback
+   * callers only), for the example pages. A development convenience: a real deployment's
+   * own backend signs in its users and mints their tokens.
+   */
+  examplesLogin: boolean;
 }
 
 /** Presence settings (FANOUT_PRESENCE_*). */
@@ -163,9 +169,13 @@ export function loadConfig(env: Env = process.env): RelayConfig {
   if (queueSoftBytes > queueMaxBytes) {
     throw new ConfigError(`FANOUT_QUEUE_SOFT_BYTES (${queueSoftBytes}) must not exceed FANOUT_QUEUE_MAX_BYTES (${queueMaxBytes}), the hard limit`);
   }
+  const examplesLogin = (envString(env, "FANOUT_EXAMPLES_LOGIN") ?? "off").toLowerCase();
+  if (examplesLogin !== "on" && examplesLogin !== "off") throw new ConfigError(`FANOUT_EXAMPLES_LOGIN must be on or off, got ${JSON.stringify(examplesLogin)}`);
+  if (examplesLogin === "on" && !shared.jwtSecret) throw new ConfigError("FANOUT_EXAMPLES_LOGIN=on signs tokens with FANOUT_JWT_SECRET: set it too");
   return {
     ...shared,
     presence: loadPresenceSettings(env),
+    examplesLogin: examplesLogin === "on",
     port: envInt(env, "PORT", 8080, 0, 65535),
     host: envString(env, "HOST") ?? "0.0.0.0",
     redisUrl,

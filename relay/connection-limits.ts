@@ -23,7 +23,7 @@ export function addressBucket(ip: string): string {
  *
  * The pattern budget bounds what routing one message can cost. Every distinct pattern open
  * on the relay is matched against every message routed to it (by the relay itself on both
- * brokers: in Redis mode Redis only sees each glob cut after its first `*` run) — so the relay sums
+ * brokers: in Redis mode Redis only sees a few broad prefix patterns) — so the relay sums
  * the worst-case cost (`patternCost`) of its distinct patterns: a pattern joins the sum when
  * its first stream opens and leaves it when its last stream closes, and a stream that would
  * push the sum past `maxRelayPatternCost` is refused.

@@ -26,6 +26,7 @@ import { eventsRoute } from "./routes/events.js";
 import { opsRoute } from "./routes/ops.js";
 import { pageRoute } from "./routes/page.js";
 import { dashboardRoute } from "./routes/dashboard.js";
+import { examplesRoute } from "./routes/examples.js";
 import { publishRoute } from "../routes/publish.js";
 import { errorResponse } from "../routes/error-response.js";
 import { invalidateRoute } from "../routes/invalidate.js";
@@ -180,6 +181,7 @@ export async function createRelay(config: RelayConfig, opts: { auth?: RelayAuth 
   app.route("/", ticketsRoute({ tickets, authenticate: (c) => builtInAuth.authenticateTicket(c), authorize: (c, scope) => builtInAuth.authorizeTicket(c, scope) }));
   app.route("/", pageRoute());
   app.route("/", dashboardRoute(rc, fleet));
+  app.route("/", examplesRoute(config));
   app.notFound((c) => c.json({ error: { code: "not_found", message: `no route for ${c.req.method} ${c.req.path}` } }, 404));
 
   const heartbeat = setInterval(() => {

@@ -1,7 +1,7 @@
 import { comparePositions, type Position } from "../protocol/position.js";
 import { partitionOf } from "../protocol/partition.js";
 import { globMatchBytes, toBytes } from "../protocol/glob.js";
-import type { Delivery, MessageLog } from "./broker/broker.js";
+import type { Delivery, LogEntry, MessageLog } from "./broker/broker.js";
 import type { Client } from "./client.js";
 
 export type ResetReason = "retention" | "unknown" | "malformed" | "limit";
@@ -19,6 +19,21 @@ const PAGE_FIRST = 16;
  * backlog of any size goes out at the pace the client reads, never as one queued page.
  */
 const PAUSE_BYTES = 64 * 1024;
+
+/** A partition's log entries after `from`, read in pages sized in bytes (see `PAGE_BYTES`). */
+async function* entriesAfter(log: MessageLog, p: number, from: Position): AsyncGenerator<LogEntry> {
+  let count = PAGE_FIRST;
+  for (;;) {
+    const page = await log.read(p, from, count);
+    if (page.length === 0) return;
+    from = page[page.length - 1].pos;
+    let bytes = 0;
+    for (const e of page) bytes += e.dataJson.length + (e.metaJson?.length ?? 0) + e.channel.length + 64;
+    yield* page;
+    if (page.length < count) return;
+    count = Math.max(1, Math.min(PAGE_MAX, Math.floor((PAGE_BYTES * page.length) / bytes)));
+  }
+}
 
 /**
  * Which partitions can hold a client's messages: those of its channels, or all of them when
@@ -62,37 +77,26 @@ export async function replay(log: MessageLog, c: Client, partitions: number, lim
   let sent = 0;
   for (const p of only ?? partitionsFor(c, partitions)) {
     // Entries of other channels do not move the client's cursor (keeping it at or below the
-    // relay's, so it can share frames); `from` walks past them.
-    let from = c.delivered[p];
-    let count = PAGE_FIRST;
-    for (;;) {
-      const page = await log.read(p, from, count);
-      if (page.length > 0) from = page[page.length - 1].pos;
-      let bytes = 0;
-      for (const e of page) {
-        bytes += e.dataJson.length + (e.metaJson?.length ?? 0) + e.channel.length + 64;
-        let d: Delivery | undefined;
-        if (exact.has(e.channel)) d = e;
-        else if (pats.length > 0) {
-          const name = toBytes(e.channel);
-          const hit = pats.find(([, pb]) => globMatchBytes(pb, name));
-          if (hit) d = { ...e, pattern: hit[0] };
-        }
-        if (d) {
-          if (sent >= limit) {
-            // Too much to replay: jump to the live position instead of flooding the client.
-            for (let i = 0; i < partitions; i++) if (comparePositions(relayCursor[i], c.delivered[i]) > 0) c.delivered[i] = relayCursor[i];
-            return { sent, reset: "limit" };
-          }
-          c.sendOwn(d);
-          sent++;
-          // drained() also ends when the connection closes.
-          if (c.conn.held() > PAUSE_BYTES) await c.conn.drained();
-          if (c.conn.closed) return { sent };
-        }
+    // relay's, so it can share frames); the reading walks past them.
+    for await (const e of entriesAfter(log, p, c.delivered[p])) {
+      let d: Delivery | undefined;
+      if (exact.has(e.channel)) d = e;
+      else if (pats.length > 0) {
+        const name = toBytes(e.channel);
+        const hit = pats.find(([, pb]) => globMatchBytes(pb, name));
+        if (hit) d = { ...e, pattern: hit[0] };
       }
-      if (page.length < count) break;
-      count = Math.max(1, Math.min(PAGE_MAX, Math.floor((PAGE_BYTES * page.length) / bytes)));
+      if (!d) continue;
+      if (sent >= limit) {
+        // Too much to replay: jump to the live position instead of flooding the client.
+        for (let i = 0; i < partitions; i++) if (comparePositions(relayCursor[i], c.delivered[i]) > 0) c.delivered[i] = relayCursor[i];
+        return { sent, reset: "limit" };
+      }
+      c.sendOwn(d);
+      sent++;
+      // drained() also ends when the connection closes.
+      if (c.conn.held() > PAUSE_BYTES) await c.conn.drained();
+      if (c.conn.closed) return { sent };
     }
   }
   return { sent };
@@ -135,25 +139,16 @@ export async function replayHistory(
     if (comparePositions(since[p], upTo[p]) >= 0) continue;
     const st = await log.state(p);
     if (comparePositions(since[p], st.gapBefore) < 0) reset = "retention";
-    let from = since[p];
-    let count = PAGE_FIRST;
-    for (;;) {
-      const page = await log.read(p, from, count);
-      if (page.length > 0) from = page[page.length - 1].pos;
-      let bytes = 0;
-      for (const e of page) {
-        if (comparePositions(e.pos, upTo[p]) > 0) return { sent, reset };
-        bytes += e.dataJson.length + e.channel.length + 64;
-        const hit = matches(e.channel);
-        if (hit === undefined) continue;
-        if (sent >= limit) return { sent, reset: "limit" };
-        c.sendHistory(hit === true ? e : { ...e, pattern: hit });
-        sent++;
-        if (c.conn.held() > PAUSE_BYTES) await c.conn.drained();
-        if (c.conn.closed) return { sent, reset };
-      }
-      if (page.length < count || comparePositions(from, upTo[p]) >= 0) break;
-      count = Math.max(1, Math.min(PAGE_MAX, Math.floor((PAGE_BYTES * page.length) / bytes)));
+    for await (const e of entriesAfter(log, p, since[p])) {
+      // Past the moment the names were added: the stream has these live; next partition.
+      if (comparePositions(e.pos, upTo[p]) > 0) break;
+      const hit = matches(e.channel);
+      if (hit === undefined) continue;
+      if (sent >= limit) return { sent, reset: "limit" };
+      c.sendHistory(hit === true ? e : { ...e, pattern: hit });
+      sent++;
+      if (c.conn.held() > PAUSE_BYTES) await c.conn.drained();
+      if (c.conn.closed) return { sent, reset };
     }
   }
   return { sent, reset };

@@ -1,93 +1,274 @@
 import { globMatchBytes, toBytes } from "../../protocol/glob.js";
 
-const STAR = 0x2a, LBRACKET = 0x5b, RBRACKET = 0x5d, BACKSLASH = 0x5c, CARET = 0x5e, DASH = 0x2d;
+/** The most Redis patterns one relay holds for its clients' globs (one more for the round trip of a merge). */
+export const MAX_ROUTES = 64;
+
+/** What pattern routes need of the subscriber connection. */
+export interface PatternSubscriber {
+  psubscribe(pattern: string): Promise<unknown>;
+  punsubscribe(pattern: string): Promise<unknown>;
+}
+
+/** The literal text every channel a glob matches starts with: up to its first `*`, `?`, `[` or `\`. */
+export function literalPrefix(glob: string): string {
+  const i = glob.search(/[*?[\\]/);
+  return i < 0 ? glob : glob.slice(0, i);
+}
 
 /**
- * The pattern the relay subscribes to in Redis for a client's glob: the glob cut after its
- * first `*` run (or the glob itself when it has none). Redis matches that in one pass, since a
- * trailing `*` ends the match at once, so its cost per PUBLISH is linear in the pattern's
- * length whatever the client sent; the rest of the glob is matched here, in the relay.
- *
- * Read over bytes the way `stringmatchlen` reads them (see protocol/glob.ts), so the cut
- * falls between two tokens: a `*` inside a class (`[*]`, `[a-*]`) or escaped (`\*`) is not
- * a star.
+ * The prefix a glob's route starts out with: its literal prefix cut after the first `:`
+ * (`user:42:*` → `user:`), or the whole literal prefix when it has no `:` (`e17_*` → `e17_`).
+ * The relay subscribes Redis to `<prefix>*`.
  */
-export function redisRoute(pattern: string): string {
-  const p = toBytes(pattern);
-  const n = p.length;
+export function routePrefix(glob: string): string {
+  const lp = literalPrefix(glob);
+  const colon = lp.indexOf(":");
+  return colon < 0 ? lp : lp.slice(0, colon + 1);
+}
+
+/** The Redis pattern for a route prefix: the prefix has no metacharacter, so `*` after it is the only one. */
+export function redisPattern(prefix: string): string {
+  return `${prefix}*`;
+}
+
+/** The longest common prefix of two strings, never ending inside a surrogate pair (it becomes UTF-8 for Redis). */
+function commonPrefix(a: string, b: string): string {
   let i = 0;
-  while (i < n) {
-    const c = p[i];
-    if (c === STAR) return `${Buffer.from(p.subarray(0, i)).toString("utf8")}*`;
-    if (c === BACKSLASH && n - i >= 2) {
-      i += 2;
-    } else if (c === LBRACKET) {
-      i++;
-      if (i < n && p[i] === CARET) i++;
-      for (;;) {
-        if (i >= n) return pattern; // unclosed: the class runs to the end
-        if (p[i] === BACKSLASH && n - i >= 2) i += 2;
-        else if (p[i] === RBRACKET) break;
-        else if (n - i >= 3 && p[i + 1] === DASH) i += 3;
-        else i++;
-      }
-      i++;
-    } else {
-      i++;
-    }
-  }
-  return pattern;
+  const n = Math.min(a.length, b.length);
+  while (i < n && a.charCodeAt(i) === b.charCodeAt(i)) i++;
+  if (i > 0 && (a.charCodeAt(i - 1) & 0xfc00) === 0xd800) i--;
+  return a.slice(0, i);
 }
 
 interface Route {
-  /** The clients' globs routed through this Redis pattern, compiled to bytes. */
-  readonly globs: Map<string, Uint8Array>;
+  readonly prefix: string;
+  /** The clients' globs this route carries. */
+  readonly globs: Set<string>;
   readonly ready: Promise<void>;
 }
 
 /**
- * Clients' globs grouped under the Redis patterns that carry them (`redisRoute`), one Redis
- * subscription per group. A `pmessage` for a group is matched against the group's globs
- * here, byte for byte as Redis would (protocol/glob.ts).
+ * Clients' globs, carried into the relay by a few broad Redis patterns (`<prefix>*`, at most
+ * `MAX_ROUTES` of them whatever the clients ask for) and matched here, byte for byte as Redis
+ * would (protocol/glob.ts), through a prefix index: Redis matches each PUBLISH against a
+ * bounded set of patterns that end at their first `*`, and the relay spends time only on the
+ * globs whose literal prefix the channel starts with.
+ *
+ * The rule: a glob goes to the longest route whose prefix its literal prefix starts with
+ * (`*` only for globs starting with a metacharacter, or at the cap); failing that to a new
+ * route for its `routePrefix`; when the relay already holds
+ * `MAX_ROUTES`, the two route prefixes (the new one included) with the longest common prefix
+ * are merged into one route for that common prefix (possibly `*`), which takes over every
+ * route under it, and the glob is placed again. Routes only get broader while they carry globs;
+ * one is released when its last glob goes.
+ *
+ * A move never loses a message: the broader route is subscribed (Redis has confirmed it) before
+ * the narrower one is released, so every PUBLISH reaches the relay by at least one of them; one
+ * that arrives by both is one publish to the live classifier (same Delivery object), and each
+ * publish is matched against the globs once, on its first pattern copy.
  */
 export class PatternRoutes {
+  /** Routes by prefix. */
   private readonly routes = new Map<string, Route>();
+  private readonly owner = new Map<string, Route>();
+  private readonly index = new ByteGlobIndex();
+  /** Merges run one at a time, so the route count overshoots the cap by at most one. */
+  private merging: Promise<void> = Promise.resolve();
+  /** The route a merge is subscribing: kept even if its globs leave meanwhile (the merge fills or releases it). */
+  private mergeTarget?: Route;
+  /** The publish last matched against the globs: its other pattern copies are skipped. */
+  private matched?: object;
 
-  /** Adds a glob; resolves once its Redis pattern is subscribed. */
-  async add(glob: string, psubscribe: (route: string) => Promise<unknown>): Promise<void> {
-    const key = redisRoute(glob);
-    let route = this.routes.get(key);
-    if (!route) {
-      const created: Route = { globs: new Map(), ready: psubscribe(key).then(() => undefined) };
-      created.ready.catch(() => {
-        // Forget a failed subscription so the next glob retries it.
-        if (this.routes.get(key) === created) this.routes.delete(key);
-      });
-      this.routes.set(key, created);
-      route = created;
+  constructor(
+    private readonly redis: PatternSubscriber,
+    private readonly max = MAX_ROUTES,
+  ) {}
+
+  /** The Redis patterns held now (pending ones included). */
+  get redisPatterns(): string[] {
+    return [...this.routes.keys()].map(redisPattern);
+  }
+
+  /** Adds a glob; resolves once Redis carries its channels to the relay. */
+  async add(glob: string): Promise<void> {
+    for (;;) {
+      const current = this.owner.get(glob);
+      if (current) return current.ready;
+      const route = this.place(glob);
+      if (route) {
+        this.attach(glob, route);
+        try {
+          await route.ready;
+          return;
+        } catch (err) {
+          const now = this.owner.get(glob);
+          // Moved meanwhile to a broader route (a merge): that one carries it.
+          if (now && now !== route) return now.ready;
+          if (now === route) this.detach(glob);
+          throw err;
+        }
+      }
+      const merge = this.merging.then(() => this.mergeFor(glob));
+      this.merging = merge.catch(() => undefined);
+      await merge;
     }
-    route.globs.set(glob, toBytes(glob));
+  }
+
+  /** Removes a glob; the last one of a route releases its Redis pattern. */
+  async remove(glob: string): Promise<void> {
+    const route = this.owner.get(glob);
+    if (!route) return;
+    this.detach(glob);
+    if (route.globs.size > 0 || route === this.mergeTarget || this.routes.get(route.prefix) !== route) return;
+    this.routes.delete(route.prefix);
+    await this.redis.punsubscribe(redisPattern(route.prefix));
+  }
+
+  /** Whether any glob matches the channel (bytes as Redis sent them): if none, the copy is not for this relay's clients. */
+  wants(channel: Buffer): boolean {
+    let any = false;
+    this.index.forEachMatch(channel, () => (any = true));
+    return any;
+  }
+
+  /**
+   * Calls `hit` for each glob matching the channel. `publish` identifies the PUBLISH the copy
+   * belongs to (the live classifier's Delivery): later copies of it, by other routes, call nothing.
+   */
+  forEachMatch(publish: object, channel: Buffer, hit: (glob: string) => void): void {
+    if (this.matched === publish) return;
+    this.matched = publish;
+    this.index.forEachMatch(channel, hit);
+  }
+
+  /** The route to put a glob in without a merge, creating it when there is room; undefined when a merge must come first. */
+  private place(glob: string): Route | undefined {
+    const lp = literalPrefix(glob);
+    let best: Route | undefined;
+    let all: Route | undefined;
+    for (const r of this.routes.values()) {
+      if (r.prefix === "") all = r;
+      else if (lp.startsWith(r.prefix) && (!best || r.prefix.length > best.prefix.length)) best = r;
+    }
+    if (best) return best;
+    // `*` carries other globs only at the cap: one glob like `*:alerts` must not leave the relay
+    // taking all Pub/Sub traffic for as long as the globs that arrived meanwhile stay.
+    if (all && lp === "") return all;
+    if (this.routes.size < this.max) return this.create(routePrefix(glob));
+    return all;
+  }
+
+  private create(prefix: string): Route {
+    const route: Route = { prefix, globs: new Set(), ready: this.redis.psubscribe(redisPattern(prefix)).then(() => undefined) };
+    route.ready.catch(() => {
+      // Forget a failed subscription so the next glob retries it.
+      if (this.routes.get(prefix) === route) this.routes.delete(prefix);
+    });
+    this.routes.set(prefix, route);
+    return route;
+  }
+
+  private attach(glob: string, route: Route): void {
+    route.globs.add(glob);
+    this.owner.set(glob, route);
+    this.index.add(glob);
+  }
+
+  private detach(glob: string): void {
+    const route = this.owner.get(glob);
+    if (!route) return;
+    route.globs.delete(glob);
+    this.owner.delete(glob);
+    this.index.delete(glob);
+  }
+
+  /**
+   * Frees a route slot for `glob`: subscribes the common prefix of the two closest prefixes
+   * (the glob's own among them), then moves every route under it there and releases them.
+   */
+  private async mergeFor(glob: string): Promise<void> {
+    if (this.owner.has(glob) || this.routes.size < this.max) return;
+    const lp = literalPrefix(glob);
+    for (const r of this.routes.values()) if (lp.startsWith(r.prefix)) return;
+    // In sorted order the longest common prefix of any two is that of two neighbours.
+    const prefixes = [...this.routes.keys(), routePrefix(glob)].sort();
+    let merged: string | undefined;
+    for (let i = 1; i < prefixes.length; i++) {
+      const c = commonPrefix(prefixes[i - 1], prefixes[i]);
+      if (merged === undefined || c.length > merged.length) merged = c;
+    }
+    const q = merged ?? "";
+    const broad = this.routes.get(q) ?? this.create(q);
+    this.mergeTarget = broad;
     try {
-      await route.ready;
-    } catch (err) {
-      route.globs.delete(glob);
-      throw err;
+      await broad.ready;
+    } finally {
+      this.mergeTarget = undefined;
     }
+    // Redis now sends the broad route's copy of every PUBLISH the narrower ones carry.
+    const released: Route[] = [];
+    for (const r of [...this.routes.values()]) {
+      if (r === broad || !r.prefix.startsWith(q)) continue;
+      for (const g of r.globs) {
+        r.globs.delete(g);
+        broad.globs.add(g);
+        this.owner.set(g, broad);
+      }
+      this.routes.delete(r.prefix);
+      released.push(r);
+    }
+    if (broad.globs.size === 0 && this.routes.get(q) === broad) {
+      // Its globs all left meanwhile.
+      this.routes.delete(q);
+      released.push(broad);
+    }
+    await Promise.all(
+      released.map((r) =>
+        // A route still subscribing is released once its PSUBSCRIBE is through (commands keep their order anyway).
+        this.redis.punsubscribe(redisPattern(r.prefix)).catch(() => undefined),
+      ),
+    );
+  }
+}
+
+/**
+ * Globs indexed by the bytes of their literal prefix, so a channel is matched only against
+ * the globs it can match: a few map lookups and the matching globs, not every glob. Keys are
+ * the bytes as latin1 strings (one char per byte): channels from other programs need not be
+ * UTF-8, and Redis matches bytes.
+ */
+class ByteGlobIndex {
+  private readonly byPrefix = new Map<string, Map<string, Uint8Array>>();
+  /** Prefix lengths in use (bytes), with how many prefixes have each. */
+  private readonly lengths = new Map<number, number>();
+
+  add(glob: string): void {
+    const key = Buffer.from(toBytes(literalPrefix(glob))).toString("latin1");
+    let group = this.byPrefix.get(key);
+    if (!group) {
+      group = new Map();
+      this.byPrefix.set(key, group);
+      this.lengths.set(key.length, (this.lengths.get(key.length) ?? 0) + 1);
+    }
+    group.set(glob, toBytes(glob));
   }
 
-  /** Removes a glob; the last one of a group releases its Redis pattern. */
-  async remove(glob: string, punsubscribe: (route: string) => Promise<unknown>): Promise<void> {
-    const key = redisRoute(glob);
-    const route = this.routes.get(key);
-    if (!route || !route.globs.delete(glob) || route.globs.size > 0) return;
-    this.routes.delete(key);
-    await punsubscribe(key);
+  delete(glob: string): void {
+    const key = Buffer.from(toBytes(literalPrefix(glob))).toString("latin1");
+    const group = this.byPrefix.get(key);
+    if (!group?.delete(glob) || group.size > 0) return;
+    this.byPrefix.delete(key);
+    const n = (this.lengths.get(key.length) ?? 1) - 1;
+    if (n > 0) this.lengths.set(key.length, n);
+    else this.lengths.delete(key.length);
   }
 
-  /** Calls `hit` for each glob of the group `route` that matches the channel's bytes. */
-  forEachMatch(route: string, channel: Uint8Array, hit: (glob: string) => void): void {
-    const r = this.routes.get(route);
-    if (!r) return;
-    for (const [glob, bytes] of r.globs) if (globMatchBytes(bytes, channel)) hit(glob);
+  forEachMatch(channel: Buffer, hit: (glob: string) => void): void {
+    if (this.byPrefix.size === 0) return;
+    for (const len of this.lengths.keys()) {
+      if (len > channel.length) continue;
+      const group = this.byPrefix.get(channel.toString("latin1", 0, len));
+      if (group) for (const [glob, bytes] of group) if (globMatchBytes(bytes, channel)) hit(glob);
+    }
   }
 }

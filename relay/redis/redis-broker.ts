@@ -53,7 +53,7 @@ const SETTLE_TIMEOUT_MS = 2000;
  * live again the hub is told to catch up from the log, so the drop costs no message.
  *
  * What arrives on the subscription is classified by live-classifier.ts (only the log moves a
- * cursor). Clients' globs never reach Redis as such: Redis gets one cheap pattern per group
+ * cursor). Clients' globs never reach Redis as such: Redis gets a few broad prefix patterns
  * (pattern-routes.ts) and the globs are matched here, so no client can make Redis's PUBLISH
  * slow for everyone.
  */
@@ -73,8 +73,8 @@ export class RedisBroker implements Broker, MessageLog {
   private readonly live: LiveClassifier;
   private secretsLoadedAt = 0;
   private secretsLoading?: Promise<void>;
-  /** Clients' globs, routed through cheap Redis patterns (see pattern-routes.ts). */
-  private readonly globs = new PatternRoutes();
+  /** Clients' globs, carried by a few broad Redis patterns (see pattern-routes.ts). */
+  private readonly globs = new PatternRoutes({ psubscribe: (p) => this.sub.psubscribe(p), punsubscribe: (p) => this.sub.punsubscribe(p) });
   /** The publish last forwarded to the hub (the classifier's object): its later deliveries are `again`. */
   private forwarded?: Delivery;
   /** A channel of this relay's own: subscribing to it after a reconnect is a barrier behind ioredis's resubscribes. */
@@ -134,6 +134,8 @@ export class RedisBroker implements Broker, MessageLog {
         const name = channel.toString("utf8");
         // Relays' marker channels are internal: a pattern like `*` must not deliver them.
         if (name.startsWith(this.markerPrefix)) this.live.interrupt();
+        // A broad route's traffic that no client glob matches.
+        else if (!this.globs.wants(channel)) this.live.interrupt();
         else this.onCopy(name, route, payload.toString("utf8"), channel);
       } catch (err) {
         listener.fault("redis pmessage", err);
@@ -185,13 +187,13 @@ export class RedisBroker implements Broker, MessageLog {
 
   /**
    * One copy of a PUBLISH as Redis sent it: by the channel subscription, or by one of the
-   * relay's Redis patterns, which the clients' globs of its group are matched against here.
+   * relay's Redis patterns; the clients' globs are matched against a publish once, on its first pattern copy.
    * Each resulting delivery but the first of a publish is marked `again`.
    */
-  private onCopy(channel: string, route: string | undefined, payload: string, channelBytes: Uint8Array | undefined): void {
+  private onCopy(channel: string, route: string | undefined, payload: string, channelBytes: Buffer | undefined): void {
     const d = this.live.classify(channel, route, payload);
     if (route === undefined) this.forward(d, undefined);
-    else this.globs.forEachMatch(route, channelBytes!, (glob) => this.forward(d, glob));
+    else this.globs.forEachMatch(d, channelBytes!, (glob) => this.forward(d, glob));
   }
 
   private forward(d: Delivery, pattern: string | undefined): void {
@@ -277,14 +279,14 @@ export class RedisBroker implements Broker, MessageLog {
   async subscribe(kind: SubscriptionKind, name: string): Promise<void> {
     if (kind === "channel" && name.startsWith(this.markerPrefix)) throw new Error(`${name} is reserved for the relays`);
     if (kind === "channel") await this.sub.subscribe(name);
-    else await this.globs.add(name, (route) => this.sub.psubscribe(route));
+    else await this.globs.add(name);
   }
 
   async unsubscribe(kind: SubscriptionKind, name: string): Promise<void> {
     // The marker subscription is the broker's own, never a client's to release.
     if (kind === "channel" && name.startsWith(this.markerPrefix)) return;
     if (kind === "channel") await this.sub.unsubscribe(name);
-    else await this.globs.remove(name, (route) => this.sub.punsubscribe(route));
+    else await this.globs.remove(name);
   }
 
   async publish(messages: PublishMessage[]): Promise<PublishResult[]> {
