@@ -116,6 +116,8 @@ describe("FANOUT_PUBLISH_REPLICAS on Sentinel", () => {
     expect([...(await logged(master, "rep2", "rep:b")).values()]).toEqual(["maybe"]);
     await sleep(200);
     expect(c.envelopes().map((e) => e.data)).toEqual(["maybe"]);
+    // Operators see them among the refusals.
+    expect(await (await fetch(`${r.base}/metrics`)).text()).toMatch(/fanout_rejected_total\{[^}]*code="not_replicated"[^}]*\} 2\b/);
   });
 
   it("does not confirm a retry that finds its id while the first publish is still unreplicated, even through another relay", async () => {
