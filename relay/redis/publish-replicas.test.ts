@@ -122,8 +122,8 @@ describe("FANOUT_PUBLISH_REPLICAS on Sentinel", () => {
 
   it("does not confirm a retry that finds its id while the first publish is still unreplicated, even through another relay", async () => {
     const a = await start(shared.url, { FANOUT_LOG_PREFIX: "rep8", FANOUT_PUBLISH_REPLICAS: "1", FANOUT_PUBLISH_REPLICAS_TIMEOUT_MS: "200" });
-    // b waits long enough for the replica's periodic acknowledgement (once a second), which
-    // keeps coming while its link is paused and covers whatever b itself wrote before.
+    // b waits longer than a: time for a confirmation of b's own earlier writes to arrive, which
+    // must not count as one of the first publish.
     const b = await start(shared.url, { FANOUT_LOG_PREFIX: "rep8", FANOUT_PUBLISH_REPLICAS: "1", FANOUT_PUBLISH_REPLICAS_TIMEOUT_MS: "1500" });
     const master = await shared.currentMasterPort();
     const replica = master === shared.masterPort ? shared.replicaPort : shared.masterPort;
