@@ -8,6 +8,7 @@
  *   npm run bench -- --profile --target relay-memory --scenario c   # + node --cpu-prof of the relay
  *   npm run bench -- --markdown                     # also print the tables as Markdown
  *   npm run bench -- stalled                        # relay memory under 1,000 stalled clients (bench/stalled.ts)
+ *   npm run bench -- scale                          # Redis CPU per message: one Redis, shards, Cluster (bench/scale.ts)
  *
  * Other flags: --duration <ms>, --subs <n>, --rate <msg/s>, --window <n>, --payload <bytes>,
  * --sub-procs <n>, --nginx-workers <n>, --json <file>, --quiet-wait <ms> (how long to wait before each
@@ -26,6 +27,7 @@ import type { FromPub, PubChannel, ToPub } from "./pub-worker.js";
 import { channelName, patternName, scenarios, type Scenario, type ScenarioId, type Variant } from "./scenarios.js";
 import type { FromSub, SubConnSpec, SubReport, ToSub } from "./sub-worker.js";
 import { runStalled } from "./stalled.js";
+import { runScale } from "./scale.js";
 import { TARGETS, nchanAvailable, relayPresent, startTarget, type Running, type TargetName } from "./targets.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -518,6 +520,7 @@ function ratios(results: Result[], md: boolean): string {
 
 async function main(): Promise<void> {
   if (process.argv[2] === "stalled") return runStalled(process.argv.slice(3));
+  if (process.argv[2] === "scale") return runScale(process.argv.slice(3));
   const args = parseArgs(process.argv.slice(2));
   const m = machine();
   const date = new Date().toISOString();

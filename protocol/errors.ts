@@ -23,3 +23,12 @@ export class FanoutError extends Error {
 export function unavailable(message: string, retryAfterSeconds = 1): FanoutError {
   return new FanoutError(503, "broker_unavailable", message, { "Retry-After": String(retryAfterSeconds) });
 }
+
+/**
+ * The publish script ran (the message is in the master's log and was published live) but
+ * fewer replicas than `FANOUT_PUBLISH_REPLICAS` confirmed it in time: a failover now could
+ * lose it. "Maybe published": retry with the same idempotency id.
+ */
+export function notReplicated(message: string, retryAfterSeconds = 1): FanoutError {
+  return new FanoutError(503, "not_replicated", message, { "Retry-After": String(retryAfterSeconds) });
+}

@@ -54,6 +54,10 @@ for i = 1, n do
   local prev = false
   if idem ~= '' then prev = redis.call('GET', ikey) end
   if prev then
+    -- Written again, unchanged (same value, same expiry), so that this run is a write: a WAIT
+    -- after it (FANOUT_PUBLISH_REPLICAS) then covers the first publish too, which another
+    -- connection may have made and which may not be replicated yet.
+    redis.call('SET', ikey, prev, 'KEEPTTL')
     local sep = string.find(prev, '|', 1, true)
     out[i] = {1, string.sub(prev, 1, sep - 1), tonumber(string.sub(prev, sep + 1))}
   else

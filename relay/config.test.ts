@@ -66,6 +66,15 @@ describe("relay configuration", () => {
     expect(() => loadConfig({ PORT: "x" })).toThrow(ConfigError);
   });
 
+  it("waits for no replicas by default; FANOUT_PUBLISH_REPLICAS needs Redis and a finite timeout", () => {
+    expect(loadConfig({}).publishReplicas).toEqual({ count: 0, timeoutMs: 1000 });
+    expect(loadConfig({ REDIS_URL: "redis://a:6379", FANOUT_PUBLISH_REPLICAS: "2", FANOUT_PUBLISH_REPLICAS_TIMEOUT_MS: "250" }).publishReplicas).toEqual({ count: 2, timeoutMs: 250 });
+    expect(() => loadConfig({ FANOUT_PUBLISH_REPLICAS: "1" })).toThrow(/FANOUT_PUBLISH_REPLICAS needs REDIS_URL/);
+    expect(() => loadConfig({ REDIS_URL: "redis://a:6379", FANOUT_PUBLISH_REPLICAS: "-1" })).toThrow(/FANOUT_PUBLISH_REPLICAS must be a whole number/);
+    // 0 would be WAIT's "block forever".
+    expect(() => loadConfig({ REDIS_URL: "redis://a:6379", FANOUT_PUBLISH_REPLICAS_TIMEOUT_MS: "0" })).toThrow(/FANOUT_PUBLISH_REPLICAS_TIMEOUT_MS must be between 1 and 60000/);
+  });
+
   it("has presence off by default, refreshed every 5 s with a TTL of three beats", () => {
     expect(loadConfig({}).presence).toEqual({ channels: [], heartbeatMs: 5000, ttlMs: 15_000 });
     expect(loadConfig({ FANOUT_PRESENCE_CHANNELS: "chat:*, doc:*", FANOUT_PRESENCE_HEARTBEAT_MS: "1000" }).presence).toEqual({ channels: ["chat:*", "doc:*"], heartbeatMs: 1000, ttlMs: 3000 });

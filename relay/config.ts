@@ -1,6 +1,7 @@
 import { TrustedProxies } from "./auth/trusted-proxies.js";
 import type { AlertSettings } from "./ops/alerts.js";
 import { redisShardUrls, shardUrlProblem } from "./redis/redis-shards.js";
+import type { PublishReplicas } from "./redis/replicated-publish.js";
 import { checkShardLayout, ConfigError, envInt, envList, envString, loadSharedSettings, type Env, type SharedSettings } from "../routes/shared-settings.js";
 
 export { ConfigError };
@@ -26,6 +27,12 @@ export interface RelayConfig extends SharedSettings {
   clusterPubsub: "classic" | "sharded";
   /** `FANOUT_CLUSTER_CLASSIC_COPY` (sharded only): also PUBLISH each envelope for plain Redis subscribers. */
   clusterClassicCopy: boolean;
+  /**
+   * `FANOUT_PUBLISH_REPLICAS` / `_TIMEOUT_MS`: after each publish script, `WAIT <replicas>
+   * <timeoutMs>` on the connection (node) that ran it; fewer acknowledgements answer 503
+   * `not_replicated`. 0 (the default): no WAIT, Redis's asynchronous replication as is.
+   */
+  publishReplicas: PublishReplicas;
   corsOrigins: string[];
   heartbeatMs: number;
   retryMs: number;
@@ -140,6 +147,12 @@ export function loadConfig(env: Env = process.env): RelayConfig {
       `REDIS_URL must be redis://, rediss://, redis+sentinel://host:port[,host:port]/master or a comma list of cluster nodes host:port,host:port; got ${JSON.stringify(redisUrl)}`,
     );
   }
+  const publishReplicas: PublishReplicas = {
+    count: envInt(env, "FANOUT_PUBLISH_REPLICAS", 0, 0, 100),
+    // WAIT 0 would block forever: a timeout is always finite.
+    timeoutMs: envInt(env, "FANOUT_PUBLISH_REPLICAS_TIMEOUT_MS", 1000, 1, 60_000),
+  };
+  if (publishReplicas.count > 0 && !redisUrl) throw new ConfigError("FANOUT_PUBLISH_REPLICAS needs REDIS_URL: the embedded broker has no replicas");
   const corsOrigins = envList(env, "FANOUT_CORS_ORIGINS");
   if (corsOrigins.includes("*") && corsOrigins.length > 1) {
     throw new ConfigError("FANOUT_CORS_ORIGINS is either * alone (any origin, no credentials) or a list of origins (with credentials), not both");
@@ -192,6 +205,7 @@ export function loadConfig(env: Env = process.env): RelayConfig {
     redisShards: shardUrls.length > 1 ? shardUrls : undefined,
     clusterPubsub,
     clusterClassicCopy: classicCopy === "on",
+    publishReplicas,
     corsOrigins,
     heartbeatMs: envInt(env, "FANOUT_HEARTBEAT_MS", 15_000, 100),
     retryMs: envInt(env, "FANOUT_RETRY_MS", 2000, 0),

@@ -10,6 +10,7 @@ import type { Broker, BrokerListener, Delivery, LogEntry, MessageLog, PartitionS
 import { LiveClassifier } from "./live-classifier.js";
 import { PatternRoutes } from "./pattern-routes.js";
 import { connect, connectSubscriber, type RedisClient } from "./redis-connection.js";
+import { NO_REPLICAS, publishReplicated, type PublishReplicas } from "./replicated-publish.js";
 
 type Scripted = RedisClient & {
   fanoutPublish(numKeys: number, ...args: string[]): Promise<unknown>;
@@ -95,6 +96,8 @@ export class RedisBroker implements Broker, MessageLog {
      * and drops every verified envelope on it (a copy of the classic-compatible PUBLISH).
      */
     logVia: "classic" | "shard" = "classic",
+    /** `FANOUT_PUBLISH_REPLICAS`: replicas that must confirm each publish (replicated-publish.ts). */
+    private readonly replicas: PublishReplicas = NO_REPLICAS,
   ) {
     this.partitions = settings.partitions;
     this.owned = owned ? [...owned] : Array.from({ length: settings.partitions }, (_, p) => p);
@@ -338,7 +341,7 @@ export class RedisBroker implements Broker, MessageLog {
 
   private async runScript(messages: PublishMessage[]): Promise<PublishResult[]> {
     const { keys, args } = publishScriptArgs(messages, this.settings);
-    const reply = await this.cmd.fanoutPublish(keys.length, ...keys, ...args);
+    const reply = this.replicas.count > 0 ? await publishReplicated(this.cmd, keys, args, this.replicas) : await this.cmd.fanoutPublish(keys.length, ...keys, ...args);
     return publishScriptResults(messages, reply);
   }
 

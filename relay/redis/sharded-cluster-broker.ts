@@ -9,6 +9,7 @@ import type { PublishMessage, PublishResult } from "../../protocol/publish-reque
 import type { Broker, BrokerListener, Delivery, LogEntry, MessageLog, PartitionState, SubscriptionKind } from "../broker/broker.js";
 import { ClusterShardLinks } from "./cluster-shard-links.js";
 import { RedisBroker } from "./redis-broker.js";
+import { NO_REPLICAS, type PublishReplicas } from "./replicated-publish.js";
 import type { RedisClient } from "./redis-connection.js";
 
 /**
@@ -36,10 +37,10 @@ export class ShardedClusterBroker implements Broker, MessageLog {
   /** The relay's globs, matched here against the channel of each firehose message. */
   private readonly globs = new Map<string, Uint8Array>();
 
-  constructor(url: string, settings: LogSettings, classicCopy: boolean) {
+  constructor(url: string, settings: LogSettings, classicCopy: boolean, replicas: PublishReplicas = NO_REPLICAS) {
     this.partitions = settings.partitions;
     this.settings = { ...settings, tags: balancedTags(settings.prefix, settings.partitions), pubsub: classicCopy ? "both" : "sharded" };
-    this.classic = new RedisBroker(url, this.settings, undefined, "shard");
+    this.classic = new RedisBroker(url, this.settings, undefined, "shard", replicas);
     this.links = [...Array.from({ length: this.partitions }, (_, p) => [p]), []];
   }
 

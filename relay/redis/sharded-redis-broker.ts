@@ -7,6 +7,7 @@ import { ShardedPublisher } from "../../protocol/sharded-publisher.js";
 import type { Broker, BrokerListener, LogEntry, MessageLog, PartitionState, SubscriptionKind } from "../broker/broker.js";
 import { RedisBroker } from "./redis-broker.js";
 import type { RedisClient } from "./redis-connection.js";
+import { NO_REPLICAS, type PublishReplicas } from "./replicated-publish.js";
 
 /**
  * The log sharded over independent Redis servers (`REDIS_URL` with several entries): one
@@ -16,7 +17,8 @@ import type { RedisClient } from "./redis-connection.js";
  *
  * - a channel subscription goes to its partition's shard, where its messages are published;
  *   a pattern goes to every shard, since its channels live on all of them;
- * - publishes go through the shared ShardedPublisher (the edge functions use the same);
+ * - publishes go through the shared ShardedPublisher (the edge functions use the same); with
+ *   `FANOUT_PUBLISH_REPLICAS` each shard's part waits for that shard's replicas;
  * - log reads go to the partition's shard;
  * - each shard's subscriber connection is one link of the hub: a shard that drops holds and
  *   catches up only its own partitions while the others keep delivering.
@@ -30,10 +32,10 @@ export class ShardedRedisBroker implements Broker, MessageLog {
   private readonly shards: RedisBroker[];
   private readonly publisher: ShardedPublisher;
 
-  constructor(urls: readonly string[], settings: LogSettings) {
+  constructor(urls: readonly string[], settings: LogSettings, replicas: PublishReplicas = NO_REPLICAS) {
     this.partitions = settings.partitions;
     this.map = new ShardMap(settings.partitions, urls.length);
-    this.shards = urls.map((u, s) => new RedisBroker(u, settings, this.map.partitionsOf[s]));
+    this.shards = urls.map((u, s) => new RedisBroker(u, settings, this.map.partitionsOf[s], "classic", replicas));
     this.links = this.map.partitionsOf;
     this.publisher = new ShardedPublisher(this.map, this.shards, settings.prefix, (s) => this.shards[s].commands.status === "ready");
   }

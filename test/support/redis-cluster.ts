@@ -251,6 +251,13 @@ export class RedisSentinelSetup {
     return after;
   }
 
+  /** SIGKILLs the redis-server on `port` (the master or the replica): no shutdown, no final sync. */
+  async kill(port: number): Promise<void> {
+    const p = this.procs.find((x) => x.port === port);
+    if (!p) throw new Error(`no redis-server of this setup on port ${port}`);
+    await p.stop();
+  }
+
   async dispose(): Promise<void> {
     await Promise.all(this.procs.map((p) => p.stop()));
     rmSync(this.dir, { recursive: true, force: true });
