@@ -1,59 +1,28 @@
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
-import { fileURLToPath } from "node:url";
-import { build } from "esbuild";
-import type { Browser, Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { launchChromium } from "../test/support/browser.js";
+import type { Page } from "playwright-core";
+import { describe, expect, it } from "vitest";
+import { sdkPageFixture } from "./test/sdk-page.js";
 import { startRelay } from "../test/support/relay-harness.js";
 import { publish } from "../test/support/sse-client.js";
 import { signFanoutToken } from "../protocol/auth/sign-token.js";
 
-const PAGE = `<!doctype html><meta charset="utf-8"><title>client</title>
-<script type="module">
-  import { FanoutClient } from "/fanout-client.js";
-  window.FanoutClient = FanoutClient;
-  window.loaded = true;
-</script>`;
-
-/** The client bundled for browsers, served from an origin that is not the relay's. */
-async function servePage(): Promise<{ server: Server; origin: string }> {
-  const out = await build({ entryPoints: [fileURLToPath(new URL("./index.ts", import.meta.url))], bundle: true, format: "esm", platform: "browser", target: "es2022", write: false });
-  const js = out.outputFiles[0].text;
-  const server = createServer((req, res) => {
-    if (req.url === "/fanout-client.js") res.writeHead(200, { "Content-Type": "text/javascript" }).end(js);
-    else res.writeHead(200, { "Content-Type": "text/html" }).end(PAGE);
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
-  return { server, origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
-}
 
 type Client = InstanceType<typeof import("./index.js").FanoutClient>;
 type PageWindow = { FanoutClient: typeof import("./index.js").FanoutClient; got: string[]; ready: number; client: Client };
 
 describe("dynamic subscriptions and presence from a real browser (headless Chromium)", () => {
-  let browser: Browser;
-  let site: { server: Server; origin: string };
-  beforeAll(async () => {
-    [browser, site] = await Promise.all([launchChromium(), servePage()]);
-  });
-  afterAll(async () => {
-    await browser?.close();
-    site?.server.closeAllConnections();
-    await new Promise<void>((r) => (site ? site.server.close(() => r()) : r()));
-  });
+  const site = sdkPageFixture();
 
   it("subscribes and unsubscribes on the live stream cross-origin, on one connection, and reads presence", async () => {
     const SECRET = "browser-subs-secret-0123456789abcdef01";
-    const r = await startRelay({ FANOUT_CORS_ORIGINS: site.origin, FANOUT_JWT_SECRET: SECRET, FANOUT_PRESENCE_CHANNELS: "room:*", FANOUT_PUBLISH_KEYS: "pk" });
+    const r = await startRelay({ FANOUT_CORS_ORIGINS: site.origin(), FANOUT_JWT_SECRET: SECRET, FANOUT_PRESENCE_CHANNELS: "room:*", FANOUT_PUBLISH_KEYS: "pk" });
     const key = { Authorization: "Bearer pk" };
     const token = await signFanoutToken(SECRET, { subscribe: ["room:*", "news"] }, { subject: "ann", info: { name: "Ann" } });
     let page: Page | undefined;
     try {
-      page = await browser.newPage();
+      page = await site.browser().newPage();
       const errors: string[] = [];
       page.on("pageerror", (e) => errors.push(e.message));
-      await page.goto(`${site.origin}/`);
+      await page.goto(`${site.origin()}/`);
       await page.waitForFunction(() => (window as unknown as { loaded?: boolean }).loaded === true);
       await page.evaluate(
         ({ url, token }) => {
