@@ -99,7 +99,7 @@ export class RedisBroker implements Broker, MessageLog {
      * and drops every verified envelope on it (a copy of the classic-compatible PUBLISH).
      */
     logVia: "classic" | "shard" = "classic",
-    /** `FANOUT_PUBLISH_REPLICAS`: replicas that must confirm each publish (replicated-publish.ts). */
+    /** `FANOUT_PUBLISH_REPLICAS`: replicas that must confirm each publish (one WAIT per group, group-commit.ts). */
     private readonly replicas: PublishReplicas = NO_REPLICAS,
   ) {
     this.partitions = settings.partitions;
