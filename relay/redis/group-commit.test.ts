@@ -5,6 +5,7 @@ import { partitionOf, streamKey } from "../../protocol/partition.js";
 import type { PublishMessage, PublishResult } from "../../protocol/publish-request.js";
 import { SseClient, publish } from "../../test/support/sse-client.js";
 import { startRelay, type RunningRelay } from "../../test/support/relay-harness.js";
+import { RedisCluster } from "../../test/support/redis-cluster.js";
 import { RedisServer } from "../../test/support/redis-server.js";
 import { RedisBroker } from "./redis-broker.js";
 import type { PublishReplicas } from "./replicated-publish.js";
@@ -134,6 +135,38 @@ describe("group commit on one Redis", () => {
       const logged = (await cli.xrange(streamKey("gc3", p), "-", "+")).filter(([, f]) => f[1] === `o:${c}`);
       expect(logged.map(([sid]) => `${p}-${sid}`)).toEqual(mine.map((r) => r.id));
       expect(logged.map(([, f]) => Number(f[3]))).toEqual(Array.from({ length: 10 }, (_, k) => c + 4 * k));
+    }
+  });
+});
+
+describe("group commit on Redis Cluster", () => {
+  let cluster: RedisCluster;
+  beforeAll(async () => {
+    cluster = await RedisCluster.start(3);
+  }, 30_000);
+  afterAll(async () => {
+    await cluster.dispose();
+  });
+
+  it("groups per partition: each publish of the turn gets its own result, a channel's in order", async () => {
+    const b = await broker(cluster.url, "gc8");
+    const first = await b.publish([{ channel: "k:0", data: "0", id: "k-0" }]);
+    const requests: PublishMessage[][] = Array.from({ length: 24 }, (_, i) => [{ channel: `k:${i % 6}`, data: String(i) }]);
+    requests.push([{ channel: "k:0", data: "0", id: "k-0" }]);
+    requests.push([
+      { channel: "k:1", data: "b1" },
+      { channel: "k:2", data: "b2" },
+    ]);
+    const out = await together(b, requests);
+    expect(out.every((o) => o.ok)).toBe(true);
+    const res = out.map((o) => (o as { results: PublishResult[] }).results);
+    expect(res[24]).toEqual([{ ...first[0], duplicate: true }]);
+    expect(res[25].map((r) => r.channel)).toEqual(["k:1", "k:2"]);
+    const pos = (id: string) => id.split("-").slice(1).map(Number);
+    const before = (a: string, c: string) => pos(a)[0] < pos(c)[0] || (pos(a)[0] === pos(c)[0] && pos(a)[1] < pos(c)[1]);
+    for (let ch = 0; ch < 6; ch++) {
+      const ids = res.slice(0, 24).filter((_, i) => i % 6 === ch).map((r) => r[0].id);
+      for (let k = 1; k < ids.length; k++) expect(before(ids[k - 1], ids[k])).toBe(true);
     }
   });
 });
