@@ -101,12 +101,23 @@ describe("group commit on one Redis", () => {
     // Something that is not a stream where partition 3's log lives: its script call errors.
     await cli.set(streamKey("gc2", 3), "not a stream");
     const goods = [0, 1, 2, 4, 5].map((p) => channelIn(p, "good"));
-    const out = await together(b, [[{ channel: goods[0], data: "0" }], [{ channel: bad, data: "x" }], ...goods.slice(1).map((c, i) => [{ channel: c, data: String(i + 1) }])]);
-    expect(out[1].ok).toBe(false);
-    const err = (out[1] as { err: unknown }).err;
-    expect(err).toBeInstanceOf(FanoutError);
-    expect((err as FanoutError).status).toBe(503);
-    const good = [out[0], ...out.slice(2)];
+    const out = await together(b, [
+      [{ channel: goods[0], data: "0" }],
+      [{ channel: bad, data: "x" }],
+      ...goods.slice(1).map((c, i) => [{ channel: c, data: String(i + 1) }]),
+      // A batch is one request: its message on the broken partition fails all of it.
+      [
+        { channel: channelIn(7, "batch"), data: "y" },
+        { channel: bad, data: "z" },
+      ],
+    ]);
+    for (const failed of [out[1], out[6]]) {
+      expect(failed.ok).toBe(false);
+      const err = (failed as { err: unknown }).err;
+      expect(err).toBeInstanceOf(FanoutError);
+      expect((err as FanoutError).status).toBe(503);
+    }
+    const good = [out[0], ...out.slice(2, 6)];
     expect(good.every((o) => o.ok)).toBe(true);
     for (const [i, o] of good.entries()) {
       const [r] = (o as { results: PublishResult[] }).results;

@@ -1,10 +1,12 @@
 import { createHash } from "node:crypto";
 import { notReplicated } from "../../protocol/errors.js";
-import { PUBLISH_SCRIPT } from "../../protocol/publish-script.js";
+import { mergeScriptCalls, PUBLISH_SCRIPT, splitScriptReply } from "../../protocol/publish-script.js";
 import type { RedisClient } from "./redis-connection.js";
 import type { PublishReplicas } from "./replicated-publish.js";
 
 const SHA = createHash("sha1").update(PUBLISH_SCRIPT).digest("hex");
+/** Messages per merged script call at most: a script blocks Redis while it runs. */
+const MERGE_MESSAGES = 256;
 
 interface Call {
   keys: string[];
@@ -77,7 +79,8 @@ export class GroupCommit {
     for (const calls of groups) void this.send(calls);
   }
 
-  private async send(calls: Call[]): Promise<void> {
+  private async send(group: Call[]): Promise<void> {
+    const calls = merge(group);
     if (calls.length === 1 && this.replicas.count === 0) {
       const c = calls[0];
       return this.single(c.keys, c.args).then(c.resolve, c.reject);
@@ -118,4 +121,47 @@ export class GroupCommit {
     });
     return missing;
   }
+}
+
+/**
+ * The group's requests as few script calls: consecutive requests merged into one grouped call
+ * (the script answers each request on its own) up to MERGE_MESSAGES messages; a request alone
+ * stays as it is.
+ */
+function merge(calls: Call[]): Call[] {
+  const out: Call[] = [];
+  let run: Call[] = [];
+  let size = 0;
+  const close = () => {
+    if (run.length === 1) out.push(run[0]);
+    else if (run.length > 1) {
+      const parts = run;
+      const { keys, args } = mergeScriptCalls(parts);
+      out.push({
+        keys,
+        args,
+        resolve: (reply) => {
+          let split: (unknown[] | Error)[];
+          try {
+            split = splitScriptReply(parts, reply);
+          } catch (err) {
+            for (const c of parts) c.reject(err);
+            return;
+          }
+          split.forEach((r, i) => (r instanceof Error ? parts[i].reject(r) : parts[i].resolve(r)));
+        },
+        reject: (err) => parts.forEach((c) => c.reject(err)),
+      });
+    }
+    run = [];
+    size = 0;
+  };
+  for (const c of calls) {
+    const n = (c.args.length - 7) / 6;
+    if (size > 0 && size + n > MERGE_MESSAGES) close();
+    run.push(c);
+    size += n;
+  }
+  close();
+  return out;
 }
