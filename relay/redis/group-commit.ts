@@ -19,12 +19,13 @@ type Pipeline = ReturnType<RedisClient["pipeline"]>;
 
 /**
  * Group commit: publish script calls made in the same event-loop turn (publishes that
- * arrived together on several connections) go to Redis as one pipeline per group — one write
- * on the relay, one read on Redis, one reply write back — instead of one write and one reply
- * per request. Each request keeps its own script call, so its own result, idempotency and
- * error: a script error (a key of the wrong type, say) fails only the request whose call it
- * was. Requests are NOT merged into one script call: a script stops at its first error, so
- * merging would let one request's failure cost the others theirs.
+ * arrived together on several connections) go to Redis as one script call per group (up to
+ * MERGE_MESSAGES messages; more make several calls in one pipeline) — one write on the relay,
+ * one read and one script run on Redis, one reply — instead of one of each per request. The
+ * call is the script's grouped form (protocol/publish-script.ts): each request runs under
+ * `pcall` and keeps its own result, idempotency and error, so a script error (a key of the
+ * wrong type, say) fails only the request it happened in, all of that request's messages,
+ * as when the request had its own call.
  *
  * Order: calls are sent in the order they were made, and a group's pipeline is written
  * before any later one on the same connection, so per channel (one partition, one group)
@@ -46,7 +47,8 @@ type Pipeline = ReturnType<RedisClient["pipeline"]>;
  *
  * The group is flushed with `setImmediate`: after the poll phase has handed over every
  * request that arrived in this turn (a `nextTick` would run after each socket's callback and
- * group nothing). A group of one without replicas goes as a plain EVALSHA.
+ * group nothing). A group of one without replicas goes as a plain EVALSHA; a grouped call
+ * that fails as a whole (Redis gone mid-way) fails every request in it with that error.
  */
 export class GroupCommit {
   private readonly groups = new Map<number, Call[]>();
