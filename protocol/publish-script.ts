@@ -19,6 +19,12 @@ import { firehoseChannel, patternFlagKey, shardChannelPrefix } from "./shard-cha
  * Stream entry fields: `c` channel, `d` data, `ts`, and `t` type, `m` meta when present.
  * Returns per message {duplicate 0/1, id, receivers}.
  *
+ * Grouped (the relay's group commit, mergeScriptCalls): one more ARGV at the end, the message
+ * counts of the requests in the call ("2,1,1"). Each request then runs under `pcall`: one that
+ * fails (a key of the wrong type, say) gets an error reply for each of its messages and the
+ * next request runs, so merging requests does not widen a failure (without the counts, an
+ * error fails the whole call, as a script error does).
+ *
  * Modes: `classic` PUBLISHes on the channel (Redis, Upstash, Cluster's broadcast);
  * `sharded` (Redis Cluster ≥ 7, one partition per call) SPUBLISHes on the partition's shard
  * channel `{<tag>}:c:<channel>`, and on its firehose `{<tag>}:all` while the pattern flag key
@@ -44,10 +50,11 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local nows = string.format('%.0f', now)
 local out = {}
-local n = (#ARGV - 7) / 6
+local grouped = (#ARGV - 7) % 6 == 1
+local n = (#ARGV - 7 - (grouped and 1 or 0)) / 6
 local fire = false
 if mode ~= 'classic' then fire = redis.call('EXISTS', KEYS[3 * n + 1]) == 1 end
-for i = 1, n do
+local function one(i)
   local a = 7 + (i - 1) * 6
   local part, ch, ty, data, idem, meta = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6]
   local skey, ikey, mkey = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
@@ -91,6 +98,22 @@ for i = 1, n do
     out[i] = {0, id, r}
   end
 end
+if not grouped then
+  for i = 1, n do one(i) end
+  return out
+end
+-- Several requests in one call (the relay's group commit): the last ARGV is their message
+-- counts. A request that fails stops there and answers an error per message; the others go on.
+local at = 0
+for c in string.gmatch(ARGV[#ARGV], '%d+') do
+  local from, to = at + 1, at + tonumber(c)
+  local ok, e = pcall(function() for i = from, to do one(i) end end)
+  if not ok then
+    local msg = type(e) == 'table' and e.err or tostring(e)
+    for i = from, to do out[i] = {err = msg} end
+  end
+  at = to
+end
 return out
 `;
 
@@ -129,11 +152,22 @@ export function randomSecret(): string {
   return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 }
 
+/**
+ * The secret a publish offers for a partition that has none yet (ARGV[4]): one per process
+ * (per isolate at the edge), made on first use instead of per publish (it was 7 % of a
+ * publish's CPU). It is used only when a partition's MAC key is missing (a Redis that lost
+ * its data; relays create the keys at start), and then stored in that partition's key,
+ * which every relay and publisher reads from then on; partitions created by the same process
+ * may share it, which gives nothing away: the MAC covers the message id, which names its
+ * partition, and whoever can read one partition's key can read them all.
+ */
+let candidateSecret: string | undefined;
+
 export function publishScriptArgs(messages: PublishMessage[], s: LogSettings): { keys: string[]; args: string[] } {
   checkPublishable(messages, s.prefix);
   const keys: string[] = [];
   const mode = s.pubsub ?? "classic";
-  const args: string[] = [String(s.maxLen), String(s.ttlMs), String(s.dedupeSeconds), randomSecret(), mode, "", ""];
+  const args: string[] = [String(s.maxLen), String(s.ttlMs), String(s.dedupeSeconds), (candidateSecret ??= randomSecret()), mode, "", ""];
   let tag: string | undefined;
   for (const m of messages) {
     const p = partitionOf(m.channel, s.partitions);
@@ -159,5 +193,45 @@ export function publishScriptResults(messages: PublishMessage[], reply: unknown)
   return reply.map((r, i) => {
     const [dup, id, receivers] = r as [number, string, number];
     return { id: String(id), channel: messages[i].channel, receivers: Number(receivers), duplicate: Number(dup) === 1 };
+  });
+}
+
+/** A script call's keys and args, as publishScriptArgs makes them. */
+export interface ScriptCall {
+  keys: string[];
+  args: string[];
+}
+
+/**
+ * Several requests' script calls as one grouped call (see the script): the header from the
+ * first, every call's messages in order, the counts last. The calls must share the header (the
+ * same settings) and, in the sharded modes, the partition (the pattern flag key is kept once).
+ */
+export function mergeScriptCalls(calls: readonly ScriptCall[]): ScriptCall {
+  const keys: string[] = [];
+  const args = calls[0].args.slice(0, 7);
+  const counts: number[] = [];
+  for (const c of calls) {
+    const n = (c.args.length - 7) / 6;
+    counts.push(n);
+    keys.push(...c.keys.slice(0, 3 * n));
+    for (let i = 7; i < c.args.length; i++) args.push(c.args[i]);
+  }
+  const first = calls[0];
+  const firstN = (first.args.length - 7) / 6;
+  if (first.keys.length > 3 * firstN) keys.push(first.keys[3 * firstN]);
+  args.push(counts.join(","));
+  return { keys, args };
+}
+
+/** A grouped call's reply, per request: its part of the reply, or the error its messages got. */
+export function splitScriptReply(calls: readonly ScriptCall[], reply: unknown): (unknown[] | Error)[] {
+  const total = calls.reduce((t, c) => t + (c.args.length - 7) / 6, 0);
+  if (!Array.isArray(reply) || reply.length !== total) throw new Error(`unexpected publish script reply: ${JSON.stringify(reply)?.slice(0, 200)}`);
+  let at = 0;
+  return calls.map((c) => {
+    const part = reply.slice(at, (at += (c.args.length - 7) / 6));
+    const err = part.find((r) => r instanceof Error);
+    return err ? (err as Error) : part;
   });
 }

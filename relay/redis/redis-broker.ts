@@ -10,7 +10,8 @@ import type { Broker, BrokerListener, Delivery, LogEntry, MessageLog, PartitionS
 import { LiveClassifier } from "./live-classifier.js";
 import { PatternRoutes } from "./pattern-routes.js";
 import { connect, connectSubscriber, type RedisClient } from "./redis-connection.js";
-import { NO_REPLICAS, publishReplicated, type PublishReplicas } from "./replicated-publish.js";
+import { GroupCommit } from "./group-commit.js";
+import { NO_REPLICAS, type PublishReplicas } from "./replicated-publish.js";
 
 type Scripted = RedisClient & {
   fanoutPublish(numKeys: number, ...args: string[]): Promise<unknown>;
@@ -81,6 +82,8 @@ export class RedisBroker implements Broker, MessageLog {
   private readonly marker: string;
   /** `<prefix>:relay:` — reserved for relays' marker channels. */
   private readonly markerPrefix: string;
+  /** Publish script calls of one event-loop turn, one pipeline per group (group-commit.ts). */
+  private readonly commit: GroupCommit;
 
   /**
    * `owned`: the partitions whose log, secrets and settle markers live on this Redis, when the
@@ -96,7 +99,7 @@ export class RedisBroker implements Broker, MessageLog {
      * and drops every verified envelope on it (a copy of the classic-compatible PUBLISH).
      */
     logVia: "classic" | "shard" = "classic",
-    /** `FANOUT_PUBLISH_REPLICAS`: replicas that must confirm each publish (replicated-publish.ts). */
+    /** `FANOUT_PUBLISH_REPLICAS`: replicas that must confirm each publish (one WAIT per group, group-commit.ts). */
     private readonly replicas: PublishReplicas = NO_REPLICAS,
   ) {
     this.partitions = settings.partitions;
@@ -116,6 +119,7 @@ export class RedisBroker implements Broker, MessageLog {
     this.cmd.defineCommand("fanoutSettle", { lua: SETTLE_SCRIPT });
     this.cmd.defineCommand("fanoutSecret", { lua: SECRET_SCRIPT });
     for (const c of [this.cmd, this.sub]) c.on("error", () => undefined /* surfaced through status and 503s */);
+    this.commit = new GroupCommit(this.cmd, this.replicas, (keys, args) => this.cmd.fanoutPublish(keys.length, ...keys, ...args));
   }
 
   async start(listener: BrokerListener): Promise<void> {
@@ -309,7 +313,7 @@ export class RedisBroker implements Broker, MessageLog {
     if (this.cmd.status !== "ready") throw unavailable("Redis is unreachable", 2);
     try {
       // Sharded Pub/Sub needs one partition per script call, as Cluster does.
-      if (!this.isCluster() && (this.settings.pubsub ?? "classic") === "classic") return await this.runScript(messages);
+      if (!this.isCluster() && (this.settings.pubsub ?? "classic") === "classic") return await this.runScript(messages, 0);
       // On Cluster a script may only touch one slot: one call per partition, in parallel.
       // Per-channel order is kept (a channel lives in one partition).
       const groups = new Map<number, number[]>();
@@ -319,8 +323,8 @@ export class RedisBroker implements Broker, MessageLog {
       });
       const out: PublishResult[] = new Array(messages.length);
       await Promise.all(
-        [...groups.values()].map(async (idx) => {
-          const res = await this.runScript(idx.map((i) => messages[i]));
+        [...groups].map(async ([p, idx]) => {
+          const res = await this.runScript(idx.map((i) => messages[i]), p);
           idx.forEach((i, k) => (out[i] = res[k]));
         }),
       );
@@ -339,10 +343,10 @@ export class RedisBroker implements Broker, MessageLog {
     return (this.cmd as Cluster).isCluster === true;
   }
 
-  private async runScript(messages: PublishMessage[]): Promise<PublishResult[]> {
+  /** One script call for `messages` (one request's, or its part in one partition on Cluster), grouped with the turn's other calls in `group`. */
+  private async runScript(messages: PublishMessage[], group: number): Promise<PublishResult[]> {
     const { keys, args } = publishScriptArgs(messages, this.settings);
-    const reply = this.replicas.count > 0 ? await publishReplicated(this.cmd, keys, args, this.replicas) : await this.cmd.fanoutPublish(keys.length, ...keys, ...args);
-    return publishScriptResults(messages, reply);
+    return publishScriptResults(messages, await this.commit.run(group, keys, args));
   }
 
   async read(partition: number, after: Position, limit: number): Promise<LogEntry[]> {

@@ -1,0 +1,169 @@
+import { createHash } from "node:crypto";
+import { notReplicated } from "../../protocol/errors.js";
+import { mergeScriptCalls, PUBLISH_SCRIPT, splitScriptReply } from "../../protocol/publish-script.js";
+import type { RedisClient } from "./redis-connection.js";
+import type { PublishReplicas } from "./replicated-publish.js";
+
+const SHA = createHash("sha1").update(PUBLISH_SCRIPT).digest("hex");
+/** Messages per merged script call at most: a script blocks Redis while it runs. */
+const MERGE_MESSAGES = 256;
+
+interface Call {
+  keys: string[];
+  args: string[];
+  resolve: (reply: unknown) => void;
+  reject: (err: unknown) => void;
+}
+
+type Pipeline = ReturnType<RedisClient["pipeline"]>;
+
+/**
+ * Group commit: publish script calls made in the same event-loop turn (publishes that
+ * arrived together on several connections) go to Redis as one script call per group (up to
+ * MERGE_MESSAGES messages; more make several calls in one pipeline) — one write on the relay,
+ * one read and one script run on Redis, one reply — instead of one of each per request. The
+ * call is the script's grouped form (protocol/publish-script.ts): each request runs under
+ * `pcall` and keeps its own result, idempotency and error, so a script error (a key of the
+ * wrong type, say) fails only the request it happened in, all of that request's messages,
+ * as when the request had its own call.
+ *
+ * Order: calls are sent in the order they were made, and a group's pipeline is written
+ * before any later one on the same connection, so per channel (one partition, one group)
+ * requests run and complete in arrival order.
+ *
+ * With `FANOUT_PUBLISH_REPLICAS` one `WAIT <count> <timeoutMs>` ends the pipeline, on the same
+ * connection to the same server: WAIT counts the replicas that have acknowledged this
+ * connection's writes up to it, so it confirms (or not) every call of the group at once. On
+ * Cluster a pipeline is routed by its keys (WAIT has none; a group is one partition), so it
+ * runs on the node that owns the partition's slot, the one that ran the scripts. With
+ * independent shards each shard's broker groups on its own connection. The scripts go as
+ * EVALSHA, and as EVAL only when the server does not know them: ioredis's own NOSCRIPT
+ * fallback would resend a script outside the pipeline, after the WAIT, which would then not
+ * cover it. Fewer acknowledgements than asked fails each call with `not_replicated`: the
+ * message IS in this server's log and was published live, but a failover now could lose it,
+ * so the publisher retries with its idempotency id (and gets the first result back,
+ * `duplicate: true`, if it survived). A script error (a MOVED mid-migration, a READONLY
+ * mid-failover) fails its call as is: nothing was written by it and the caller answers 503.
+ *
+ * The group is flushed with `setImmediate`: after the poll phase has handed over every
+ * request that arrived in this turn (a `nextTick` would run after each socket's callback and
+ * group nothing). A group of one without replicas goes as a plain EVALSHA; a grouped call
+ * that fails as a whole (Redis gone mid-way) fails every request in it with that error.
+ */
+export class GroupCommit {
+  private readonly groups = new Map<number, Call[]>();
+  private scheduled = false;
+
+  constructor(
+    private readonly cmd: RedisClient,
+    private readonly replicas: PublishReplicas,
+    /** The single-call path (ioredis's defined command, EVALSHA with its own NOSCRIPT fallback). */
+    private readonly single: (keys: string[], args: string[]) => Promise<unknown>,
+  ) {}
+
+  /** Runs the publish script with these keys and args in group `group` (a partition on Cluster, 0 otherwise). */
+  run(group: number, keys: string[], args: string[]): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      let g = this.groups.get(group);
+      if (!g) this.groups.set(group, (g = []));
+      g.push({ keys, args, resolve, reject });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    const groups = [...this.groups.values()];
+    this.groups.clear();
+    for (const calls of groups) void this.send(calls);
+  }
+
+  private async send(group: Call[]): Promise<void> {
+    const calls = merge(group);
+    if (calls.length === 1 && this.replicas.count === 0) {
+      const c = calls[0];
+      return this.single(c.keys, c.args).then(c.resolve, c.reject);
+    }
+    try {
+      const missing = await this.exec(calls, (p, c) => p.evalsha(SHA, c.keys.length, ...c.keys, ...c.args));
+      // The server lost its scripts (restart, SCRIPT FLUSH): those calls again, with the body.
+      if (missing.length > 0) await this.exec(missing, (p, c) => p.eval(PUBLISH_SCRIPT, c.keys.length, ...c.keys, ...c.args));
+    } catch (err) {
+      for (const c of calls) c.reject(err);
+    }
+  }
+
+  /** One pipeline of `calls` (+ WAIT); settles each call but those answered NOSCRIPT, which it returns. */
+  private async exec(calls: Call[], add: (p: Pipeline, c: Call) => void): Promise<Call[]> {
+    const p = this.cmd.pipeline();
+    for (const c of calls) add(p, c);
+    if (this.replicas.count > 0) p.wait(this.replicas.count, this.replicas.timeoutMs);
+    const out = await p.exec();
+    const expected = calls.length + (this.replicas.count > 0 ? 1 : 0);
+    if (!out || out.length !== expected) throw new Error("the publish pipeline was aborted");
+    let waitError: Error | undefined;
+    if (this.replicas.count > 0) {
+      const [err, acked] = out[calls.length];
+      const n = Number(acked);
+      if (err) waitError = err;
+      else if (!(n >= this.replicas.count)) {
+        waitError = notReplicated(`published, but ${n} of ${this.replicas.count} replicas confirmed it within ${this.replicas.timeoutMs} ms; retry with the same id`);
+      }
+    }
+    const missing: Call[] = [];
+    calls.forEach((c, i) => {
+      const [err, reply] = out[i];
+      if (err && /NOSCRIPT/.test(err.message)) missing.push(c);
+      else if (err) c.reject(err);
+      else if (waitError) c.reject(waitError);
+      else c.resolve(reply);
+    });
+    return missing;
+  }
+}
+
+/**
+ * The group's requests as few script calls: consecutive requests merged into one grouped call
+ * (the script answers each request on its own) up to MERGE_MESSAGES messages; a request alone
+ * stays as it is.
+ */
+function merge(calls: Call[]): Call[] {
+  const out: Call[] = [];
+  let run: Call[] = [];
+  let size = 0;
+  const close = () => {
+    if (run.length === 1) out.push(run[0]);
+    else if (run.length > 1) {
+      const parts = run;
+      const { keys, args } = mergeScriptCalls(parts);
+      out.push({
+        keys,
+        args,
+        resolve: (reply) => {
+          let split: (unknown[] | Error)[];
+          try {
+            split = splitScriptReply(parts, reply);
+          } catch (err) {
+            for (const c of parts) c.reject(err);
+            return;
+          }
+          split.forEach((r, i) => (r instanceof Error ? parts[i].reject(r) : parts[i].resolve(r)));
+        },
+        reject: (err) => parts.forEach((c) => c.reject(err)),
+      });
+    }
+    run = [];
+    size = 0;
+  };
+  for (const c of calls) {
+    const n = (c.args.length - 7) / 6;
+    if (size > 0 && size + n > MERGE_MESSAGES) close();
+    run.push(c);
+    size += n;
+  }
+  close();
+  return out;
+}
