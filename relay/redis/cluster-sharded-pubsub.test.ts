@@ -1,7 +1,7 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { Cluster, Redis } from "ioredis";
 import { SseClient, publish } from "../../test/support/sse-client.js";
-import { startRelay, type RunningRelay } from "../../test/support/relay-harness.js";
+import { relayPool, type RunningRelay } from "../../test/support/relay-harness.js";
 import { RedisCluster, redisCli } from "../../test/support/redis-cluster.js";
 import { balancedTags, keySlot } from "../../protocol/cluster-tags.js";
 import { partitionOf, streamKey } from "../../protocol/partition.js";
@@ -35,24 +35,7 @@ afterAll(async () => {
 });
 
 let n = 0;
-const relays: RunningRelay[] = [];
-const clients: SseClient[] = [];
-const start = async (env: Record<string, string> = {}) => {
-  const r = await startRelay({ REDIS_URL: cluster.url, FANOUT_CLUSTER_PUBSUB: "sharded", FANOUT_LOG_PREFIX: `sp${n++}`, FANOUT_LOG_PARTITIONS: String(PARTITIONS), ...env });
-  relays.push(r);
-  return r;
-};
-const open = async (r: RunningRelay, qs: string, lastEventId?: string) => {
-  const c = await SseClient.open(`${r.base}/v1/events?${qs}`, lastEventId ? { "Last-Event-ID": lastEventId } : {});
-  clients.push(c);
-  expect(c.status, c.body).toBe(200);
-  await c.waitReady();
-  return c;
-};
-afterEach(async () => {
-  clients.splice(0).forEach((c) => c.close());
-  for (const r of relays.splice(0)) await r.stop();
-});
+const { start, open } = relayPool(() => ({ REDIS_URL: cluster.url, FANOUT_CLUSTER_PUBSUB: "sharded", FANOUT_LOG_PREFIX: `sp${n++}`, FANOUT_LOG_PARTITIONS: String(PARTITIONS) }));
 
 /** `role` and slot ranges of every live node, from CLUSTER NODES asked of `port`. */
 async function nodes(port: number): Promise<Array<{ id: string; port: number; master: boolean; slots: string[]; failed: boolean }>> {

@@ -1,7 +1,7 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Cluster, Redis } from "ioredis";
-import { SseClient, publish } from "../../test/support/sse-client.js";
-import { startRelay, type RunningRelay } from "../../test/support/relay-harness.js";
+import { publish } from "../../test/support/sse-client.js";
+import { relayPool } from "../../test/support/relay-harness.js";
 import { RedisCluster, RedisSentinelSetup, redisCli } from "../../test/support/redis-cluster.js";
 import { partitionOf, streamKey } from "../../protocol/partition.js";
 import { tagSetKey } from "../../routes/cache-tags.js";
@@ -55,24 +55,9 @@ afterAll(async () => {
 });
 
 let n = 0;
-const relays: RunningRelay[] = [];
-const clients: SseClient[] = [];
-const start = async (url: string, env: Record<string, string> = {}) => {
-  const r = await startRelay({ REDIS_URL: url, FANOUT_LOG_PREFIX: `topo${n++}`, FANOUT_LOG_PARTITIONS: "8", ...env });
-  relays.push(r);
-  return r;
-};
-const open = async (r: RunningRelay, qs: string, lastEventId?: string) => {
-  const c = await SseClient.open(`${r.base}/v1/events?${qs}`, lastEventId ? { "Last-Event-ID": lastEventId } : {});
-  clients.push(c);
-  expect(c.status, c.body).toBe(200);
-  await c.waitReady();
-  return c;
-};
-afterEach(async () => {
-  clients.splice(0).forEach((c) => c.close());
-  for (const r of relays.splice(0)) await r.stop();
-});
+const pool = relayPool(() => ({ FANOUT_LOG_PREFIX: `topo${n++}`, FANOUT_LOG_PARTITIONS: "8" }));
+const start = (url: string, env: Record<string, string> = {}) => pool.start({ REDIS_URL: url, ...env });
+const open = pool.open;
 
 describe("Redis Cluster (REDIS_URL=host:port,host:port,…)", () => {
   const admin = () => new Cluster(cluster!.nodes, { lazyConnect: false });

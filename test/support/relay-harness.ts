@@ -1,5 +1,5 @@
-import { afterEach } from "vitest";
-import { ssePool } from "./sse-client.js";
+import { afterEach, expect } from "vitest";
+import { SseClient, ssePool } from "./sse-client.js";
 import { loadConfig } from "../../relay/config.js";
 import { createRelay, type Relay } from "../../relay/relay.js";
 
@@ -44,5 +44,36 @@ export function relayFixture(): {
     },
     open: pool.open,
     openUrl: pool.openUrl,
+  };
+}
+
+/**
+ * Relays started with `defaults` under each call's `env`, and streams opened on any of them
+ * that have seen `ready` (optionally resuming from `lastEventId`); streams closed, then relays
+ * stopped, after each test. For files that run several relays on one Redis topology.
+ */
+export function relayPool(defaults: () => Record<string, string>): {
+  start(env?: Record<string, string>): Promise<RunningRelay>;
+  open(r: RunningRelay, qs: string, lastEventId?: string): Promise<SseClient>;
+} {
+  const relays: RunningRelay[] = [];
+  const clients: SseClient[] = [];
+  afterEach(async () => {
+    clients.splice(0).forEach((c) => c.close());
+    for (const r of relays.splice(0)) await r.stop();
+  });
+  return {
+    async start(env = {}) {
+      const r = await startRelay({ ...defaults(), ...env });
+      relays.push(r);
+      return r;
+    },
+    async open(r, qs, lastEventId) {
+      const c = await SseClient.open(`${r.base}/v1/events?${qs}`, lastEventId ? { "Last-Event-ID": lastEventId } : {});
+      clients.push(c);
+      expect(c.status, c.body).toBe(200);
+      await c.waitReady();
+      return c;
+    },
   };
 }
