@@ -38,6 +38,8 @@ describe("relay configuration", () => {
       [{ PORT: "eighty" }, /PORT must be a whole number/],
       [{ PORT: "70000" }, /PORT must be between 0 and 65535/],
       [{ FANOUT_LOG_PARTITIONS: "0" }, /FANOUT_LOG_PARTITIONS must be between 1 and 64/],
+      [{ FANOUT_LOG_PREFIX: "app{1}" }, /FANOUT_LOG_PREFIX must be 1 to 64 of .* \(no braces or glob characters\), got "app\{1\}"/],
+      [{ FANOUT_LOG_PREFIX: "app*" }, /FANOUT_LOG_PREFIX must be 1 to 64/],
       [{ FANOUT_MAX_BODY_BYTES: "-1" }, /FANOUT_MAX_BODY_BYTES must be a whole number/],
       [{ REDIS_URL: "http://x" }, /REDIS_URL must be/],
       [{ REDIS_URL: "redis://a:6379 h1:7000,h2:7000" }, /REDIS_URL lists 2 shards .*a Cluster cannot be a shard/],

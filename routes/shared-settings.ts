@@ -99,7 +99,7 @@ export function loadSharedSettings(env: Env): SharedSettings {
     jwtClockSkewSeconds: envInt(env, "FANOUT_JWT_CLOCK_SKEW", 5, 0, 300),
     jwtRequireExp: envBool(env, "FANOUT_JWT_REQUIRE_EXP", true),
     log: {
-      prefix: envString(env, "FANOUT_LOG_PREFIX") ?? "fanout",
+      prefix: logPrefix(env),
       partitions: envInt(env, "FANOUT_LOG_PARTITIONS", 4, 1, 64),
       maxLen: envInt(env, "FANOUT_HISTORY_SIZE", 1000, 1),
       ttlMs: envInt(env, "FANOUT_HISTORY_TTL", 3600, 0) * 1000,
@@ -147,4 +147,17 @@ export function checkShardLayout(partitions: number, shards: number, variable: s
   throw new ConfigError(
     `${variable} lists ${shards} shards but FANOUT_LOG_PARTITIONS=${partitions} leaves shard ${empty.join(", ")} without a partition; use more partitions (e.g. ${hint})`,
   );
+}
+
+/**
+ * `FANOUT_LOG_PREFIX`: it sits inside Redis hash tags (`{fanout:3}:log`, where a brace would
+ * move keys to another slot) and in front of the relays' reserved channels and the patterns
+ * that guard them (where a glob metacharacter would change what they match).
+ */
+function logPrefix(env: Env): string {
+  const prefix = envString(env, "FANOUT_LOG_PREFIX") ?? "fanout";
+  if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(prefix)) {
+    throw new ConfigError(`FANOUT_LOG_PREFIX must be 1 to 64 of A-Z a-z 0-9 _ . : - (no braces or glob characters), got ${JSON.stringify(prefix)}`);
+  }
+  return prefix;
 }
