@@ -10,6 +10,8 @@
  */
 export interface Flushable {
   flush(): void;
+  /** Ends this connection after its flush threw (a write it could not take). */
+  destroy(reason: "error"): void;
 }
 
 export class FlushScheduler {
@@ -35,7 +37,19 @@ export class FlushScheduler {
     const batch = this.dirty;
     this.dirty = new Set();
     const t0 = performance.now();
-    for (const f of batch) f.flush();
+    // A pass runs from a timer: a flush that throws costs its connection, never the process
+    // or the other connections of the pass.
+    for (const f of batch) {
+      try {
+        f.flush();
+      } catch {
+        try {
+          f.destroy("error");
+        } catch {
+          /* already gone */
+        }
+      }
+    }
     const took = performance.now() - t0;
     this.lingerMs = took > this.triggerMs ? Math.min(this.maxLingerMs, Math.ceil(took * 2)) : 0;
   };

@@ -7,6 +7,8 @@ export interface Budgeted {
   /** Applies the connection's own hard and soft limits at `now`; cuts it when they say so. */
   enforce(now: number): void;
   cut(reason: "budget"): void;
+  /** Ends the connection after one of the calls above threw. */
+  destroy(reason: "error"): void;
 }
 
 /**
@@ -94,9 +96,19 @@ export class QueueBudget {
   private sweep = (): void => {
     this.sweepQueued = false;
     const now = Date.now();
+    // The sweep runs from a timer: a connection that throws is ended, the sweep goes on.
     for (const c of this.holding) {
-      c.settle();
-      c.enforce(now);
+      try {
+        c.settle();
+        c.enforce(now);
+      } catch {
+        this.holding.delete(c);
+        try {
+          c.destroy("error");
+        } catch {
+          /* already gone */
+        }
+      }
     }
     if (this.total > this.limitBytes) {
       const largestFirst = [...this.holding].map((c) => [c, c.held()] as const).sort((a, b) => b[1] - a[1]);
