@@ -5,7 +5,7 @@ import { globMatch } from "./glob.js";
 import type { SseEvent } from "./sse-parser.js";
 import type { Names, SubscribeOptions, SubscribedInfo } from "./subscription-changes.js";
 import { TabLeader, type SharedStream } from "./tab-leader.js";
-import { JOIN, covers, fromWire, randomId, type NameSet, type Wire } from "./tab-wire.js";
+import { JOIN, covers, fromWire, isWire, randomId, type NameSet, type Wire } from "./tab-wire.js";
 
 export type { SharedStream } from "./tab-leader.js";
 export type { NameSet } from "./tab-wire.js";
@@ -142,7 +142,9 @@ export class TabMember {
     private lastId: string,
   ) {
     this.bc = new BroadcastChannel(group);
-    this.bc.onmessage = (e: MessageEvent) => this.receive(e.data as Wire);
+    this.bc.onmessage = (e: MessageEvent) => {
+      if (isWire(e.data)) this.receive(e.data);
+    };
   }
 
   start(): void {
