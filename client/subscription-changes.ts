@@ -111,11 +111,10 @@ export class SubscriptionChanges {
     const addP = unique(add.patterns);
     const rmC = unique(remove.channels);
     const rmP = unique(remove.patterns);
-    const next = (cur: string[], a: string[], r: string[]) => [...cur.filter((n) => !r.includes(n) || a.includes(n)), ...a.filter((n) => !cur.includes(n))];
-    const channels = next(before.channels, addC, rmC);
-    const patterns = next(before.patterns, addP, rmP);
+    const channels = changedNames(before.channels, addC, rmC);
+    const patterns = changedNames(before.patterns, addP, rmP);
     // A reconnection with nothing to ask for would be refused (400 no_subscriptions).
-    if (channels.length + patterns.length === 0) throw new FanoutClientError("no_subscriptions", "this would leave the client with no channel and no pattern; close() it instead");
+    if (channels.length + patterns.length === 0) throw noSubscriptionsLeft();
     this.host.setNames(channels, patterns);
     for (;;) {
       if (!this.stream) await this.nextReady();
@@ -153,11 +152,7 @@ export class SubscriptionChanges {
   /** Restores the names this call changed (not the ones other calls changed meanwhile). */
   private undo(before: { channels: string[]; patterns: string[] }, addC: string[], addP: string[], rmC: string[], rmP: string[]): void {
     const now = this.host.names();
-    const fix = (cur: string[], was: string[], a: string[], r: string[]) => [
-      ...cur.filter((n) => !(a.includes(n) && !was.includes(n))),
-      ...r.filter((n) => was.includes(n) && !cur.includes(n)),
-    ];
-    this.host.setNames(fix(now.channels, before.channels, addC, rmC), fix(now.patterns, before.patterns, addP, rmP));
+    this.host.setNames(undoneNames(now.channels, before.channels, addC, rmC), undoneNames(now.patterns, before.patterns, addP, rmP));
   }
 
   private async post(s: Stream, body: Record<string, unknown>, opts: SubscribeOptions): Promise<void> {
@@ -179,8 +174,22 @@ export class SubscriptionChanges {
   }
 }
 
-function unique(xs: string[] | undefined): string[] {
+export function unique(xs: string[] | undefined): string[] {
   return [...new Set(xs ?? [])];
+}
+
+/** A name list after adding `a` and removing `r` (a name in both stays), in order, each once. */
+export function changedNames(cur: string[], a: string[], r: string[]): string[] {
+  return [...cur.filter((n) => !r.includes(n) || a.includes(n)), ...a.filter((n) => !cur.includes(n))];
+}
+
+/** `cur` with one change (from `was`, adding `a`, removing `r`) undone, and any made since kept. */
+export function undoneNames(cur: string[], was: string[], a: string[], r: string[]): string[] {
+  return [...cur.filter((n) => !(a.includes(n) && !was.includes(n))), ...r.filter((n) => was.includes(n) && !cur.includes(n))];
+}
+
+export function noSubscriptionsLeft(): FanoutClientError {
+  return new FanoutClientError("no_subscriptions", "this would leave the client with no channel and no pattern; close() it instead");
 }
 
 /** The stream already has the added names and none of the removed ones. */

@@ -221,6 +221,36 @@ describe("tab sharing in a real browser (headless Chromium)", () => {
     }
   });
 
+  it("malformed messages on the group's channel (another script, another SDK version) are ignored: tabs still join and receive", async () => {
+    const context = await browser.newContext();
+    try {
+      const a = await openTab(context, r.base, { channels: ["m:a"] });
+      await a.waitForFunction(() => (window as unknown as TabWindow).ready >= 1);
+      expect(await role(a)).toBe("leader");
+      const thrown: string[] = [];
+      a.on("pageerror", (e) => thrown.push(e.message));
+      await a.evaluate((group) => {
+        const bc = new BroadcastChannel(group);
+        for (const m of [null, 7, "hello", {}, { t: "hello", from: "x" }, { t: "hello", from: "y", channels: "m:a", patterns: [] }, { t: "want", from: "z", request: "r", channels: [1], patterns: [] }, { t: "event", from: "x" }, { t: "event", from: "x", envelope: null, type: "message", data: "", id: "1" }, { t: "ready", from: "x" }, { t: "ack", from: "x", to: 3 }, { t: "error", from: "x", error: null, fatal: true }]) bc.postMessage(m);
+        bc.close();
+      }, `fanout:${r.base}`);
+      // A second tab joins the group after them, and both get their messages.
+      const b = await openTab(context, r.base, { channels: ["m:b"] });
+      await b.waitForFunction(() => (window as unknown as TabWindow).ready >= 1);
+      expect(await role(b)).toBe("follower");
+      await publish(r.base, { channel: "m:a", data: "for a" });
+      await publish(r.base, { channel: "m:b", data: "for b" });
+      await a.waitForFunction(() => (window as unknown as TabWindow).got.length === 1);
+      await b.waitForFunction(() => (window as unknown as TabWindow).got.length === 1);
+      expect(await got(a)).toEqual([["m:a", "for a", null]]);
+      expect(await got(b)).toEqual([["m:b", "for b", null]]);
+      expect(await a.evaluate(() => (window as unknown as TabWindow).statuses.at(-1))).toBe("live");
+      expect(thrown).toEqual([]);
+    } finally {
+      await context.close();
+    }
+  });
+
   it("status, ready and reset reach every tab when the shared stream's relay restarts", async () => {
     const r2 = await startRelay({ FANOUT_RETRY_MS: "100" });
     const context = await browser.newContext();

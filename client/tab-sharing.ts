@@ -3,9 +3,9 @@ import type { Envelope, ReadyInfo, ResetInfo } from "./envelope.js";
 import { FanoutClientError } from "./errors.js";
 import { globMatch } from "./glob.js";
 import type { SseEvent } from "./sse-parser.js";
-import type { Names, SubscribeOptions, SubscribedInfo } from "./subscription-changes.js";
+import { changedNames, noSubscriptionsLeft, undoneNames, unique, type Names, type SubscribeOptions, type SubscribedInfo } from "./subscription-changes.js";
 import { TabLeader, type SharedStream } from "./tab-leader.js";
-import { JOIN, covers, fromWire, randomId, type NameSet, type Wire } from "./tab-wire.js";
+import { JOIN, covers, fromWire, isWire, randomId, type NameSet, type Wire } from "./tab-wire.js";
 
 export type { SharedStream } from "./tab-leader.js";
 export type { NameSet } from "./tab-wire.js";
@@ -95,9 +95,6 @@ function fnv1a(s: string): string {
   return h.toString(36);
 }
 
-
-
-
 /** Insertion-ordered set that forgets its oldest ids past `max`. */
 class RecentIds {
   private readonly ids = new Set<string>();
@@ -142,7 +139,9 @@ export class TabMember {
     private lastId: string,
   ) {
     this.bc = new BroadcastChannel(group);
-    this.bc.onmessage = (e: MessageEvent) => this.receive(e.data as Wire);
+    this.bc.onmessage = (e: MessageEvent) => {
+      if (isWire(e.data)) this.receive(e.data);
+    };
   }
 
   start(): void {
@@ -172,12 +171,9 @@ export class TabMember {
     const a = { channels: unique(add.channels), patterns: unique(add.patterns) };
     const r = { channels: unique(remove.channels), patterns: unique(remove.patterns) };
     // As an unshared client: a name both added and removed stays, and nothing left is refused.
-    const next = (cur: string[], plus: string[], minus: string[]) => [...cur.filter((n) => !minus.includes(n) || plus.includes(n)), ...plus.filter((n) => !cur.includes(n))];
-    const channels = next(before.channels, a.channels, r.channels);
-    const patterns = next(before.patterns, a.patterns, r.patterns);
-    if (channels.length + patterns.length === 0) {
-      return Promise.reject(new FanoutClientError("no_subscriptions", "this would leave the client with no channel and no pattern; close() it instead"));
-    }
+    const channels = changedNames(before.channels, a.channels, r.channels);
+    const patterns = changedNames(before.patterns, a.patterns, r.patterns);
+    if (channels.length + patterns.length === 0) return Promise.reject(noSubscriptionsLeft());
     this.host.setNames(channels, patterns);
     const request = `r${randomId()}`;
     const msg: Wire = { t: "want", from: this.id, request, channels, patterns, ...(opts.since ? { since: opts.since } : {}) };
@@ -339,13 +335,8 @@ export class TabMember {
     this.pending.delete(request);
     // Undo this call's change only (others may have changed the names meanwhile).
     const now = this.host.names();
-    const fix = (cur: string[], was: string[], a: string[], r: string[]) => [...cur.filter((n) => !(a.includes(n) && !was.includes(n))), ...r.filter((n) => was.includes(n) && !cur.includes(n))];
-    this.host.setNames(fix(now.channels, p.before.channels, p.add.channels, p.remove.channels), fix(now.patterns, p.before.patterns, p.add.patterns, p.remove.patterns));
+    this.host.setNames(undoneNames(now.channels, p.before.channels, p.add.channels, p.remove.channels), undoneNames(now.patterns, p.before.patterns, p.add.patterns, p.remove.patterns));
     p.reject(err);
   }
-}
-
-function unique(xs: string[] | undefined): string[] {
-  return [...new Set(xs ?? [])];
 }
 

@@ -27,6 +27,38 @@ export type Wire =
   | { t: "nack"; from: string; to: string; request: string; error: WireError }
   | { t: "error"; from: string; error: WireError; fatal: boolean };
 
+const isString = (x: unknown): x is string => typeof x === "string";
+const isStrings = (x: unknown): boolean => Array.isArray(x) && x.every(isString);
+const isObject = (x: unknown): x is Record<string, unknown> => typeof x === "object" && x !== null;
+const isError = (x: unknown): boolean => isObject(x) && isString(x.code) && isString(x.message) && typeof x.status === "number";
+
+/** The fields each message type must have (beyond `t` and `from`), and their checks. */
+const SHAPES: Record<Wire["t"], Record<string, (x: unknown) => boolean>> = {
+  hello: { channels: isStrings, patterns: isStrings, live: (x) => typeof x === "boolean" },
+  want: { request: isString, channels: isStrings, patterns: isStrings, since: (x) => x === undefined || isString(x) },
+  bye: {},
+  leader: {},
+  event: { envelope: (x) => isObject(x) && isString(x.id) && isString(x.channel), type: isString, data: isString, id: isString },
+  status: { status: isString },
+  ready: { connection: isString, channels: isStrings, patterns: isStrings, id: isString },
+  reset: { info: isObject, id: isString },
+  ack: { to: isString, request: isString, connection: (x) => x === undefined || isString(x), id: isString },
+  nack: { to: isString, request: isString, error: isError },
+  error: { error: isError, fatal: (x) => typeof x === "boolean" },
+};
+
+/**
+ * Is this a message of the group's wire? Anything on the BroadcastChannel is another tab's
+ * (any script of the origin, or another SDK version): a malformed one is dropped, not thrown
+ * on in the handler nor kept in the members' names.
+ */
+export function isWire(x: unknown): x is Wire {
+  if (!isObject(x) || !isString(x.t) || !isString(x.from) || !Object.hasOwn(SHAPES, x.t)) return false;
+  const shape = SHAPES[x.t as Wire["t"]];
+  for (const k in shape) if (!shape[k](x[k])) return false;
+  return true;
+}
+
 /** A tab's join is acked with this request id (its first names, or its names after a takeover). */
 export const JOIN = "join";
 
