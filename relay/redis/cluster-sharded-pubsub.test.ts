@@ -6,6 +6,7 @@ import { RedisCluster, redisCli } from "../../test/support/redis-cluster.js";
 import { balancedTags, keySlot } from "../../protocol/cluster-tags.js";
 import { partitionOf, streamKey } from "../../protocol/partition.js";
 import { ShardedClusterBroker } from "./sharded-cluster-broker.js";
+import { sleep, until } from "../../test/support/until.js";
 
 /**
  * FANOUT_CLUSTER_PUBSUB=sharded on a real 3-master Redis Cluster with one replica each: log
@@ -16,15 +17,6 @@ import { ShardedClusterBroker } from "./sharded-cluster-broker.js";
  */
 
 const PARTITIONS = 16;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(pred: () => Promise<boolean> | boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await pred())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 let cluster: RedisCluster;
 beforeAll(async () => {

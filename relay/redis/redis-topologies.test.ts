@@ -5,6 +5,7 @@ import { relayPool } from "../../test/support/relay-harness.js";
 import { RedisCluster, RedisSentinelSetup, redisCli } from "../../test/support/redis-cluster.js";
 import { partitionOf, streamKey } from "../../protocol/partition.js";
 import { tagSetKey } from "../../routes/cache-tags.js";
+import { sleep, until } from "../../test/support/until.js";
 
 /** The `data` of every entry for `channel` in one log stream (a Redis Stream), read from `port`. */
 async function loggedData(port: number, key: string, channel: string): Promise<Set<unknown>> {
@@ -28,16 +29,6 @@ async function loggedData(port: number, key: string, channel: string): Promise<S
  * `redis+sentinel://`). Needs redis-server/redis-cli on the PATH. Both topologies start in
  * parallel once for the file and are killed in afterAll, also when starting one failed.
  */
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(pred: () => Promise<boolean> | boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await pred())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 let cluster: RedisCluster | undefined;
 let sentinel: RedisSentinelSetup | undefined;
