@@ -276,6 +276,9 @@ export class RedisBroker implements Broker, MessageLog {
         if (this.settleWaiters.delete(token)) reject(new Error("settle marker did not arrive"));
       }, SETTLE_TIMEOUT_MS).unref();
     });
+    // A stalled Redis can hold the script call past the timeout: the rejection then comes
+    // before anyone awaits `arrived`, and unhandled it would end the process.
+    arrived.catch(() => undefined);
     try {
       const keys = partitions.map((p) => this.streamKey(p));
       await this.cmd.fanoutSettle(keys.length, ...keys, this.marker, token);
