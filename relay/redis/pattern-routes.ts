@@ -65,7 +65,7 @@ interface Route {
  * A move never loses a message: the broader route is subscribed (Redis has confirmed it) before
  * the narrower one is released, so every PUBLISH reaches the relay by at least one of them; one
  * that arrives by both is one publish to the live classifier (same Delivery object), and each
- * publish is matched against the globs once, on its first pattern copy.
+ * publish is delivered to its matching globs once, on its first pattern copy.
  */
 export class PatternRoutes {
   /** Routes by prefix. */
@@ -124,21 +124,21 @@ export class PatternRoutes {
     await this.redis.punsubscribe(redisPattern(route.prefix));
   }
 
-  /** Whether any glob matches the channel (bytes as Redis sent them): if none, the copy is not for this relay's clients. */
-  wants(channel: Buffer): boolean {
-    let any = false;
-    this.index.forEachMatch(channel, () => (any = true));
-    return any;
+  /** The globs matching the channel (bytes as Redis sent them); none: the copy is not for this relay's clients. */
+  matching(channel: Buffer): string[] {
+    const out: string[] = [];
+    this.index.forEachMatch(channel, (glob) => out.push(glob));
+    return out;
   }
 
   /**
-   * Calls `hit` for each glob matching the channel. `publish` identifies the PUBLISH the copy
-   * belongs to (the live classifier's Delivery): later copies of it, by other routes, call nothing.
+   * Whether a pattern copy is the first of its PUBLISH (`publish`: the live classifier's
+   * Delivery): only that one is delivered to its matching globs; later copies, by other routes, are not.
    */
-  forEachMatch(publish: object, channel: Buffer, hit: (glob: string) => void): void {
-    if (this.matched === publish) return;
+  firstCopy(publish: object): boolean {
+    if (this.matched === publish) return false;
     this.matched = publish;
-    this.index.forEachMatch(channel, hit);
+    return true;
   }
 
   /** The route to put a glob in without a merge, creating it when there is room; undefined when a merge must come first. */
