@@ -237,7 +237,7 @@ export class PatternRoutes {
  * the bytes as latin1 strings (one char per byte): channels from other programs need not be
  * UTF-8, and Redis matches bytes.
  */
-class ByteGlobIndex {
+export class ByteGlobIndex {
   private readonly byPrefix = new Map<string, Map<string, Uint8Array>>();
   /** Prefix lengths in use (bytes), with how many prefixes have each. */
   private readonly lengths = new Map<number, number>();

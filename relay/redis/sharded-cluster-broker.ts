@@ -1,13 +1,13 @@
 import { randomUUID } from "node:crypto";
 import type { Cluster } from "ioredis";
 import { balancedTags, keySlot } from "../../protocol/cluster-tags.js";
-import { globMatchBytes, toBytes } from "../../protocol/glob.js";
 import { partitionOf } from "../../protocol/partition.js";
 import type { Position } from "../../protocol/position.js";
 import type { LogSettings } from "../../protocol/publish-script.js";
 import type { PublishMessage, PublishResult } from "../../protocol/publish-request.js";
 import type { Broker, BrokerListener, Delivery, LogEntry, MessageLog, PartitionState, SubscriptionKind } from "../broker/broker.js";
 import { ClusterShardLinks } from "./cluster-shard-links.js";
+import { ByteGlobIndex } from "./pattern-routes.js";
 import { RedisBroker } from "./redis-broker.js";
 import { NO_REPLICAS, type PublishReplicas } from "./replicated-publish.js";
 import type { RedisClient } from "./redis-connection.js";
@@ -34,8 +34,9 @@ export class ShardedClusterBroker implements Broker, MessageLog {
   private readonly classic: RedisBroker;
   private shards?: ClusterShardLinks;
   private listener?: BrokerListener;
-  /** The relay's globs, matched here against the channel of each firehose message. */
-  private readonly globs = new Map<string, Uint8Array>();
+  /** The relay's globs, matched here against the channel of each firehose message (by literal prefix, as the classic connection's). */
+  private readonly globs = new Set<string>();
+  private readonly globIndex = new ByteGlobIndex();
 
   constructor(url: string, settings: LogSettings, classicCopy: boolean, replicas: PublishReplicas = NO_REPLICAS) {
     this.partitions = settings.partitions;
@@ -99,12 +100,10 @@ export class ShardedClusterBroker implements Broker, MessageLog {
       first = false;
     }
     if (this.globs.size === 0) return;
-    const bytes = toBytes(d.channel);
-    for (const [glob, g] of this.globs) {
-      if (!globMatchBytes(g, bytes)) continue;
+    this.globIndex.forEachMatch(Buffer.from(d.channel), (glob) => {
       l.deliver({ ...d, pattern: glob, again: !first }, p);
       first = false;
-    }
+    });
   }
 
   /** The commands connection (Cluster), for the stores beside the broker. */
@@ -127,7 +126,8 @@ export class ShardedClusterBroker implements Broker, MessageLog {
       return;
     }
     await this.classic.subscribe(kind, name);
-    this.globs.set(name, toBytes(name));
+    this.globs.add(name);
+    this.globIndex.add(name);
     this.shards!.setFirehose(true);
   }
 
@@ -137,6 +137,7 @@ export class ShardedClusterBroker implements Broker, MessageLog {
       return;
     }
     this.globs.delete(name);
+    this.globIndex.delete(name);
     if (this.globs.size === 0) this.shards!.setFirehose(false);
     await this.classic.unsubscribe(kind, name);
   }
