@@ -1,4 +1,5 @@
 import { globMatchBytes, toBytes } from "../../protocol/glob.js";
+import { literalPrefix } from "../broker/pattern-index.js";
 
 /** The most Redis patterns one relay holds for its clients' globs (one more for the round trip of a merge). */
 export const MAX_ROUTES = 64;
@@ -9,11 +10,8 @@ export interface PatternSubscriber {
   punsubscribe(pattern: string): Promise<unknown>;
 }
 
-/** The literal text every channel a glob matches starts with: up to its first `*`, `?`, `[` or `\`. */
-export function literalPrefix(glob: string): string {
-  const i = glob.search(/[*?[\\]/);
-  return i < 0 ? glob : glob.slice(0, i);
-}
+/** The literal text every channel a glob matches starts with (the hub's pattern index cuts globs the same way). */
+export { literalPrefix };
 
 /**
  * The prefix a glob's route starts out with: its literal prefix cut after the first `:`
@@ -237,7 +235,7 @@ export class PatternRoutes {
  * the bytes as latin1 strings (one char per byte): channels from other programs need not be
  * UTF-8, and Redis matches bytes.
  */
-export class ByteGlobIndex {
+class ByteGlobIndex {
   private readonly byPrefix = new Map<string, Map<string, Uint8Array>>();
   /** Prefix lengths in use (bytes), with how many prefixes have each. */
   private readonly lengths = new Map<number, number>();

@@ -6,8 +6,8 @@ import type { Position } from "../../protocol/position.js";
 import type { LogSettings } from "../../protocol/publish-script.js";
 import type { PublishMessage, PublishResult } from "../../protocol/publish-request.js";
 import type { Broker, BrokerListener, Delivery, LogEntry, MessageLog, PartitionState, SubscriptionKind } from "../broker/broker.js";
+import { PatternIndex } from "../broker/pattern-index.js";
 import { ClusterShardLinks } from "./cluster-shard-links.js";
-import { ByteGlobIndex } from "./pattern-routes.js";
 import { RedisBroker } from "./redis-broker.js";
 import { NO_REPLICAS, type PublishReplicas } from "./replicated-publish.js";
 import type { RedisClient } from "./redis-connection.js";
@@ -34,9 +34,8 @@ export class ShardedClusterBroker implements Broker, MessageLog {
   private readonly classic: RedisBroker;
   private shards?: ClusterShardLinks;
   private listener?: BrokerListener;
-  /** The relay's globs, matched here against the channel of each firehose message (by literal prefix, as the classic connection's). */
-  private readonly globs = new Set<string>();
-  private readonly globIndex = new ByteGlobIndex();
+  /** The relay's globs, matched here against the channel of each firehose message (by literal prefix: broker/pattern-index.ts). */
+  private readonly globs = new PatternIndex();
 
   constructor(url: string, settings: LogSettings, classicCopy: boolean, replicas: PublishReplicas = NO_REPLICAS) {
     this.partitions = settings.partitions;
@@ -100,7 +99,7 @@ export class ShardedClusterBroker implements Broker, MessageLog {
       first = false;
     }
     if (this.globs.size === 0) return;
-    this.globIndex.forEachMatch(Buffer.from(d.channel), (glob) => {
+    this.globs.forEachMatch(d.channel, (glob) => {
       l.deliver({ ...d, pattern: glob, again: !first }, p);
       first = false;
     });
@@ -127,7 +126,6 @@ export class ShardedClusterBroker implements Broker, MessageLog {
     }
     await this.classic.subscribe(kind, name);
     this.globs.add(name);
-    this.globIndex.add(name);
     this.shards!.setFirehose(true);
   }
 
@@ -137,7 +135,6 @@ export class ShardedClusterBroker implements Broker, MessageLog {
       return;
     }
     this.globs.delete(name);
-    this.globIndex.delete(name);
     if (this.globs.size === 0) this.shards!.setFirehose(false);
     await this.classic.unsubscribe(kind, name);
   }
