@@ -234,8 +234,16 @@ export class ClusterShardLinks {
     }
   }
 
-  /** Holds the partition and subscribes it again on its owner until a marker comes back. */
-  private async resync(pl: PartitionLink, planned = false): Promise<void> {
+  /**
+   * Holds the partition and subscribes it again on its owner until a marker comes back.
+   * Never rejects: its callers (handlers, timers, setFirehose) do not wait on it, and a throw
+   * from the hub's `down`/`recovered` is reported as a fault rather than left unhandled.
+   */
+  private resync(pl: PartitionLink, planned = false): Promise<void> {
+    return this.resyncNow(pl, planned).catch((err: unknown) => this.events.fault("redis shard resync", err));
+  }
+
+  private async resyncNow(pl: PartitionLink, planned: boolean): Promise<void> {
     if (this.closed) return;
     if (pl.up) {
       pl.up = false;

@@ -268,6 +268,32 @@ describe("Redis Cluster with sharded Pub/Sub (FANOUT_CLUSTER_PUBSUB=sharded)", (
     }
   });
 
+  it("reports a throw from the hub's down during a resync as a fault instead of leaving it unhandled", async () => {
+    const faults: string[] = [];
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    const broker = new ShardedClusterBroker(cluster.url, { prefix: "spthrow", partitions: PARTITIONS, maxLen: 100, ttlMs: 0, dedupeSeconds: 60 }, false);
+    await broker.start({
+      deliver: () => undefined,
+      down: (link) => {
+        if (link !== PARTITIONS) throw new Error("hub down failed");
+      },
+      recovered: () => undefined,
+      fault: (where) => faults.push(where),
+    });
+    process.on("unhandledRejection", onUnhandled);
+    try {
+      // A pattern switches every partition to its firehose: a planned resync, which tells the hub `down`.
+      await broker.subscribe("pattern", "t:*");
+      await until(() => faults.filter((w) => w === "redis shard resync").length === PARTITIONS, 5000, "a fault per partition");
+      await sleep(50);
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off("unhandledRejection", onUnhandled);
+      await broker.close();
+    }
+  });
+
   it("resumes across partitions with one cursor", async () => {
     const r = await start();
     const chans = ["r:a", "r:b", "r:c", "r:d", "r:e"];

@@ -1,4 +1,5 @@
 import { globMatchBytes, toBytes } from "../../protocol/glob.js";
+import { literalPrefix } from "../broker/pattern-index.js";
 
 /** The most Redis patterns one relay holds for its clients' globs (one more for the round trip of a merge). */
 export const MAX_ROUTES = 64;
@@ -9,11 +10,8 @@ export interface PatternSubscriber {
   punsubscribe(pattern: string): Promise<unknown>;
 }
 
-/** The literal text every channel a glob matches starts with: up to its first `*`, `?`, `[` or `\`. */
-export function literalPrefix(glob: string): string {
-  const i = glob.search(/[*?[\\]/);
-  return i < 0 ? glob : glob.slice(0, i);
-}
+/** The literal text every channel a glob matches starts with (the hub's pattern index cuts globs the same way). */
+export { literalPrefix };
 
 /**
  * The prefix a glob's route starts out with: its literal prefix cut after the first `:`
@@ -65,7 +63,7 @@ interface Route {
  * A move never loses a message: the broader route is subscribed (Redis has confirmed it) before
  * the narrower one is released, so every PUBLISH reaches the relay by at least one of them; one
  * that arrives by both is one publish to the live classifier (same Delivery object), and each
- * publish is matched against the globs once, on its first pattern copy.
+ * publish is delivered to its matching globs once, on its first pattern copy.
  */
 export class PatternRoutes {
   /** Routes by prefix. */
@@ -124,21 +122,21 @@ export class PatternRoutes {
     await this.redis.punsubscribe(redisPattern(route.prefix));
   }
 
-  /** Whether any glob matches the channel (bytes as Redis sent them): if none, the copy is not for this relay's clients. */
-  wants(channel: Buffer): boolean {
-    let any = false;
-    this.index.forEachMatch(channel, () => (any = true));
-    return any;
+  /** The globs matching the channel (bytes as Redis sent them); none: the copy is not for this relay's clients. */
+  matching(channel: Buffer): string[] {
+    const out: string[] = [];
+    this.index.forEachMatch(channel, (glob) => out.push(glob));
+    return out;
   }
 
   /**
-   * Calls `hit` for each glob matching the channel. `publish` identifies the PUBLISH the copy
-   * belongs to (the live classifier's Delivery): later copies of it, by other routes, call nothing.
+   * Whether a pattern copy is the first of its PUBLISH (`publish`: the live classifier's
+   * Delivery): only that one is delivered to its matching globs; later copies, by other routes, are not.
    */
-  forEachMatch(publish: object, channel: Buffer, hit: (glob: string) => void): void {
-    if (this.matched === publish) return;
+  firstCopy(publish: object): boolean {
+    if (this.matched === publish) return false;
     this.matched = publish;
-    this.index.forEachMatch(channel, hit);
+    return true;
   }
 
   /** The route to put a glob in without a merge, creating it when there is room; undefined when a merge must come first. */

@@ -28,6 +28,8 @@ if not v then
 end
 return v
 `;
+/** A channel copy's globs (it is delivered as the channel's). */
+const NO_GLOBS: readonly string[] = [];
 /** At most one secret reload per this interval when tags stop verifying. */
 const SECRET_RELOAD_MS = 1000;
 
@@ -131,7 +133,7 @@ export class RedisBroker implements Broker, MessageLog {
       try {
         if (channel === this.marker) this.onMarker(payload);
         else if (channel.startsWith(this.markerPrefix)) this.live.interrupt();
-        else this.onCopy(channel, undefined, payload, undefined);
+        else this.onCopy(channel, undefined, payload, NO_GLOBS);
       } catch (err) {
         listener.fault("redis message", err);
       }
@@ -142,9 +144,12 @@ export class RedisBroker implements Broker, MessageLog {
         const name = channel.toString("utf8");
         // Relays' marker channels are internal: a pattern like `*` must not deliver them.
         if (name.startsWith(this.markerPrefix)) this.live.interrupt();
-        // A broad route's traffic that no client glob matches.
-        else if (!this.globs.wants(channel)) this.live.interrupt();
-        else this.onCopy(name, route, payload.toString("utf8"), channel);
+        else {
+          // Matched once per copy; none: a broad route's traffic that no client glob matches.
+          const globs = this.globs.matching(channel);
+          if (globs.length === 0) this.live.interrupt();
+          else this.onCopy(name, route, payload.toString("utf8"), globs);
+        }
       } catch (err) {
         listener.fault("redis pmessage", err);
       }
@@ -195,14 +200,15 @@ export class RedisBroker implements Broker, MessageLog {
 
   /**
    * One copy of a PUBLISH as Redis sent it: by the channel subscription, or by one of the
-   * relay's Redis patterns; the clients' globs are matched against a publish once, on its first pattern copy.
+   * relay's Redis patterns (`globs`: the clients' globs matching its channel); a publish goes
+   * to its globs once, on its first pattern copy.
    * Each resulting delivery but the first of a publish is marked `again`.
    */
-  private onCopy(channel: string, route: string | undefined, payload: string, channelBytes: Buffer | undefined): void {
+  private onCopy(channel: string, route: string | undefined, payload: string, globs: readonly string[]): void {
     const d = this.live.classify(channel, route, payload);
     if (!d) return;
     if (route === undefined) this.forward(d, undefined);
-    else this.globs.forEachMatch(d, channelBytes!, (glob) => this.forward(d, glob));
+    else if (this.globs.firstCopy(d)) for (const glob of globs) this.forward(d, glob);
   }
 
   private forward(d: Delivery, pattern: string | undefined): void {
@@ -276,6 +282,9 @@ export class RedisBroker implements Broker, MessageLog {
         if (this.settleWaiters.delete(token)) reject(new Error("settle marker did not arrive"));
       }, SETTLE_TIMEOUT_MS).unref();
     });
+    // A stalled Redis can hold the script call past the timeout: the rejection then comes
+    // before anyone awaits `arrived`, and unhandled it would end the process.
+    arrived.catch(() => undefined);
     try {
       const keys = partitions.map((p) => this.streamKey(p));
       await this.cmd.fanoutSettle(keys.length, ...keys, this.marker, token);

@@ -1,12 +1,12 @@
 import { randomUUID } from "node:crypto";
 import type { Cluster } from "ioredis";
 import { balancedTags, keySlot } from "../../protocol/cluster-tags.js";
-import { globMatchBytes, toBytes } from "../../protocol/glob.js";
 import { partitionOf } from "../../protocol/partition.js";
 import type { Position } from "../../protocol/position.js";
 import type { LogSettings } from "../../protocol/publish-script.js";
 import type { PublishMessage, PublishResult } from "../../protocol/publish-request.js";
 import type { Broker, BrokerListener, Delivery, LogEntry, MessageLog, PartitionState, SubscriptionKind } from "../broker/broker.js";
+import { PatternIndex } from "../broker/pattern-index.js";
 import { ClusterShardLinks } from "./cluster-shard-links.js";
 import { RedisBroker } from "./redis-broker.js";
 import { NO_REPLICAS, type PublishReplicas } from "./replicated-publish.js";
@@ -34,8 +34,8 @@ export class ShardedClusterBroker implements Broker, MessageLog {
   private readonly classic: RedisBroker;
   private shards?: ClusterShardLinks;
   private listener?: BrokerListener;
-  /** The relay's globs, matched here against the channel of each firehose message. */
-  private readonly globs = new Map<string, Uint8Array>();
+  /** The relay's globs, matched here against the channel of each firehose message (by literal prefix: broker/pattern-index.ts). */
+  private readonly globs = new PatternIndex();
 
   constructor(url: string, settings: LogSettings, classicCopy: boolean, replicas: PublishReplicas = NO_REPLICAS) {
     this.partitions = settings.partitions;
@@ -99,12 +99,10 @@ export class ShardedClusterBroker implements Broker, MessageLog {
       first = false;
     }
     if (this.globs.size === 0) return;
-    const bytes = toBytes(d.channel);
-    for (const [glob, g] of this.globs) {
-      if (!globMatchBytes(g, bytes)) continue;
+    this.globs.forEachMatch(d.channel, (glob) => {
       l.deliver({ ...d, pattern: glob, again: !first }, p);
       first = false;
-    }
+    });
   }
 
   /** The commands connection (Cluster), for the stores beside the broker. */
@@ -127,7 +125,7 @@ export class ShardedClusterBroker implements Broker, MessageLog {
       return;
     }
     await this.classic.subscribe(kind, name);
-    this.globs.set(name, toBytes(name));
+    this.globs.add(name);
     this.shards!.setFirehose(true);
   }
 
