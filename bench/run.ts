@@ -1,6 +1,7 @@
 /**
  * `npm run bench` — fan-out throughput, latency and memory of the relay side by side with
- * Nchan, in the same run, on the same machine.
+ * Nchan and Socket.IO (Redis adapter + emitter), in the same run, on the same machine; for the
+ * publish path alone also a bare node:http endpoint (node-floor).
  *
  *   npm run bench                                   # every scenario on every target
  *   npm run bench -- --scenario a,c --target relay-memory,nchan-memory
@@ -28,7 +29,8 @@ import { channelName, patternName, scenarios, type Scenario, type ScenarioId, ty
 import type { FromSub, SubConnSpec, SubReport, ToSub } from "./sub-worker.js";
 import { runStalled } from "./stalled.js";
 import { runScale } from "./scale.js";
-import { TARGETS, nchanAvailable, relayPresent, startTarget, type Running, type TargetName } from "./targets.js";
+import type { ToSioPub } from "./socketio-pub-worker.js";
+import { TARGETS, TARGET_SCENARIOS, nchanAvailable, relayPresent, startTarget, type Running, type TargetName } from "./targets.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repoRoot = join(here, "..");
@@ -121,7 +123,7 @@ function parseArgs(argv: string[]): Args {
       case "-h":
       case "--help":
         console.log(
-          "usage: npm run bench -- [--scenario a,b,c,d,e,p,z] [--target relay-memory,relay-redis,nchan-memory,nchan-redis] [--quick] [--profile] [--markdown] [--duration ms] [--subs n] [--rate n] [--window n] [--payload bytes] [--sub-procs n] [--nginx-workers n] [--json file] [--quiet-wait ms] [--root checkout] [--env NAME=value]",
+          "usage: npm run bench -- [--scenario a,b,c,d,e,p,z] [--target relay-memory,relay-redis,nchan-memory,nchan-redis,socketio-redis,node-floor] [--quick] [--profile] [--markdown] [--duration ms] [--subs n] [--rate n] [--window n] [--payload bytes] [--sub-procs n] [--nginx-workers n] [--json file] [--quiet-wait ms] [--root checkout] [--env NAME=value]",
         );
         process.exit(0);
         break;
@@ -295,14 +297,14 @@ async function runOne(sc: Scenario, target: TargetName, args: Args, variant?: Va
     const procs = Math.max(1, args.subProcs ?? sc.subProcs);
     const specs: SubConnSpec[][] = Array.from({ length: procs }, () => []);
     const patternsUnsupported = sc.patterns && srv.subPattern("x") === undefined;
-    if (patternsUnsupported) r.note = "no glob subscriptions in Nchan: exact channels";
+    if (patternsUnsupported) r.note = `no glob subscriptions in ${target.startsWith("socketio") ? "Socket.IO (rooms)" : "Nchan"}: exact channels`;
     for (let j = 0; j < sc.subs; j++) {
       const k = j % sc.channels;
       const path = sc.patterns && !patternsUnsupported ? srv.subPattern(patternName(sc, k))! : srv.subChannel(channelName(sc, k));
       specs[j % procs].push({ path, key: k });
     }
-    for (let p = 0; p < procs; p++) subs.push(spawnWorker(join(here, "sub-worker.ts")));
-    if (!sc.idle) pub = spawnWorker(join(here, "pub-worker.ts"));
+    for (let p = 0; p < procs; p++) subs.push(spawnWorker(join(here, srv.subWorker ?? "sub-worker.ts")));
+    if (!sc.idle) pub = spawnWorker(join(here, srv.pubWorker ?? "pub-worker.ts"));
     const t0 = Date.now();
     const connCpu0 = treeCpuSeconds(srv.pid);
     const connected = await Promise.all(
@@ -351,7 +353,8 @@ async function runOne(sc: Scenario, target: TargetName, args: Args, variant?: Va
         contentType: srv.contentType,
         payloadBytes: variant?.payloadBytes ?? args.payload,
         payloadJson: variant !== undefined,
-      } satisfies ToPub,
+        ...(srv.redisUrl ? { redisUrl: srv.redisUrl } : {}),
+      } satisfies ToPub | ToSioPub,
       "ready",
       10000,
     );
@@ -495,6 +498,13 @@ function ratios(results: Result[], md: boolean): string {
     for (const [rel, peers] of [
       ["relay-memory", ["nchan-memory"]],
       ["relay-redis", ["nchan-redis", "nchan-memory"]],
+      // what a Node developer would pick instead: Socket.IO on Redis (the Redis-backed relay is
+      // its like; the embedded broker is shown too)
+      ["relay-redis", ["socketio-redis"]],
+      ["relay-memory", ["socketio-redis"]],
+      // (p) only: the bare node:http floor under any Node publish endpoint
+      ["relay-memory", ["node-floor"]],
+      ["relay-redis", ["node-floor"]],
     ] as [TargetName, TargetName[]][]) {
       const a = get(s, rel);
       const b = peers.map((p) => get(s, p)).find(Boolean);
@@ -512,7 +522,7 @@ function ratios(results: Result[], md: boolean): string {
       lines.push(["z", `${rel} ${size} gzip`, `${rel} ${size}`, ratio(gz.usPerDelivery, plain.usPerDelivery), `wire ${ratio(gz.wireBytesPerDelivery, plain.wireBytesPerDelivery)}`, ratio(gz.p99Ms, plain.p99Ms), "–"]);
     }
   }
-  if (lines.length === 1) return "(no relay/Nchan pairs to compare)";
+  if (lines.length === 1) return "(no relay/peer pairs to compare)";
   if (md) return lines.map((r, i) => `| ${r.join(" | ")} |${i === 0 ? `\n|${r.map(() => "---").join("|")}|` : ""}`).join("\n");
   const w = lines[0].map((_, c) => Math.max(...lines.map((r) => r[c].length)));
   return lines.map((r) => r.map((v, c) => v.padEnd(w[c])).join("  ")).join("\n");
@@ -541,9 +551,16 @@ async function main(): Promise<void> {
     console.log(`\n(${sc.id}) ${sc.title}${args.quick ? " [quick]" : ""}`);
     const rows: string[][] = [];
     // Scenario z runs each target once per variant; Nchan (no compression here) plain ones only.
-    const runs: Array<[TargetName, Variant | undefined]> = targets.flatMap((t): Array<[TargetName, Variant | undefined]> =>
-      sc.variants ? sc.variants.filter((v) => !v.gzip || t.startsWith("relay")).map((v): [TargetName, Variant] => [t, v]) : [[t, undefined]],
-    );
+    // Targets that do not take part in this scenario say so (node-floor: p only; Socket.IO: not z).
+    for (const t of targets) {
+      const only = TARGET_SCENARIOS[t];
+      if (only && !only.ids.includes(sc.id)) console.log(`  ${t.padEnd(13)} (not run: ${only.why})`);
+    }
+    const runs: Array<[TargetName, Variant | undefined]> = targets
+      .filter((t) => TARGET_SCENARIOS[t]?.ids.includes(sc.id) ?? true)
+      .flatMap((t): Array<[TargetName, Variant | undefined]> =>
+        sc.variants ? sc.variants.filter((v) => !v.gzip || t.startsWith("relay")).map((v): [TargetName, Variant] => [t, v]) : [[t, undefined]],
+      );
     for (const [t, variant] of runs) {
       let r: Result;
       try {
@@ -558,13 +575,16 @@ async function main(): Promise<void> {
       console.log(`  ${(t + (variant ? ` ${variant.label}` : "")).padEnd(13)} ${last.slice(2).map((v, i) => (v ? `${COLS[i + 2]}=${v}` : "")).filter(Boolean).join("  ")}`);
       if (r.error) console.log(`    ! ${r.error.split("\n").slice(0, 6).join("\n      ")}`);
       if (r.note) console.log(`    * ${r.note}`);
+      // Socket.IO's publisher gets no answer from the server: its RTT is Redis's PUBLISH reply
+      // (open loop) or the emit coming back through the server to the probe (closed loop, c).
+      const rtt = !t.startsWith("socketio") ? "request RTT" : sc.rate > 0 ? "Redis PUBLISH RTT" : "emit → probe RTT";
       if (r.pubElapsedMs !== undefined)
-        console.log(`    publisher: ${int(r.published)} ok in ${int(r.pubElapsedMs)} ms${r.pubUnsent ? ` (${int(r.pubUnsent)} due but unsent: server behind)` : ""}, request RTT p50 ${f(r.pubRttP50Ms, 2)} ms max ${f(r.pubRttMaxMs, 0)} ms, max lag ${f(r.pubLagMs, 0)} ms; deliveries over ${f(r.wallS, 1)} s`);
+        console.log(`    publisher: ${int(r.published)} ok in ${int(r.pubElapsedMs)} ms${r.pubUnsent ? ` (${int(r.pubUnsent)} due but unsent: server behind)` : ""}, ${rtt} p50 ${f(r.pubRttP50Ms, 2)} ms max ${f(r.pubRttMaxMs, 0)} ms, max lag ${f(r.pubLagMs, 0)} ms; deliveries over ${f(r.wallS, 1)} s`);
     }
   }
   console.log(`\nResults (${date}, ${m.nproc} × ${m.cpu}; latency = publish request written → event parsed by the subscriber)\n`);
   console.log(table(results.map(row), false));
-  console.log("\nrelay / Nchan (lower is better; < 1 = relay ahead)\n");
+  console.log("\nrelay / Nchan, relay / Socket.IO, relay / node-floor (lower is better; < 1 = relay ahead)\n");
   console.log(ratios(results, false));
   if (args.markdown) {
     console.log("\n" + table(results.map(row), true) + "\n\n" + ratios(results, true));

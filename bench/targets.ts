@@ -1,16 +1,31 @@
 /**
  * The servers a benchmark runs against, each started fresh for one scenario and stopped after:
- * the relay (embedded broker or Redis) and Nchan (nginx + libnginx-mod-nchan, memory or Redis
- * storage), plus the URL templates the load generator uses for each.
+ * the relay (embedded broker or Redis), Nchan (nginx + libnginx-mod-nchan, memory or Redis
+ * storage), Socket.IO with the Redis adapter (bench/socketio-server.ts) and, for the publish
+ * path alone, a bare node:http endpoint (bench/node-floor.ts), plus the URL templates (or
+ * rooms) and the load-generator workers each is driven with.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { alive, freePort, sleep, waitForPort } from "./proc.js";
 
-export type TargetName = "relay-memory" | "relay-redis" | "nchan-memory" | "nchan-redis";
-export const TARGETS: TargetName[] = ["relay-memory", "relay-redis", "nchan-memory", "nchan-redis"];
+/** This checkout (where bench/ lives). */
+const benchRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+
+export type TargetName = "relay-memory" | "relay-redis" | "nchan-memory" | "nchan-redis" | "socketio-redis" | "node-floor";
+export const TARGETS: TargetName[] = ["relay-memory", "relay-redis", "nchan-memory", "nchan-redis", "socketio-redis", "node-floor"];
+
+/**
+ * Scenarios a target takes part in, and why not the others (targets not listed: all).
+ * node-floor has no subscriptions; Socket.IO has no compressed streams to compare in (z).
+ */
+export const TARGET_SCENARIOS: Partial<Record<TargetName, { ids: string; why: string }>> = {
+  "node-floor": { ids: "p", why: "a publish endpoint only (no subscriptions): scenario p" },
+  "socketio-redis": { ids: "abcdep", why: "(z) compares the relay's gzip streams: no Socket.IO row" },
+};
 
 export interface Running {
   name: TargetName;
@@ -31,6 +46,11 @@ export interface Running {
   contentType: string;
   /** SSE event that marks a subscription live (null: the 200 response does). */
   readyEvent: string | null;
+  /** Load-generator workers in bench/ (default: sub-worker.ts / pub-worker.ts, HTTP + SSE). */
+  subWorker?: string;
+  pubWorker?: string;
+  /** Redis the publisher writes to (socketio-redis: the emitter publishes there, not to the server). */
+  redisUrl?: string;
   stop(): Promise<void>;
   log(): string;
 }
@@ -228,7 +248,88 @@ async function startNchan(name: TargetName, o: StartOptions): Promise<Running> {
   };
 }
 
+/**
+ * A one-process Node server from this checkout's bench/ (`node --import tsx bench/<script>`), on
+ * a free port. Peers, not the relay: `--root` (another checkout's relay) does not move them.
+ */
+async function startNodeScript(script: string, redis?: Awaited<ReturnType<typeof startRedis>>): Promise<{ pid: number; port: number; log(): string; stop(): Promise<void> }> {
+  const port = await freePort();
+  const env: Record<string, string> = { ...(process.env as Record<string, string>), PORT: String(port) };
+  delete env.REDIS_URL;
+  if (redis) env.REDIS_URL = `redis://127.0.0.1:${redis.port}`;
+  const child = spawnWithNofile(process.execPath, ["--import", "tsx", join("bench", script)], { cwd: benchRoot, env, stdio: ["ignore", "pipe", "pipe"] });
+  const log = captureLog(child);
+  try {
+    await waitForPort(port, 30000, "127.0.0.1", () => child.exitCode === null);
+  } catch (e) {
+    await stopChild(child, "SIGKILL");
+    await redis?.stop();
+    throw new Error(`${script} did not start: ${(e as Error).message}\n${log().slice(-2000)}`);
+  }
+  return {
+    pid: child.pid!,
+    port,
+    log,
+    async stop() {
+      await stopChild(child, "SIGTERM", 5000);
+      await redis?.stop();
+    },
+  };
+}
+
+/**
+ * Socket.IO 4.8 + @socket.io/redis-adapter on its own redis-server; subscribers are
+ * socket.io-client sockets in a room per channel, the publisher an @socket.io/redis-emitter.
+ * Rooms are exact names: no patterns (scenario e runs on exact channels, like Nchan).
+ */
+async function startSocketIo(): Promise<Running> {
+  const redis = await startRedis();
+  const srv = await startNodeScript("socketio-server.ts", redis);
+  return {
+    name: "socketio-redis",
+    host: "127.0.0.1",
+    port: srv.port,
+    pid: srv.pid,
+    redisPid: redis.pid,
+    redisUrl: `redis://127.0.0.1:${redis.port}`,
+    subChannel: (c) => c,
+    subPattern: () => undefined,
+    pubPath: (c) => c,
+    pubBody: () => "{data}",
+    contentType: "application/json",
+    readyEvent: "ready",
+    subWorker: "socketio-sub-worker.ts",
+    pubWorker: "socketio-pub-worker.ts",
+    log: srv.log,
+    stop: srv.stop,
+  };
+}
+
+/** A bare node:http publish endpoint answering the relay's JSON (scenario p only). */
+async function startNodeFloor(): Promise<Running> {
+  const srv = await startNodeScript("node-floor.ts");
+  const none = (): string => {
+    throw new Error("node-floor has no subscriptions (scenario p only)");
+  };
+  return {
+    name: "node-floor",
+    host: "127.0.0.1",
+    port: srv.port,
+    pid: srv.pid,
+    subChannel: none,
+    subPattern: () => undefined,
+    pubPath: () => "/v1/publish",
+    pubBody: (c) => `{"channel":${JSON.stringify(c)},"data":{data}}`,
+    contentType: "application/json",
+    readyEvent: null,
+    log: srv.log,
+    stop: srv.stop,
+  };
+}
+
 export function startTarget(name: TargetName, o: StartOptions): Promise<Running> {
+  if (name === "socketio-redis") return startSocketIo();
+  if (name === "node-floor") return startNodeFloor();
   return name.startsWith("relay") ? startRelay(name, o) : startNchan(name, o);
 }
 

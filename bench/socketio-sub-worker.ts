@@ -1,0 +1,234 @@
+/**
+ * Subscriber child process for the `socketio-redis` target: the same IPC protocol and report
+ * as bench/sub-worker.ts, with socket.io-client (websocket transport, one Manager per client:
+ * `forceNew`, so every subscriber is its own connection, as in a browser) instead of raw SSE.
+ * A subscriber's channel is its `path` (the room); it is live once the server says `ready`.
+ * Driven over IPC by bench/run.ts; never started by hand.
+ */
+import { io, type Socket } from "socket.io-client";
+import { Histogram } from "./histogram.js";
+import { nowUs } from "./sse-client.js";
+import type { FromSub, SubConnSpec, SubReport, ToSub } from "./sub-worker.js";
+
+const send = (m: FromSub): void => {
+  process.send!(m);
+};
+
+/** One subscriber and what it received (the counters of bench/sse-client.ts's SseConn). */
+class SioConn {
+  readonly s: Socket;
+  ready = false;
+  failed = false;
+  closed = false;
+  received = 0;
+  unique = 0;
+  dup = 0;
+  ooo = 0;
+  gaps = 0;
+  wrongKey = 0;
+  malformed = 0;
+  maxSeq = 0;
+  /** WebSocket frame bytes of message packets (engine.io + socket.io framing, ws header). */
+  wireBytes = 0;
+  private seen = new Uint8Array(64);
+
+  constructor(
+    url: string,
+    readonly spec: SubConnSpec,
+    timeoutMs: number,
+    onReady: () => void,
+    onFail: (why: string) => void,
+  ) {
+    this.s = io(url, { transports: ["websocket"], forceNew: true, reconnection: false, timeout: timeoutMs, auth: { channels: [spec.path] } });
+    this.s.once("ready", () => {
+      if (this.ready || this.failed) return;
+      this.ready = true;
+      onReady();
+    });
+    this.s.on("connect_error", (e: Error) => {
+      if (this.ready || this.failed) return;
+      this.failed = true;
+      onFail(`connect_error: ${e.message}`);
+    });
+    this.s.on("disconnect", (why: string) => {
+      this.closed = true;
+      if (!this.ready && !this.failed) {
+        this.failed = true;
+        onFail(`disconnected before ready: ${why}`);
+      }
+    });
+    this.s.on("message", (d: { q?: unknown; t?: unknown; k?: unknown }) => this.message(d));
+    this.s.io.on("open", () => {
+      this.s.io.engine.on("packet", (p: { type: string; data?: unknown }) => {
+        if (p.type !== "message" || typeof p.data !== "string") return;
+        const n = Buffer.byteLength(p.data) + 1; // + the engine.io packet type
+        this.wireBytes += n + (n < 126 ? 2 : n < 65536 ? 4 : 10); // server frames are unmasked
+      });
+    });
+  }
+
+  private message(d: { q?: unknown; t?: unknown; k?: unknown }): void {
+    const q = typeof d?.q === "number" ? d.q : -1;
+    const t = typeof d?.t === "number" ? d.t : -1;
+    if (q < 1 || t < 0) {
+      this.malformed++;
+      return;
+    }
+    this.received++;
+    if (d.k !== this.spec.key) this.wrongKey++;
+    hist.record(nowUs() - t);
+    if (q >= this.seen.length * 8) {
+      let len = this.seen.length * 2;
+      while (q >= len * 8) len *= 2;
+      const nb = new Uint8Array(len);
+      nb.set(this.seen);
+      this.seen = nb;
+    }
+    const byte = q >> 3;
+    const bit = 1 << (q & 7);
+    if (q > this.maxSeq) {
+      if (q !== this.maxSeq + 1) this.gaps++;
+      this.maxSeq = q;
+      this.seen[byte] |= bit;
+      this.unique++;
+    } else if (this.seen[byte] & bit) {
+      this.dup++;
+    } else {
+      this.ooo++;
+      this.seen[byte] |= bit;
+      this.unique++;
+    }
+  }
+
+  close(): void {
+    this.s.disconnect();
+  }
+}
+
+let conns: SioConn[] = [];
+let hist = new Histogram();
+let markCpu = process.cpuUsage();
+let markWall = Date.now();
+const markBytes = new Map<SioConn, number>();
+
+function connectAll(m: Extract<ToSub, { type: "connect" }>): void {
+  const t0 = Date.now();
+  const url = `http://${m.host}:${m.port}`;
+  let next = 0;
+  let pending = 0;
+  let ready = 0;
+  let failed = 0;
+  let firstError: string | undefined;
+  let finished = false;
+  const done = (): void => {
+    if (finished) return;
+    finished = true;
+    clearTimeout(timer);
+    send({ type: "connected", ready, failed: failed + (m.conns.length - ready - failed), ms: Date.now() - t0, firstError });
+  };
+  const timer = setTimeout(() => {
+    firstError ??= `timed out after ${m.timeoutMs} ms with ${ready}/${m.conns.length} ready`;
+    done();
+  }, m.timeoutMs);
+  const settled = (): void => {
+    pending--;
+    if (ready + failed === m.conns.length) done();
+    else pump();
+  };
+  const pump = (): void => {
+    while (pending < m.concurrency && next < m.conns.length) {
+      const spec = m.conns[next++];
+      pending++;
+      conns.push(
+        new SioConn(
+          url,
+          spec,
+          m.timeoutMs,
+          () => {
+            ready++;
+            settled();
+          },
+          (why) => {
+            failed++;
+            firstError ??= why;
+            settled();
+          },
+        ),
+      );
+    }
+  };
+  if (m.conns.length === 0) done();
+  else pump();
+}
+
+process.on("message", (m: ToSub) => {
+  switch (m.type) {
+    case "connect":
+      connectAll(m);
+      break;
+    case "mark":
+      hist = new Histogram();
+      markCpu = process.cpuUsage();
+      markWall = Date.now();
+      for (const c of conns) markBytes.set(c, c.wireBytes);
+      break;
+    case "progress": {
+      let unique = 0;
+      let received = 0;
+      for (const c of conns) {
+        unique += c.unique;
+        received += c.received;
+      }
+      send({ type: "progress", unique, received });
+      break;
+    }
+    case "report": {
+      const cpu = process.cpuUsage(markCpu);
+      const r: SubReport = {
+        type: "report",
+        conns: conns.length,
+        received: 0,
+        unique: 0,
+        dup: 0,
+        ooo: 0,
+        gaps: 0,
+        wrongKey: 0,
+        malformed: 0,
+        loss: 0,
+        extra: 0,
+        closedDuringRun: 0,
+        lossyConns: 0,
+        hist: hist.toJSON(),
+        cpuUs: cpu.user + cpu.system,
+        wallMs: Date.now() - markWall,
+        wireBytes: 0,
+      };
+      for (const c of conns) {
+        if (!c.ready) continue;
+        r.received += c.received;
+        r.unique += c.unique;
+        r.dup += c.dup;
+        r.ooo += c.ooo;
+        r.gaps += c.gaps;
+        r.wrongKey += c.wrongKey;
+        r.malformed += c.malformed;
+        r.wireBytes += c.wireBytes - (markBytes.get(c) ?? 0);
+        if (c.closed) r.closedDuringRun++;
+        const expected = m.published[c.spec.key] ?? 0;
+        if (c.unique < expected) {
+          r.loss += expected - c.unique;
+          r.lossyConns++;
+        } else r.extra += c.unique - expected;
+      }
+      send(r);
+      break;
+    }
+    case "close":
+      for (const c of conns) c.close();
+      conns = [];
+      setTimeout(() => process.exit(0), 50);
+      break;
+  }
+});
+
+process.on("disconnect", () => process.exit(0));
