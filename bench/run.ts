@@ -243,7 +243,7 @@ for (const sig of ["SIGINT", "SIGTERM"] as const) {
 
 async function runOne(sc: Scenario, target: TargetName, args: Args, variant?: Variant): Promise<Result> {
   if (args.quietWaitMs > 0) await waitQuiet(25, args.quietWaitMs);
-  const profDir = args.profile && target.startsWith("relay") ? join(here, "profiles", `${target}-${sc.id}`) : undefined;
+  const profDir = args.profile && !target.startsWith("nchan") ? join(here, "profiles", `${target}-${sc.id}`) : undefined;
   if (profDir) mkdirSync(profDir, { recursive: true });
   const srv: Running = await startTarget(target, {
     repoRoot: args.root,
@@ -442,7 +442,7 @@ async function runOne(sc: Scenario, target: TargetName, args: Args, variant?: Va
       await sleep(200);
       const top = summarizeProfileDir(profDir, 15);
       if (top) console.log(`\n  cpu profile of ${target} in (${sc.id}), ${profDir}:\n${top}\n`);
-      else console.log(`\n  (no .cpuprofile written in ${profDir}: the relay must exit normally on SIGTERM)\n`);
+      else console.log(`\n  (no .cpuprofile written in ${profDir}: the server must exit normally on SIGTERM)\n`);
     }
   }
 }

@@ -57,7 +57,7 @@ export interface Running {
 
 export interface StartOptions {
   repoRoot: string;
-  /** Extra node flags for the relay (e.g. --cpu-prof --cpu-prof-dir=…). */
+  /** Extra node flags for the relay, Socket.IO or node-floor process (e.g. --cpu-prof --cpu-prof-dir=…). */
   relayNodeArgs?: string[];
   relayEnv?: Record<string, string>;
   nginxWorkers?: number;
@@ -252,12 +252,12 @@ async function startNchan(name: TargetName, o: StartOptions): Promise<Running> {
  * A one-process Node server from this checkout's bench/ (`node --import tsx bench/<script>`), on
  * a free port. Peers, not the relay: `--root` (another checkout's relay) does not move them.
  */
-async function startNodeScript(script: string, redis?: Awaited<ReturnType<typeof startRedis>>): Promise<{ pid: number; port: number; log(): string; stop(): Promise<void> }> {
+async function startNodeScript(script: string, nodeArgs: string[], redis?: Awaited<ReturnType<typeof startRedis>>): Promise<{ pid: number; port: number; log(): string; stop(): Promise<void> }> {
   const port = await freePort();
   const env: Record<string, string> = { ...(process.env as Record<string, string>), PORT: String(port) };
   delete env.REDIS_URL;
   if (redis) env.REDIS_URL = `redis://127.0.0.1:${redis.port}`;
-  const child = spawnWithNofile(process.execPath, ["--import", "tsx", join("bench", script)], { cwd: benchRoot, env, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawnWithNofile(process.execPath, [...nodeArgs, "--import", "tsx", join("bench", script)], { cwd: benchRoot, env, stdio: ["ignore", "pipe", "pipe"] });
   const log = captureLog(child);
   try {
     await waitForPort(port, 30000, "127.0.0.1", () => child.exitCode === null);
@@ -282,9 +282,9 @@ async function startNodeScript(script: string, redis?: Awaited<ReturnType<typeof
  * socket.io-client sockets in a room per channel, the publisher an @socket.io/redis-emitter.
  * Rooms are exact names: no patterns (scenario e runs on exact channels, like Nchan).
  */
-async function startSocketIo(): Promise<Running> {
+async function startSocketIo(o: StartOptions): Promise<Running> {
   const redis = await startRedis();
-  const srv = await startNodeScript("socketio-server.ts", redis);
+  const srv = await startNodeScript("socketio-server.ts", o.relayNodeArgs ?? [], redis);
   return {
     name: "socketio-redis",
     host: "127.0.0.1",
@@ -306,8 +306,8 @@ async function startSocketIo(): Promise<Running> {
 }
 
 /** A bare node:http publish endpoint answering the relay's JSON (scenario p only). */
-async function startNodeFloor(): Promise<Running> {
-  const srv = await startNodeScript("node-floor.ts");
+async function startNodeFloor(o: StartOptions): Promise<Running> {
+  const srv = await startNodeScript("node-floor.ts", o.relayNodeArgs ?? []);
   const none = (): string => {
     throw new Error("node-floor has no subscriptions (scenario p only)");
   };
@@ -328,8 +328,8 @@ async function startNodeFloor(): Promise<Running> {
 }
 
 export function startTarget(name: TargetName, o: StartOptions): Promise<Running> {
-  if (name === "socketio-redis") return startSocketIo();
-  if (name === "node-floor") return startNodeFloor();
+  if (name === "socketio-redis") return startSocketIo(o);
+  if (name === "node-floor") return startNodeFloor(o);
   return name.startsWith("relay") ? startRelay(name, o) : startNchan(name, o);
 }
 
