@@ -5,6 +5,7 @@
  *
  *   npm run bench                                   # every scenario on every target
  *   npm run bench -- --scenario a,c --target relay-memory,nchan-memory
+ *   npm run bench -- --scenario a,c,d,p --target relay-redis,socketio-redis,node-floor   # vs Socket.IO; node-floor: p only
  *   npm run bench -- --quick                        # 3 s runs, 2,000 instead of 10,000 subs
  *   npm run bench -- --profile --target relay-memory --scenario c   # + node --cpu-prof of the relay
  *   npm run bench -- --markdown                     # also print the tables as Markdown
