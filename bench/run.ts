@@ -577,7 +577,7 @@ async function main(): Promise<void> {
       if (r.error) console.log(`    ! ${r.error.split("\n").slice(0, 6).join("\n      ")}`);
       if (r.note) console.log(`    * ${r.note}`);
       if (t.startsWith("socketio") && r.loss > 0)
-        console.log(`    ! the emitter gets no backpressure: the server took every emit; loss = deliveries still queued (RSS) ${f(20, 0)} s after the last one, latency = queueing`);
+        console.log(`    ! the emitter gets no backpressure: the server took every emit; loss = deliveries not arrived by the end of the drain (≤ 20 s), still queued in the server (RSS); latency = queueing`);
       // Socket.IO's publisher gets no answer from the server: its RTT is Redis's PUBLISH reply
       // (open loop) or the emit coming back through the server to the probe (closed loop, c).
       const rtt = !t.startsWith("socketio") ? "request RTT" : sc.rate > 0 ? "Redis PUBLISH RTT" : "emit → probe RTT";
