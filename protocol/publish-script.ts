@@ -25,6 +25,14 @@ import { firehoseChannel, patternFlagKey, shardChannelPrefix } from "./shard-cha
  * next request runs, so merging requests does not widen a failure (without the counts, an
  * error fails the whole call, as a script error does).
  *
+ * Node form (the relay's group commit on Cluster, nodeScriptCall): ARGV[1] is `node`, then per
+ * partition its own call (key count, arg count, keys, args, plain or grouped); KEYS holds only
+ * the first call's first key, which routes the call. A script may use undeclared keys of any
+ * slot its node owns; each partition's keys are checked first in one EXISTS, which fails as a
+ * call with those keys declared would (the slot moved: non local key; migrating with keys
+ * gone: TRYAGAIN/ASK), and that partition then answers `ELSEWHERE …` with nothing written.
+ * The edge functions never use it.
+ *
  * Modes: `classic` PUBLISHes on the channel (Redis, Upstash, Cluster's broadcast);
  * `sharded` (Redis Cluster ≥ 7, one partition per call) SPUBLISHes on the partition's shard
  * channel `{<tag>}:c:<channel>`, and on its firehose `{<tag>}:all` while the pattern flag key
@@ -40,6 +48,9 @@ import { firehoseChannel, patternFlagKey, shardChannelPrefix } from "./shard-cha
  * with `mac`; SSE clients never do (their frames are rebuilt by protocol/envelope.ts).
  */
 export const PUBLISH_SCRIPT = `
+-- KEYS and ARGV as parameters: the node form below runs this once per partition, with that
+-- partition's keys and args taken from its ARGV.
+local function publish(KEYS, ARGV)
 local maxlen = ARGV[1]
 local ttl = tonumber(ARGV[2])
 local dedupe = ARGV[3]
@@ -113,6 +124,30 @@ for c in string.gmatch(ARGV[#ARGV], '%d+') do
     for i = from, to do out[i] = {err = msg} end
   end
   at = to
+end
+return out
+end
+if ARGV[1] ~= 'node' then return publish(KEYS, ARGV) end
+-- Node form (the relay's group commit on Cluster): several partitions' calls in one, each
+-- given as its key count, arg count, keys and args; KEYS[1] only routes the call. Every
+-- partition's keys are first checked in one multi-key command, as Cluster checks a call's
+-- declared keys: a partition this node cannot serve now (slot moved or migrating) answers
+-- ELSEWHERE and nothing of it is written, so the caller can send it on its own.
+local out = {}
+local at = 2
+while at <= #ARGV do
+  local nk, na = tonumber(ARGV[at]), tonumber(ARGV[at + 1])
+  local k, a = {}, {}
+  for i = 1, nk do k[i] = ARGV[at + 1 + i] end
+  for i = 1, na do a[i] = ARGV[at + 1 + nk + i] end
+  at = at + 2 + nk + na
+  local ok, r = pcall(redis.call, 'EXISTS', unpack(k))
+  if not ok then
+    out[#out + 1] = {err = 'ELSEWHERE ' .. (type(r) == 'table' and r.err or tostring(r))}
+  else
+    ok, r = pcall(publish, k, a)
+    if ok then out[#out + 1] = r else out[#out + 1] = {err = type(r) == 'table' and r.err or tostring(r)} end
+  end
 end
 return out
 `;
@@ -234,4 +269,24 @@ export function splitScriptReply(calls: readonly ScriptCall[], reply: unknown): 
     const err = part.find((r) => r instanceof Error);
     return err ? (err as Error) : part;
   });
+}
+
+/** The error a node call answers for a partition the node cannot serve now (nothing of it was written). */
+export const ELSEWHERE = /^ELSEWHERE /;
+
+/**
+ * Calls of several partitions whose slots one Cluster node owns, as one call on that node (the
+ * script's node form): each keeps its keys and args and gets its own reply. The first call's
+ * first key is the one declared key, so a Cluster client routes the call to that node.
+ */
+export function nodeScriptCall(calls: readonly ScriptCall[]): ScriptCall {
+  const args = ["node"];
+  for (const c of calls) args.push(String(c.keys.length), String(c.args.length), ...c.keys, ...c.args);
+  return { keys: [calls[0].keys[0]], args };
+}
+
+/** A node call's reply, per call: the reply its own call would have got, or its error (ELSEWHERE: not written). */
+export function splitNodeReply(calls: number, reply: unknown): unknown[] {
+  if (!Array.isArray(reply) || reply.length !== calls) throw new Error(`unexpected publish script reply: ${JSON.stringify(reply)?.slice(0, 200)}`);
+  return reply;
 }

@@ -1,5 +1,6 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import type { Cluster, Redis } from "ioredis";
+import { keySlot } from "../../protocol/cluster-tags.js";
 import { FanoutError, unavailable } from "../../protocol/errors.js";
 import { parseStreamId, streamId, type Position, ZERO } from "../../protocol/position.js";
 import { macKey, partitionTag, PUBLISH_SCRIPT, publishScriptArgs, publishScriptResults, randomSecret, type LogSettings } from "../../protocol/publish-script.js";
@@ -85,7 +86,7 @@ export class RedisBroker implements Broker, MessageLog {
   /** `<prefix>:relay:` — reserved for relays' marker channels. */
   private readonly markerPrefix: string;
   /** Publish script calls of one event-loop turn, one pipeline per group (group-commit.ts). */
-  private readonly commit: GroupCommit;
+  readonly commit: GroupCommit;
 
   /**
    * `owned`: the partitions whose log, secrets and settle markers live on this Redis, when the
@@ -121,7 +122,11 @@ export class RedisBroker implements Broker, MessageLog {
     this.cmd.defineCommand("fanoutSettle", { lua: SETTLE_SCRIPT });
     this.cmd.defineCommand("fanoutSecret", { lua: SECRET_SCRIPT });
     for (const c of [this.cmd, this.sub]) c.on("error", () => undefined /* surfaced through status and 503s */);
-    this.commit = new GroupCommit(this.cmd, this.replicas, (keys, args) => this.cmd.fanoutPublish(keys.length, ...keys, ...args));
+    // On Cluster the turn's partitions go as one call per node: the master ioredis would send
+    // the partition's keys to now (its slot map, refreshed on MOVED).
+    const slots = Array.from({ length: settings.partitions }, (_, p) => keySlot(partitionTag(settings, p)));
+    const nodeOf = this.isCluster() ? (p: number) => (this.cmd as Cluster).slots[slots[p]]?.[0] : undefined;
+    this.commit = new GroupCommit(this.cmd, this.replicas, (keys, args) => this.cmd.fanoutPublish(keys.length, ...keys, ...args), nodeOf);
   }
 
   async start(listener: BrokerListener): Promise<void> {
