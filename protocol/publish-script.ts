@@ -133,6 +133,25 @@ if ARGV[1] ~= 'node' then return publish(KEYS, ARGV) end
 -- partition's keys are first checked in one multi-key command, as Cluster checks a call's
 -- declared keys: a partition this node cannot serve now (slot moved or migrating) answers
 -- ELSEWHERE and nothing of it is written, so the caller can send it on its own.
+-- The keys a call will touch, once each: its log, secret and flag keys, and the idempotency
+-- keys of messages that have an id (the others are never read).
+local function touched(k, a)
+  local m = math.floor((#a - 7) / 6)
+  local out, seen = {}, {}
+  local function add(x)
+    if x and not seen[x] then
+      seen[x] = true
+      out[#out + 1] = x
+    end
+  end
+  for i = 1, m do
+    add(k[3 * i - 2])
+    add(k[3 * i])
+    if a[7 + (i - 1) * 6 + 5] ~= '' then add(k[3 * i - 1]) end
+  end
+  add(k[3 * m + 1])
+  return out
+end
 local out = {}
 local at = 2
 while at <= #ARGV do
@@ -141,7 +160,7 @@ while at <= #ARGV do
   for i = 1, nk do k[i] = ARGV[at + 1 + i] end
   for i = 1, na do a[i] = ARGV[at + 1 + nk + i] end
   at = at + 2 + nk + na
-  local ok, r = pcall(redis.call, 'EXISTS', unpack(k))
+  local ok, r = pcall(redis.call, 'EXISTS', unpack(touched(k, a)))
   if not ok then
     out[#out + 1] = {err = 'ELSEWHERE ' .. (type(r) == 'table' and r.err or tostring(r))}
   else
