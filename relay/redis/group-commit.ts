@@ -46,11 +46,25 @@ type Pipeline = ReturnType<RedisClient["pipeline"]>;
  * before any later one on the same connection, so per channel (one partition, one group)
  * requests run and complete in arrival order.
  *
+ * On Cluster a group is one partition (a script call's declared keys share a slot), but the
+ * turn's partitions whose slots one master owns go to it as ONE call, the script's node form
+ * (protocol/publish-script.ts): Redis pays per call and per reply, and with single publishes
+ * a turn holds one or two requests per partition. The master is the one ioredis would send
+ * the partition's keys to now (`nodeOf`, its slot map). A partition the master cannot serve
+ * when the script runs (the slot moved and the map is stale, or it is migrating and keys are
+ * gone) is answered ELSEWHERE with nothing of it written, and its requests go again on their
+ * own, the per-partition call that ioredis redirects (MOVED, ASK, TRYAGAIN); a node call
+ * refused as a whole before it ran (MOVED for its routing key, say) sends each partition so.
+ * Per partition, such a second send waits for the partition's earlier sends, and a later
+ * group of the partition sent alone waits for a node call of it still in flight (`tails`), so
+ * a channel's requests are still logged in the order they were made; a partition group larger
+ * than one call (over MERGE_MESSAGES) goes alone.
+ *
  * With `FANOUT_PUBLISH_REPLICAS` one `WAIT <count> <timeoutMs>` ends the pipeline, on the same
  * connection to the same server: WAIT counts the replicas that have acknowledged this
  * connection's writes up to it, so it confirms (or not) every call of the group at once. On
- * Cluster a pipeline is routed by its keys (WAIT has none; a group is one partition), so it
- * runs on the node that owns the partition's slot, the one that ran the scripts. With
+ * Cluster a pipeline is routed by its keys (WAIT has none; a pipeline is one partition's or
+ * one node call), so it runs on the node that ran the scripts. With
  * independent shards each shard's broker groups on its own connection. The scripts go as
  * EVALSHA, and as EVAL only when the server does not know them: ioredis's own NOSCRIPT
  * fallback would resend a script outside the pipeline, after the WAIT, which would then not
