@@ -48,27 +48,27 @@ import { firehoseChannel, patternFlagKey, shardChannelPrefix } from "./shard-cha
  * with `mac`; SSE clients never do (their frames are rebuilt by protocol/envelope.ts).
  */
 export const PUBLISH_SCRIPT = `
--- KEYS and ARGV as parameters: the node form below runs this once per partition, with that
--- partition's keys and args taken from its ARGV.
-local function publish(KEYS, ARGV)
-local maxlen = ARGV[1]
-local ttl = tonumber(ARGV[2])
-local dedupe = ARGV[3]
-local fresh = ARGV[4]
-local mode, sprefix, firehose = ARGV[5], ARGV[6], ARGV[7]
+-- One call's keys and args: KEYS[ko + 1 …] and ARGV[ao + 1 … ao + nargs] (the node form below
+-- runs it once per partition, on slices of its ARGV, without copying them).
+local function publish(KEYS, ko, ARGV, ao, nargs)
+local maxlen = ARGV[ao + 1]
+local ttl = tonumber(ARGV[ao + 2])
+local dedupe = ARGV[ao + 3]
+local fresh = ARGV[ao + 4]
+local mode, sprefix, firehose = ARGV[ao + 5], ARGV[ao + 6], ARGV[ao + 7]
 local secrets = {}
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local nows = string.format('%.0f', now)
 local out = {}
-local grouped = (#ARGV - 7) % 6 == 1
-local n = (#ARGV - 7 - (grouped and 1 or 0)) / 6
+local grouped = (nargs - 7) % 6 == 1
+local n = (nargs - 7 - (grouped and 1 or 0)) / 6
 local fire = false
-if mode ~= 'classic' then fire = redis.call('EXISTS', KEYS[3 * n + 1]) == 1 end
+if mode ~= 'classic' then fire = redis.call('EXISTS', KEYS[ko + 3 * n + 1]) == 1 end
 local function one(i)
-  local a = 7 + (i - 1) * 6
+  local a = ao + 7 + (i - 1) * 6
   local part, ch, ty, data, idem, meta = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6]
-  local skey, ikey, mkey = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
+  local skey, ikey, mkey = KEYS[ko + 3 * i - 2], KEYS[ko + 3 * i - 1], KEYS[ko + 3 * i]
   local prev = false
   if idem ~= '' then prev = redis.call('GET', ikey) end
   if prev then
@@ -116,7 +116,7 @@ end
 -- Several requests in one call (the relay's group commit): the last ARGV is their message
 -- counts. A request that fails stops there and answers an error per message; the others go on.
 local at = 0
-for c in string.gmatch(ARGV[#ARGV], '%d+') do
+for c in string.gmatch(ARGV[ao + nargs], '%d+') do
   local from, to = at + 1, at + tonumber(c)
   local ok, e = pcall(function() for i = from, to do one(i) end end)
   if not ok then
@@ -127,7 +127,7 @@ for c in string.gmatch(ARGV[#ARGV], '%d+') do
 end
 return out
 end
-if ARGV[1] ~= 'node' then return publish(KEYS, ARGV) end
+if ARGV[1] ~= 'node' then return publish(KEYS, 0, ARGV, 0, #ARGV) end
 -- Node form (the relay's group commit on Cluster): several partitions' calls in one, each
 -- given as its key count, arg count, keys and args; KEYS[1] only routes the call. Every
 -- partition's keys are first checked in one multi-key command, as Cluster checks a call's
@@ -135,36 +135,34 @@ if ARGV[1] ~= 'node' then return publish(KEYS, ARGV) end
 -- ELSEWHERE and nothing of it is written, so the caller can send it on its own.
 -- The keys a call will touch, once each: its log, secret and flag keys, and the idempotency
 -- keys of messages that have an id (the others are never read).
-local function touched(k, a)
-  local m = math.floor((#a - 7) / 6)
+local function touched(ko, nk, ao, na)
+  local m = math.floor((na - 7) / 6)
   local out, seen = {}, {}
   local function add(x)
-    if x and not seen[x] then
+    if not seen[x] then
       seen[x] = true
       out[#out + 1] = x
     end
   end
   for i = 1, m do
-    add(k[3 * i - 2])
-    add(k[3 * i])
-    if a[7 + (i - 1) * 6 + 5] ~= '' then add(k[3 * i - 1]) end
+    add(ARGV[ko + 3 * i - 2])
+    add(ARGV[ko + 3 * i])
+    if ARGV[ao + 7 + (i - 1) * 6 + 5] ~= '' then add(ARGV[ko + 3 * i - 1]) end
   end
-  add(k[3 * m + 1])
+  if nk > 3 * m then add(ARGV[ko + 3 * m + 1]) end
   return out
 end
 local out = {}
 local at = 2
 while at <= #ARGV do
   local nk, na = tonumber(ARGV[at]), tonumber(ARGV[at + 1])
-  local k, a = {}, {}
-  for i = 1, nk do k[i] = ARGV[at + 1 + i] end
-  for i = 1, na do a[i] = ARGV[at + 1 + nk + i] end
+  local ko, ao = at + 1, at + 1 + nk
   at = at + 2 + nk + na
-  local ok, r = pcall(redis.call, 'EXISTS', unpack(touched(k, a)))
+  local ok, r = pcall(redis.call, 'EXISTS', unpack(touched(ko, nk, ao, na)))
   if not ok then
     out[#out + 1] = {err = 'ELSEWHERE ' .. (type(r) == 'table' and r.err or tostring(r))}
   else
-    ok, r = pcall(publish, k, a)
+    ok, r = pcall(publish, ARGV, ko, ARGV, ao, na)
     if ok then out[#out + 1] = r else out[#out + 1] = {err = type(r) == 'table' and r.err or tostring(r)} end
   end
 end
