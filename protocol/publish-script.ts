@@ -25,6 +25,14 @@ import { firehoseChannel, patternFlagKey, shardChannelPrefix } from "./shard-cha
  * next request runs, so merging requests does not widen a failure (without the counts, an
  * error fails the whole call, as a script error does).
  *
+ * Node form (the relay's group commit on Cluster, nodeScriptCall): ARGV[1] is `node`, then per
+ * partition its own call (key count, arg count, keys, args, plain or grouped); KEYS holds only
+ * the first call's first key, which routes the call. A script may use undeclared keys of any
+ * slot its node owns; each partition's keys are checked first in one EXISTS, which fails as a
+ * call with those keys declared would (the slot moved: non local key; migrating with keys
+ * gone: TRYAGAIN/ASK), and that partition then answers `ELSEWHERE …` with nothing written.
+ * The edge functions never use it.
+ *
  * Modes: `classic` PUBLISHes on the channel (Redis, Upstash, Cluster's broadcast);
  * `sharded` (Redis Cluster ≥ 7, one partition per call) SPUBLISHes on the partition's shard
  * channel `{<tag>}:c:<channel>`, and on its firehose `{<tag>}:all` while the pattern flag key
@@ -40,24 +48,27 @@ import { firehoseChannel, patternFlagKey, shardChannelPrefix } from "./shard-cha
  * with `mac`; SSE clients never do (their frames are rebuilt by protocol/envelope.ts).
  */
 export const PUBLISH_SCRIPT = `
-local maxlen = ARGV[1]
-local ttl = tonumber(ARGV[2])
-local dedupe = ARGV[3]
-local fresh = ARGV[4]
-local mode, sprefix, firehose = ARGV[5], ARGV[6], ARGV[7]
+-- One call's keys and args: KEYS[ko + 1 …] and ARGV[ao + 1 … ao + nargs] (the node form below
+-- runs it once per partition, on slices of its ARGV, without copying them).
+local function publish(KEYS, ko, ARGV, ao, nargs)
+local maxlen = ARGV[ao + 1]
+local ttl = tonumber(ARGV[ao + 2])
+local dedupe = ARGV[ao + 3]
+local fresh = ARGV[ao + 4]
+local mode, sprefix, firehose = ARGV[ao + 5], ARGV[ao + 6], ARGV[ao + 7]
 local secrets = {}
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local nows = string.format('%.0f', now)
 local out = {}
-local grouped = (#ARGV - 7) % 6 == 1
-local n = (#ARGV - 7 - (grouped and 1 or 0)) / 6
+local grouped = (nargs - 7) % 6 == 1
+local n = (nargs - 7 - (grouped and 1 or 0)) / 6
 local fire = false
-if mode ~= 'classic' then fire = redis.call('EXISTS', KEYS[3 * n + 1]) == 1 end
+if mode ~= 'classic' then fire = redis.call('EXISTS', KEYS[ko + 3 * n + 1]) == 1 end
 local function one(i)
-  local a = 7 + (i - 1) * 6
+  local a = ao + 7 + (i - 1) * 6
   local part, ch, ty, data, idem, meta = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6]
-  local skey, ikey, mkey = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
+  local skey, ikey, mkey = KEYS[ko + 3 * i - 2], KEYS[ko + 3 * i - 1], KEYS[ko + 3 * i]
   local prev = false
   if idem ~= '' then prev = redis.call('GET', ikey) end
   if prev then
@@ -105,7 +116,7 @@ end
 -- Several requests in one call (the relay's group commit): the last ARGV is their message
 -- counts. A request that fails stops there and answers an error per message; the others go on.
 local at = 0
-for c in string.gmatch(ARGV[#ARGV], '%d+') do
+for c in string.gmatch(ARGV[ao + nargs], '%d+') do
   local from, to = at + 1, at + tonumber(c)
   local ok, e = pcall(function() for i = from, to do one(i) end end)
   if not ok then
@@ -113,6 +124,47 @@ for c in string.gmatch(ARGV[#ARGV], '%d+') do
     for i = from, to do out[i] = {err = msg} end
   end
   at = to
+end
+return out
+end
+if ARGV[1] ~= 'node' then return publish(KEYS, 0, ARGV, 0, #ARGV) end
+-- Node form (the relay's group commit on Cluster): several partitions' calls in one, each
+-- given as its key count, arg count, keys and args; KEYS[1] only routes the call. Every
+-- partition's keys are first checked in one multi-key command, as Cluster checks a call's
+-- declared keys: a partition this node cannot serve now (slot moved or migrating) answers
+-- ELSEWHERE and nothing of it is written, so the caller can send it on its own.
+-- The keys a call will touch, once each: its log, secret and flag keys, and the idempotency
+-- keys of messages that have an id (the others are never read).
+local function touched(ko, nk, ao, na)
+  local m = math.floor((na - 7) / 6)
+  local out, seen = {}, {}
+  local function add(x)
+    if not seen[x] then
+      seen[x] = true
+      out[#out + 1] = x
+    end
+  end
+  for i = 1, m do
+    add(ARGV[ko + 3 * i - 2])
+    add(ARGV[ko + 3 * i])
+    if ARGV[ao + 7 + (i - 1) * 6 + 5] ~= '' then add(ARGV[ko + 3 * i - 1]) end
+  end
+  if nk > 3 * m then add(ARGV[ko + 3 * m + 1]) end
+  return out
+end
+local out = {}
+local at = 2
+while at <= #ARGV do
+  local nk, na = tonumber(ARGV[at]), tonumber(ARGV[at + 1])
+  local ko, ao = at + 1, at + 1 + nk
+  at = at + 2 + nk + na
+  local ok, r = pcall(redis.call, 'EXISTS', unpack(touched(ko, nk, ao, na)))
+  if not ok then
+    out[#out + 1] = {err = 'ELSEWHERE ' .. (type(r) == 'table' and r.err or tostring(r))}
+  else
+    ok, r = pcall(publish, ARGV, ko, ARGV, ao, na)
+    if ok then out[#out + 1] = r else out[#out + 1] = {err = type(r) == 'table' and r.err or tostring(r)} end
+  end
 end
 return out
 `;
@@ -234,4 +286,24 @@ export function splitScriptReply(calls: readonly ScriptCall[], reply: unknown): 
     const err = part.find((r) => r instanceof Error);
     return err ? (err as Error) : part;
   });
+}
+
+/** The error a node call answers for a partition the node cannot serve now (nothing of it was written). */
+export const ELSEWHERE = /^ELSEWHERE /;
+
+/**
+ * Calls of several partitions whose slots one Cluster node owns, as one call on that node (the
+ * script's node form): each keeps its keys and args and gets its own reply. The first call's
+ * first key is the one declared key, so a Cluster client routes the call to that node.
+ */
+export function nodeScriptCall(calls: readonly ScriptCall[]): ScriptCall {
+  const args = ["node"];
+  for (const c of calls) args.push(String(c.keys.length), String(c.args.length), ...c.keys, ...c.args);
+  return { keys: [calls[0].keys[0]], args };
+}
+
+/** A node call's reply, per call: the reply its own call would have got, or its error (ELSEWHERE: not written). */
+export function splitNodeReply(calls: number, reply: unknown): unknown[] {
+  if (!Array.isArray(reply) || reply.length !== calls) throw new Error(`unexpected publish script reply: ${JSON.stringify(reply)?.slice(0, 200)}`);
+  return reply;
 }

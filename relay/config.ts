@@ -33,6 +33,11 @@ export interface RelayConfig extends SharedSettings {
    * `not_replicated`. 0 (the default): no WAIT, Redis's asynchronous replication as is.
    */
   publishReplicas: PublishReplicas;
+  /**
+   * `FANOUT_REDIS_COMMAND_TIMEOUT_MS`: a command (a publish) unanswered this long fails, so a
+   * server that holds its connections but has stopped answering costs a 503, not a hang.
+   */
+  redisCommandTimeoutMs: number;
   corsOrigins: string[];
   heartbeatMs: number;
   retryMs: number;
@@ -152,6 +157,7 @@ export function loadConfig(env: Env = process.env): RelayConfig {
     // WAIT 0 would block forever: a timeout is always finite.
     timeoutMs: envInt(env, "FANOUT_PUBLISH_REPLICAS_TIMEOUT_MS", 1000, 1, 60_000),
   };
+  const redisCommandTimeoutMs = envInt(env, "FANOUT_REDIS_COMMAND_TIMEOUT_MS", 5000, 100, 600_000);
   if (publishReplicas.count > 0 && !redisUrl) throw new ConfigError("FANOUT_PUBLISH_REPLICAS needs REDIS_URL: the embedded broker has no replicas");
   const corsOrigins = envList(env, "FANOUT_CORS_ORIGINS");
   if (corsOrigins.includes("*") && corsOrigins.length > 1) {
@@ -206,6 +212,7 @@ export function loadConfig(env: Env = process.env): RelayConfig {
     clusterPubsub,
     clusterClassicCopy: classicCopy === "on",
     publishReplicas,
+    redisCommandTimeoutMs,
     corsOrigins,
     heartbeatMs: envInt(env, "FANOUT_HEARTBEAT_MS", 15_000, 100),
     retryMs: envInt(env, "FANOUT_RETRY_MS", 2000, 0),

@@ -66,9 +66,10 @@ export interface Relay {
 
 function makeBroker(config: RelayConfig): Broker & MessageLog {
   const settings = { ...config.log };
-  if (config.redisShards) return new ShardedRedisBroker(config.redisShards, settings, config.publishReplicas);
-  if (config.redisUrl && config.clusterPubsub === "sharded") return new ShardedClusterBroker(config.redisUrl, settings, config.clusterClassicCopy, config.publishReplicas);
-  return config.redisUrl ? new RedisBroker(config.redisUrl, settings, undefined, "classic", config.publishReplicas) : new MemoryBroker(settings);
+  const timeout = config.redisCommandTimeoutMs;
+  if (config.redisShards) return new ShardedRedisBroker(config.redisShards, settings, config.publishReplicas, timeout);
+  if (config.redisUrl && config.clusterPubsub === "sharded") return new ShardedClusterBroker(config.redisUrl, settings, config.clusterClassicCopy, config.publishReplicas, timeout);
+  return config.redisUrl ? new RedisBroker(config.redisUrl, settings, undefined, "classic", config.publishReplicas, timeout) : new MemoryBroker(settings);
 }
 
 /** Stores beside the broker, on its Redis command connection when there is one (shard 0's when sharded). */

@@ -364,7 +364,31 @@ describe("Redis Cluster with sharded Pub/Sub (FANOUT_CLUSTER_PUBSUB=sharded)", (
     const r2 = await start({ FANOUT_LOG_PREFIX: prefix });
     const exact = await open(r1, `channel=${channel}`);
     const pattern = await open(r2, "pattern=m:*");
-    const slot = keySlot(balancedTags(prefix, PARTITIONS)[partitionOf(channel, PARTITIONS)]);
+    const tags = balancedTags(prefix, PARTITIONS);
+    const slot = keySlot(tags[partitionOf(channel, PARTITIONS)]);
+    // Publishes on the source master's other partitions, several in flight: turns then hold
+    // the migrating partition beside them, so its publishes go in node calls (group-commit.ts)
+    // that the master answers ELSEWHERE for it once its keys start moving.
+    const home = await ownerPort(cluster.ports[0], slot);
+    const neighbours: string[] = [];
+    for (let k = 0; neighbours.length < 4; k++) {
+      const c = `m:n${k}`;
+      const p = partitionOf(c, PARTITIONS);
+      if (p !== partitionOf(channel, PARTITIONS) && (await ownerPort(cluster.ports[0], keySlot(tags[p]))) === home) neighbours.push(c);
+    }
+    let side = true;
+    const sideLoad = Promise.all(
+      Array.from({ length: 2 * neighbours.length }, async (_, w) => {
+        for (let i = 0; side; i++) {
+          await fetch(`${r1.base}/v1/publish`, {
+            method: "POST",
+            headers: { "Content-Type": "application/json" },
+            body: JSON.stringify({ channel: neighbours[w % neighbours.length], data: i }),
+            signal: AbortSignal.timeout(2000),
+          }).catch(() => undefined);
+        }
+      }),
+    );
     await underSteadyStream("slot migration", r1, [r1, r2], prefix, channel, [exact, pattern], async () => {
       const all = await nodes(cluster.ports[0]);
       const sourcePort = await ownerPort(cluster.ports[0], slot);
@@ -382,6 +406,8 @@ describe("Redis Cluster with sharded Pub/Sub (FANOUT_CLUSTER_PUBSUB=sharded)", (
       }
       expect(await ownerPort(source.port, slot)).toBe(target.port);
     });
+    side = false;
+    await sideLoad;
     // The partition's shard channels moved with the slot.
     const owner = await ownerPort(cluster.ports[0], slot);
     const tag = balancedTags(prefix, PARTITIONS)[partitionOf(channel, PARTITIONS)];

@@ -1,5 +1,6 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import type { Cluster, Redis } from "ioredis";
+import { keySlot } from "../../protocol/cluster-tags.js";
 import { FanoutError, unavailable } from "../../protocol/errors.js";
 import { parseStreamId, streamId, type Position, ZERO } from "../../protocol/position.js";
 import { macKey, partitionTag, PUBLISH_SCRIPT, publishScriptArgs, publishScriptResults, randomSecret, type LogSettings } from "../../protocol/publish-script.js";
@@ -30,6 +31,8 @@ return v
 `;
 /** A channel copy's globs (it is delivered as the channel's). */
 const NO_GLOBS: readonly string[] = [];
+/** `FANOUT_REDIS_COMMAND_TIMEOUT_MS`'s default. */
+export const DEFAULT_COMMAND_TIMEOUT_MS = 5000;
 /** At most one secret reload per this interval when tags stop verifying. */
 const SECRET_RELOAD_MS = 1000;
 
@@ -85,7 +88,8 @@ export class RedisBroker implements Broker, MessageLog {
   /** `<prefix>:relay:` — reserved for relays' marker channels. */
   private readonly markerPrefix: string;
   /** Publish script calls of one event-loop turn, one pipeline per group (group-commit.ts). */
-  private readonly commit: GroupCommit;
+  readonly commit: GroupCommit;
+  private readonly commandTimeoutMs: number;
 
   /**
    * `owned`: the partitions whose log, secrets and settle markers live on this Redis, when the
@@ -103,6 +107,8 @@ export class RedisBroker implements Broker, MessageLog {
     logVia: "classic" | "shard" = "classic",
     /** `FANOUT_PUBLISH_REPLICAS`: replicas that must confirm each publish (one WAIT per group, group-commit.ts). */
     private readonly replicas: PublishReplicas = NO_REPLICAS,
+    /** `FANOUT_REDIS_COMMAND_TIMEOUT_MS`: how long a command may go unanswered before it fails (a silent server). */
+    commandTimeoutMs = DEFAULT_COMMAND_TIMEOUT_MS,
   ) {
     this.partitions = settings.partitions;
     this.owned = owned ? [...owned] : Array.from({ length: settings.partitions }, (_, p) => p);
@@ -110,8 +116,12 @@ export class RedisBroker implements Broker, MessageLog {
     this.live = new LiveClassifier(settings.partitions, () => this.reloadSecrets(), logVia === "shard" ? "all" : "plain");
     this.marker = `${this.markerPrefix}${this.relayId}`;
     const retryStrategy = (times: number) => Math.min(100 * 2 ** Math.min(times, 5), 2000);
-    // Commands fail fast while Redis is down (publish answers 503) instead of queueing.
-    this.cmd = connect(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, retryStrategy, lazyConnect: true }) as Scripted;
+    // Commands fail fast while Redis is down (publish answers 503) instead of queueing, and
+    // give up on a server that holds the connection but does not answer (stopped, swapping,
+    // a network partition without a reset): without a bound a publish would wait until it
+    // came back. A WAIT may take its own timeout first.
+    this.commandTimeoutMs = Math.max(commandTimeoutMs, replicas.count > 0 ? replicas.timeoutMs + 1000 : 0);
+    this.cmd = connect(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, retryStrategy, lazyConnect: true, commandTimeout: this.commandTimeoutMs }) as Scripted;
     // On Cluster the subscriber is a plain connection to one node (classic Pub/Sub reaches
     // every node), moving to another known node when that one is unreachable.
     this.sub = connectSubscriber(url, { enableOfflineQueue: true, maxRetriesPerRequest: null, retryStrategy, lazyConnect: true }, () =>
@@ -121,7 +131,11 @@ export class RedisBroker implements Broker, MessageLog {
     this.cmd.defineCommand("fanoutSettle", { lua: SETTLE_SCRIPT });
     this.cmd.defineCommand("fanoutSecret", { lua: SECRET_SCRIPT });
     for (const c of [this.cmd, this.sub]) c.on("error", () => undefined /* surfaced through status and 503s */);
-    this.commit = new GroupCommit(this.cmd, this.replicas, (keys, args) => this.cmd.fanoutPublish(keys.length, ...keys, ...args));
+    // On Cluster the turn's partitions go as one call per node: the master ioredis would send
+    // the partition's keys to now (its slot map, refreshed on MOVED).
+    const slots = Array.from({ length: settings.partitions }, (_, p) => keySlot(partitionTag(settings, p)));
+    const nodeOf = this.isCluster() ? (p: number) => (this.cmd as Cluster).slots[slots[p]]?.[0] : undefined;
+    this.commit = new GroupCommit(this.cmd, this.replicas, (keys, args) => this.cmd.fanoutPublish(keys.length, ...keys, ...args), nodeOf);
   }
 
   async start(listener: BrokerListener): Promise<void> {
@@ -340,6 +354,10 @@ export class RedisBroker implements Broker, MessageLog {
       return out;
     } catch (err) {
       if (err instanceof FanoutError) throw err;
+      if (/Command timed out/.test((err as Error).message)) {
+        // The script may have run (the server stalled after it): only a retry with the same id is safe.
+        throw unavailable(`Redis did not answer within ${this.commandTimeoutMs} ms; the publish may have been logged: retry with the same id`, 2);
+      }
       throw unavailable(`Redis publish failed: ${(err as Error).message}`, 2);
     }
   }

@@ -37,10 +37,10 @@ export class ShardedClusterBroker implements Broker, MessageLog {
   /** The relay's globs, matched here against the channel of each firehose message (by literal prefix: broker/pattern-index.ts). */
   private readonly globs = new PatternIndex();
 
-  constructor(url: string, settings: LogSettings, classicCopy: boolean, replicas: PublishReplicas = NO_REPLICAS) {
+  constructor(url: string, settings: LogSettings, classicCopy: boolean, replicas: PublishReplicas = NO_REPLICAS, commandTimeoutMs?: number) {
     this.partitions = settings.partitions;
     this.settings = { ...settings, tags: balancedTags(settings.prefix, settings.partitions), pubsub: classicCopy ? "both" : "sharded" };
-    this.classic = new RedisBroker(url, this.settings, undefined, "shard", replicas);
+    this.classic = new RedisBroker(url, this.settings, undefined, "shard", replicas, commandTimeoutMs);
     this.links = [...Array.from({ length: this.partitions }, (_, p) => [p]), []];
   }
 

@@ -32,10 +32,10 @@ export class ShardedRedisBroker implements Broker, MessageLog {
   private readonly shards: RedisBroker[];
   private readonly publisher: ShardedPublisher;
 
-  constructor(urls: readonly string[], settings: LogSettings, replicas: PublishReplicas = NO_REPLICAS) {
+  constructor(urls: readonly string[], settings: LogSettings, replicas: PublishReplicas = NO_REPLICAS, commandTimeoutMs?: number) {
     this.partitions = settings.partitions;
     this.map = new ShardMap(settings.partitions, urls.length);
-    this.shards = urls.map((u, s) => new RedisBroker(u, settings, this.map.partitionsOf[s], "classic", replicas));
+    this.shards = urls.map((u, s) => new RedisBroker(u, settings, this.map.partitionsOf[s], "classic", replicas, commandTimeoutMs));
     this.links = this.map.partitionsOf;
     this.publisher = new ShardedPublisher(this.map, this.shards, settings.prefix, (s) => this.shards[s].commands.status === "ready");
   }
