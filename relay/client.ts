@@ -71,6 +71,11 @@ export class Client {
     if (this.heldBytes > this.holdLimits.maxBytes) this.conn.destroy("hard");
   }
 
+  /** Some live log messages were dropped while held (see `takeDropped`). */
+  get droppedAny(): boolean {
+    return this.dropped.size > 0;
+  }
+
   /**
    * The partitions whose live log messages were dropped while held, to be read from the log
    * (from `delivered`) before `goLive`; a held frame at or below what that reading sends is

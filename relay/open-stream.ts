@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { createHash, timingSafeEqual } from "node:crypto";
 import { FanoutError } from "../protocol/errors.js";
 import { formatCursor, type Cursor } from "../protocol/cursor.js";
 import { globMatchBytes, toBytes } from "../protocol/glob.js";
@@ -7,6 +7,7 @@ import type { RelayContext } from "./relay-context.js";
 import type { NameSet, SubscriptionChange } from "./subscription-change.js";
 import { partitionsOf, replayDropped, replayHistory, type ResetReason } from "./replay.js";
 import { encodeEvent } from "./sse/frame.js";
+import { randomToken } from "./random-token.js";
 import type { PresenceIdentity } from "./presence/presence-store.js";
 
 /** What `event: subscribed` carries, and the answer to the change request. */
@@ -36,8 +37,9 @@ function digest(s: string): Buffer {
  * replay would carry an id past entries not yet sent.
  */
 export class OpenStream {
-  readonly secret = randomBytes(24).toString("base64url");
-  private readonly secretDigest = digest(this.secret);
+  readonly secret = randomToken(24);
+  /** Made on the first change request: most streams never get one. */
+  private secretDigest?: Buffer;
   private queue: Promise<unknown>;
   private setupDone!: () => void;
   /** Set once the stream is live: it is then a presence member of its presence channels. */
@@ -63,6 +65,7 @@ export class OpenStream {
 
   /** Constant time: digests of equal length are compared whatever the given secret's length. */
   secretMatches(given: string): boolean {
+    this.secretDigest ??= digest(this.secret);
     return timingSafeEqual(digest(given), this.secretDigest);
   }
 

@@ -1,4 +1,4 @@
-import { randomBytes, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import type { Cluster, Redis } from "ioredis";
 import { keySlot } from "../../protocol/cluster-tags.js";
 import { FanoutError, unavailable } from "../../protocol/errors.js";
@@ -8,6 +8,7 @@ import type { PublishMessage, PublishResult } from "../../protocol/publish-reque
 import { partitionOf, streamKey } from "../../protocol/partition.js";
 import { checkPublishable, reservedPrefix } from "../../protocol/reserved-channels.js";
 import type { Broker, BrokerListener, Delivery, LogEntry, MessageLog, PartitionState, SubscriptionKind } from "../broker/broker.js";
+import { randomToken } from "../random-token.js";
 import { LiveClassifier } from "./live-classifier.js";
 import { PatternRoutes } from "./pattern-routes.js";
 import { connect, connectSubscriber, type RedisClient } from "./redis-connection.js";
@@ -289,7 +290,7 @@ export class RedisBroker implements Broker, MessageLog {
 
   private async settleGroup(partitions: number[]): Promise<Position[]> {
     // Unguessable: anyone able to PUBLISH could otherwise answer a settle with made-up ends.
-    const token = randomBytes(12).toString("base64url");
+    const token = randomToken(12);
     const arrived = new Promise<Position[]>((resolve, reject) => {
       this.settleWaiters.set(token, { partitions, resolve });
       setTimeout(() => {

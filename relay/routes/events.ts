@@ -161,9 +161,12 @@ export function eventsRoute(rc: RelayContext): Hono<NodeEnv> {
       "Cache-Control": "no-cache, no-transform",
       "X-Accel-Buffering": "no",
     };
-    c.res.headers.forEach((v, k) => {
-      if (k.toLowerCase().startsWith("access-control-") || k.toLowerCase() === "vary") headers[k.toLowerCase()] = v;
-    });
+    // Only the CORS middleware sets headers here; reading `c.res` makes Hono build a Response.
+    if (config.corsOrigins.length > 0) {
+      c.res.headers.forEach((v, k) => {
+        if (k.toLowerCase().startsWith("access-control-") || k.toLowerCase() === "vary") headers[k.toLowerCase()] = v;
+      });
+    }
     if (config.compression === "gzip") {
       // The answer depends on Accept-Encoding whichever it is: caches must know.
       headers.vary = headers.vary ? `${headers.vary}, Accept-Encoding` : "Accept-Encoding";
@@ -189,9 +192,11 @@ export function eventsRoute(rc: RelayContext): Hono<NodeEnv> {
         if (r.reset) sendReset(rc, conn, r.reset);
       }
       // Live log messages dropped while held (a long replay, a slow reader) come from the log.
-      const again = await replayDropped(log, client, broker.partitions, config.replayLimit, hub.cursor);
-      metrics.replayed.inc(again.sent);
-      if (again.reset) sendReset(rc, conn, again.reset);
+      if (client.droppedAny) {
+        const again = await replayDropped(log, client, broker.partitions, config.replayLimit, hub.cursor);
+        metrics.replayed.inc(again.sent);
+        if (again.reset) sendReset(rc, conn, again.reset);
+      }
       client.goLive(hub.cursor);
       // Members join once they receive the channel (so they also see their own join).
       if (!conn.closed) {
@@ -217,6 +222,7 @@ export function eventsRoute(rc: RelayContext): Hono<NodeEnv> {
  */
 function endAtExpiry(conn: SseConnection, endsAt: number | undefined): (endsAt: number) => void {
   let timer: ReturnType<typeof setTimeout> | undefined;
+  let watching = false;
   // setTimeout's delay is a 32-bit int (a longer one fires at once): a far `exp` is re-armed.
   const arm = (): void => {
     if (conn.closed || endsAt === undefined) return;
@@ -229,15 +235,24 @@ function endAtExpiry(conn: SseConnection, endsAt: number | undefined): (endsAt: 
     conn.send(encodeEvent({ event: "expired", data: JSON.stringify({ reason: "token_expired" }) }));
     conn.end();
   };
-  // A stream already closed needs no timer (and one whose `close` has passed would never clear it).
+  // Timer and `close` listener only once there is an end: most grants have none (API keys,
+  // tokens without `exp`), and an idle stream then holds neither.
+  const start = (): void => {
+    // A stream already closed needs no timer (and one whose `close` has passed would never clear it).
+    if (conn.closed) return;
+    if (!watching) {
+      watching = true;
+      conn.socket.once("close", () => clearTimeout(timer));
+    }
+    arm();
+  };
   if (conn.closed) return () => undefined;
-  conn.socket.once("close", () => clearTimeout(timer));
-  arm();
+  if (endsAt !== undefined) start();
   return (next) => {
     if (endsAt !== undefined && endsAt <= next) return;
     endsAt = next;
     clearTimeout(timer);
-    arm();
+    start();
   };
 }
 
