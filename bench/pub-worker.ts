@@ -5,6 +5,11 @@
  * per-channel publish order is the order of the requests on one connection.
  *
  * Each message's data is `{"q":<seq>,"t":<µs CLOCK_MONOTONIC at write>,"k":<channel index>[,"p":"…"]}`.
+ *
+ * Warm-up (`{type: "warmup"}` before `go`): the same publishing, same pacing, same connections,
+ * for `durationMs`, to `channels` of its own (bench/run.ts passes channels nobody subscribes
+ * to), answered by a `done` that run.ts only checks for failures; then every counter starts
+ * again from zero and `go` runs the measured window on the start message's channels.
  */
 import { connect, type Socket } from "node:net";
 import { nowUs } from "./sse-client.js";
@@ -33,7 +38,9 @@ export type ToPub =
       /** Pad with JSON records (what an application sends) instead of one repeated character. */
       payloadJson?: boolean;
     }
-  | { type: "go" };
+  | { type: "go" }
+  /** Publish like `go` for `durationMs` to these channels (same count and order), then reset. */
+  | { type: "warmup"; channels: PubChannel[]; durationMs: number };
 
 export type FromPub =
   | { type: "ready" }
@@ -159,6 +166,7 @@ class PubConn {
         for (const r of again) this.write(r.idx, r.seq);
         this.sock.uncork();
         this.flush();
+        if (finishing && this.inflight.length === 0) maybeDone();
       },
       (e: Error) => {
         this.reconnecting = false;
@@ -317,10 +325,31 @@ async function start(): Promise<void> {
   send({ type: "ready" });
 }
 
-function go(): void {
+/** The measured window's channels, kept while a warm-up publishes to its own. */
+let measuredChannels: PubChannel[] = [];
+
+/** Every counter back to zero (after a warm-up): the measured window starts clean. */
+function reset(): void {
+  seqs = cfg.channels.map(() => 0);
+  published = [];
+  for (const ch of cfg.channels) published[ch.key] = 0;
+  sent = ok = failed = 0;
+  for (const k of Object.keys(statuses)) delete statuses[k];
+  firstError = undefined;
+  finishing = doneSent = closedLoop = stopped = false;
+  startUs = endUs = maxLagMs = unsent = 0;
+  rtts.length = 0;
+  for (const c of conns) {
+    c.queue = [];
+    c.cursor = 0;
+    c.reconnects = 0;
+  }
+}
+
+function go(durationMs = cfg.durationMs): void {
   cpu0 = process.cpuUsage();
   startUs = nowUs();
-  const durUs = cfg.durationMs * 1000;
+  const durUs = durationMs * 1000;
   if (cfg.rate <= 0) {
     // closed loop: every connection keeps its window full (refilled on each response),
     // round-robin over its channels, until the duration is over
@@ -330,7 +359,7 @@ function go(): void {
       endUs = nowUs();
       finishing = true;
       maybeDone();
-    }, cfg.durationMs);
+    }, durationMs);
     for (const c of conns) c.flush();
     return;
   }
@@ -379,6 +408,19 @@ process.on("message", (m: ToPub) => {
       console.error(`publisher: ${e.message}`);
       process.exit(1);
     });
-  } else if (m.type === "go") go();
+  } else if (m.type === "warmup") {
+    // same count and order as the measured channels: connection i carries the same share
+    measuredChannels = cfg.channels;
+    cfg.channels = m.channels;
+    reset();
+    go(m.durationMs);
+  } else if (m.type === "go") {
+    if (measuredChannels.length) {
+      cfg.channels = measuredChannels;
+      measuredChannels = [];
+      reset();
+    }
+    go();
+  }
 });
 process.on("disconnect", () => process.exit(0));

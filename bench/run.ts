@@ -16,7 +16,8 @@
  * --sub-procs <n>, --nginx-workers <n>, --json <file>, --quiet-wait <ms> (how long to wait before each
  * run for other processes on the box to go under 25% of a core; default 10000, 0 = never),
  * --root <dir> (run another checkout's relay, e.g. the commit before a change), --env NAME=value
- * (relay environment, repeatable).
+ * (relay environment, repeatable), --warmup <ms> (publish this long before measuring; default
+ * 8000, 0 = none: see warmUp below).
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -55,10 +56,12 @@ interface Args {
   root: string;
   /** Extra relay environment (`--env NAME=value`, repeatable). */
   env: Record<string, string>;
+  /** Publishing before the measured window, per run (ms); 0 = none. */
+  warmupMs: number;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { scenarios: ["a", "b", "c", "d", "e", "p", "z"], targets: [...TARGETS], quick: false, profile: false, markdown: false, payload: 0, nginxWorkers: 2, quietWaitMs: 10000, root: repoRoot, env: {} };
+  const a: Args = { scenarios: ["a", "b", "c", "d", "e", "p", "z"], targets: [...TARGETS], quick: false, profile: false, markdown: false, payload: 0, nginxWorkers: 2, quietWaitMs: 10000, root: repoRoot, env: {}, warmupMs: 8000 };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].split("=", 2) as [string, string | undefined];
     const val = (): string => {
@@ -111,6 +114,10 @@ function parseArgs(argv: string[]): Args {
       case "--json":
         a.json = val();
         break;
+      case "--warmup":
+        a.warmupMs = Number(val());
+        if (!(a.warmupMs >= 0)) throw new Error("--warmup needs a number of ms (0 = none)");
+        break;
       case "--root":
         a.root = resolve(val());
         break;
@@ -124,7 +131,7 @@ function parseArgs(argv: string[]): Args {
       case "-h":
       case "--help":
         console.log(
-          "usage: npm run bench -- [--scenario a,b,c,d,e,p,z] [--target relay-memory,relay-redis,nchan-memory,nchan-redis,socketio-redis,node-floor] [--quick] [--profile] [--markdown] [--duration ms] [--subs n] [--rate n] [--window n] [--payload bytes] [--sub-procs n] [--nginx-workers n] [--json file] [--quiet-wait ms] [--root checkout] [--env NAME=value]",
+          "usage: npm run bench -- [--scenario a,b,c,d,e,p,z] [--target relay-memory,relay-redis,nchan-memory,nchan-redis,socketio-redis,node-floor] [--quick] [--profile] [--markdown] [--duration ms] [--subs n] [--rate n] [--window n] [--payload bytes] [--sub-procs n] [--nginx-workers n] [--json file] [--quiet-wait ms] [--root checkout] [--env NAME=value] [--warmup ms]",
         );
         process.exit(0);
         break;
@@ -242,6 +249,28 @@ for (const sig of ["SIGINT", "SIGTERM"] as const) {
   });
 }
 
+/**
+ * Publishes at the scenario's rate (closed loop: as fast as answered) for `warmMs` before the
+ * measured window, on the same connections and URL/body shapes, to channels nobody subscribes
+ * to (`w` + the channel's name, same count; the Socket.IO emitter: rooms nobody joined).
+ *
+ * Why: a fresh Node server spends its first seconds in V8 compiling (relay-memory measured
+ * 235–251 µs per publish 3–9 s after load starts, 124–139 µs at 25–31 s; bare node:http
+ * 130–139 → 66–90 µs), while Nchan (C) has no warm-up; real servers are long-running, so the
+ * bench reports steady state, for every target alike.
+ *
+ * Why unsubscribed channels: the subscribers' counters (loss, dups, order, latency) and the
+ * sequence numbers stay untouched without any change to the subscribers, while the whole
+ * publish path (HTTP, auth, validation, broker, pattern matching, Redis, script) runs hot.
+ * The delivery path is not warmed by this; at these fan-outs (hundreds to thousands of
+ * deliveries per publish) it gets hot within the first moments of the measured window.
+ * Server CPU, publisher and subscriber counters are all taken after the warm-up.
+ */
+async function warmUp(pub: ChildProcess, channels: PubChannel[], warmMs: number): Promise<void> {
+  const done = await request<Extract<FromPub, { type: "done" }>>(pub, { type: "warmup", channels, durationMs: warmMs } satisfies ToPub, "done", warmMs + 60000);
+  if (done.failed) throw new Error(`warm-up: ${done.failed} publishes failed (${JSON.stringify(done.statuses)}): ${done.firstError}`);
+}
+
 async function runOne(sc: Scenario, target: TargetName, args: Args, variant?: Variant): Promise<Result> {
   if (args.quietWaitMs > 0) await waitQuiet(25, args.quietWaitMs);
   const profDir = args.profile && !target.startsWith("nchan") ? join(here, "profiles", `${target}-${sc.id}`) : undefined;
@@ -339,6 +368,11 @@ async function runOne(sc: Scenario, target: TargetName, args: Args, variant?: Va
       const name = channelName(sc, i);
       channels.push({ path: srv.pubPath(name), body: srv.pubBody(name), key: i });
     }
+    // Warm-up channels: the same count, a `w` in front of each name (see warmUp).
+    const warm: PubChannel[] = channels.map((c, i) => {
+      const name = `w${channelName(sc, i)}`;
+      return { path: srv.pubPath(name), body: srv.pubBody(name), key: c.key };
+    });
     const rate = args.rate ?? sc.rate;
     await request(
       pub!,
@@ -354,11 +388,12 @@ async function runOne(sc: Scenario, target: TargetName, args: Args, variant?: Va
         contentType: srv.contentType,
         payloadBytes: variant?.payloadBytes ?? args.payload,
         payloadJson: variant !== undefined,
-        ...(srv.redisUrl ? { redisUrl: srv.redisUrl } : {}),
+        ...(srv.redisUrl ? { redisUrl: srv.redisUrl, warmupRooms: warm.map((c) => c.path) } : {}),
       } satisfies ToPub | ToSioPub,
       "ready",
       10000,
     );
+    if (args.warmupMs > 0) await warmUp(pub!, warm, args.warmupMs);
     for (const w of subs) w.send({ type: "mark" } satisfies ToSub);
     await sleep(50);
     const box0 = boxBusySeconds();
@@ -536,6 +571,11 @@ async function main(): Promise<void> {
   const m = machine();
   const date = new Date().toISOString();
   console.log(`edge-fanout bench — ${date}\nmachine: ${m.nproc} × ${m.cpu}, ${m.memGb} GB RAM, Linux ${m.kernel}, Node ${process.version}`);
+  console.log(
+    args.warmupMs > 0
+      ? `warm-up: ${args.warmupMs} ms per run before measuring (the scenario's publishing, to channels nobody subscribes to; every target alike)`
+      : "warm-up: none (--warmup 0): figures include the server's JIT warm-up",
+  );
   let targets = args.targets;
   if (!relayPresent(args.root) && targets.some((t) => t.startsWith("relay"))) {
     console.log("relay/main.ts not found: skipping relay targets");

@@ -12,6 +12,10 @@
  * connection's channels and the next emit goes out when the previous one came back through
  * the server (window 1 = one in flight per connection) — the probe is one more member of
  * each room. Driven over IPC by bench/run.ts; never started by hand.
+ *
+ * Warm-up (`{type: "warmup"}`, as in pub-worker): the same emits to rooms nobody joined
+ * (`warmupRooms` of the start message); in closed loop the probes join those rooms too, so
+ * they pace the warm-up as they pace the measured window.
  */
 import { Emitter } from "@socket.io/redis-emitter";
 import { Redis } from "ioredis";
@@ -19,8 +23,11 @@ import { io, type Socket } from "socket.io-client";
 import type { FromPub, ToPub } from "./pub-worker.js";
 import { nowUs } from "./sse-client.js";
 
-/** pub-worker's start message plus the Redis the emitter publishes to. Channel `path` = room. */
-export type ToSioPub = (Extract<ToPub, { type: "start" }> & { redisUrl: string }) | { type: "go" };
+/**
+ * pub-worker's start message plus the Redis the emitter publishes to, and the warm-up's rooms
+ * (the probes join them at start). Channel `path` = room.
+ */
+export type ToSioPub = (Extract<ToPub, { type: "start" }> & { redisUrl: string; warmupRooms?: string[] }) | Exclude<ToPub, { type: "start" }>;
 
 const send = (m: FromPub): void => {
   process.send!(m);
@@ -47,6 +54,7 @@ let cpu0 = process.cpuUsage();
 const rtts: number[] = [];
 let finishing = false;
 let doneSent = false;
+let giveUp: NodeJS.Timeout | undefined;
 
 interface Probe {
   s: Socket;
@@ -116,10 +124,31 @@ function finish(): void {
   finishing = true;
   maybeDone();
   // a message the server lost would hold a probe forever: give up on it after 10 s
-  setTimeout(() => {
+  giveUp = setTimeout(() => {
     for (const p of probes) p.inflight = 0;
     maybeDone();
   }, 10000).unref();
+}
+
+/** The measured window's channels, kept while a warm-up emits to its own. */
+let measuredChannels: typeof cfg.channels = [];
+
+/** Every counter back to zero (after a warm-up): the measured window starts clean. */
+function reset(): void {
+  clearTimeout(giveUp);
+  seqs = cfg.channels.map(() => 0);
+  published = [];
+  for (const ch of cfg.channels) published[ch.key] = 0;
+  sent = ok = failed = pending = 0;
+  for (const k of Object.keys(statuses)) delete statuses[k];
+  firstError = undefined;
+  finishing = doneSent = stopped = false;
+  startUs = endUs = maxLagMs = 0;
+  rtts.length = 0;
+  for (const p of probes) {
+    p.cursor = 0;
+    p.inflight = 0;
+  }
 }
 
 function flushProbe(p: Probe): void {
@@ -143,7 +172,7 @@ async function start(): Promise<void> {
     for (let i = 0; i < n; i++) {
       const own: number[] = [];
       for (let j = i; j < cfg.channels.length; j += n) own.push(j);
-      const s = io(`http://${cfg.host}:${cfg.port}`, { transports: ["websocket"], forceNew: true, reconnection: false, auth: { channels: own.map((j) => cfg.channels[j].path) } });
+      const s = io(`http://${cfg.host}:${cfg.port}`, { transports: ["websocket"], forceNew: true, reconnection: false, auth: { channels: own.flatMap((j) => [cfg.channels[j].path, ...(cfg.warmupRooms?.[j] !== undefined ? [cfg.warmupRooms[j]] : [])]) } });
       const p: Probe = { s, own, cursor: 0, inflight: 0 };
       s.on("message", (d: { t?: number }) => {
         if (p.inflight === 0) return;
@@ -162,19 +191,19 @@ async function start(): Promise<void> {
   send({ type: "ready" });
 }
 
-function go(): void {
+function go(durationMs = cfg.durationMs): void {
   cpu0 = process.cpuUsage();
   startUs = nowUs();
   if (cfg.rate <= 0) {
     setTimeout(() => {
       stopped = true;
       finish();
-    }, cfg.durationMs);
+    }, durationMs);
     for (const p of probes) flushProbe(p);
     return;
   }
   // open loop: message m is due at startUs + m / rate; channels round-robin
-  const durUs = cfg.durationMs * 1000;
+  const durUs = durationMs * 1000;
   const nch = cfg.channels.length;
   let scheduled = 0;
   const tick = (): void => {
@@ -196,6 +225,18 @@ process.on("message", (m: ToSioPub) => {
       console.error(`socket.io publisher: ${e.message}`);
       process.exit(1);
     });
-  } else if (m.type === "go") go();
+  } else if (m.type === "warmup") {
+    measuredChannels = cfg.channels;
+    cfg.channels = m.channels;
+    reset();
+    go(m.durationMs);
+  } else if (m.type === "go") {
+    if (measuredChannels.length) {
+      cfg.channels = measuredChannels;
+      measuredChannels = [];
+      reset();
+    }
+    go();
+  }
 });
 process.on("disconnect", () => process.exit(0));
