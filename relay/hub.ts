@@ -10,11 +10,6 @@ import { RateMeter } from "./rate-meter.js";
 import { FaultLog } from "./fault-log.js";
 
 const CATCH_UP_PAGE = 500;
-/**
- * A settle that started at most this long ago, after the stream's subscriptions were all
- * confirmed, serves a new stream instead of a settle of its own (see `attach`).
- */
-const SETTLE_REUSE_MS = 50;
 const CATCH_UP_RETRY_MS = 250;
 
 /**
@@ -61,10 +56,6 @@ export class Hub implements BrokerListener {
   private readonly linkOf: Link[];
   private settling?: Promise<void>;
   private settleNext?: Promise<void>;
-  /** Settle runs started so far. */
-  private settleRuns = 0;
-  /** The last settle run that moved every partition: its number and when it started (ms, monotonic). */
-  private lastSettled = { run: 0, startedAt: -Infinity };
   /** Messages in (per routed copy) and frames out, per second over the last 10 s. */
   readonly rates = new RateMeter();
   /** Last dispatch stamp handed out. */
@@ -79,7 +70,7 @@ export class Hub implements BrokerListener {
     /** Live messages held while catching up after a broker drop (`FANOUT_CATCHUP_BACKLOG`). */
     private readonly maxBacklog: number,
   ) {
-    this.subs = new SubscriptionRegistry(broker, metrics, unsubscribeDelayMs, () => this.settleRuns);
+    this.subs = new SubscriptionRegistry(broker, metrics, unsubscribeDelayMs);
     this.cursor = Array.from({ length: broker.partitions }, () => ZERO);
     this.cursorText = new CursorEncoder(broker.partitions);
     const groups = broker.links ?? [Array.from({ length: broker.partitions }, (_, p) => p)];
@@ -266,21 +257,7 @@ export class Hub implements BrokerListener {
       console.warn("[fanout] subscription failed:", (err as Error).message);
       throw unavailable("subscription failed; retry shortly");
     }
-    if (!this.recentlySettled(c.channels, c.patterns)) await this.settle();
-  }
-
-  /**
-   * Whether a settle run that started after all these subscriptions were confirmed, and no
-   * longer than `SETTLE_REUSE_MS` ago, already serves a new stream on them. It does: every
-   * message on them from before that run is at or below its ends, and every one since has
-   * reached the relay (they were subscribed), moving the cursor past it. Only positions in
-   * partitions none of the relay's subscriptions had traffic in may then be up to
-   * `SETTLE_REUSE_MS` older than with a settle of its own. In a connect ramp on existing
-   * subscriptions this spares a settle (with Redis: a script call and a marker) per stream.
-   */
-  private recentlySettled(channels: readonly string[], patterns: readonly string[]): boolean {
-    const last = this.lastSettled;
-    return performance.now() - last.startedAt <= SETTLE_REUSE_MS && this.subs.confirmedBefore(channels, patterns, last.run);
+    await this.settle();
   }
 
   /**
@@ -304,18 +281,13 @@ export class Hub implements BrokerListener {
   }
 
   private async runSettle(): Promise<void> {
-    const run = ++this.settleRuns;
-    const startedAt = performance.now();
     try {
       const ends = await this.log.settled();
       // While a link catches up, its held messages may sit below these ends: leave its
       // partitions' cursor alone.
-      let all = true;
       ends.forEach((pos, p) => {
         if (!this.linkOf[p]?.backlog) this.advance(p, pos);
-        else all = false;
       });
-      if (all) this.lastSettled = { run, startedAt };
     } catch {
       // A stale cursor only means a resume may replay a little more; never less.
     }
@@ -335,7 +307,7 @@ export class Hub implements BrokerListener {
       console.warn("[fanout] subscription failed:", (err as Error).message);
       throw unavailable("subscription failed; retry shortly");
     }
-    if (!this.recentlySettled(channels, patterns)) await this.settle();
+    await this.settle();
   }
 
   /** Takes a client off some of its names (dynamic unsubscribe). */

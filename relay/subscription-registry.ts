@@ -9,8 +9,6 @@ interface Subscription {
   clients: Set<Client>;
   /** Resolves when the broker confirmed the subscription. */
   ready: Promise<void>;
-  /** Set once confirmed: the hub's settle runs started by then (see `Hub.attach`). */
-  confirmedAtRun?: number;
   timer?: NodeJS.Timeout;
   /** Messages routed by it, and when the last one was (or when it was created): the fleet view's rates and idle alerts. */
   messages: number;
@@ -46,8 +44,6 @@ export class SubscriptionRegistry {
     private readonly broker: Broker,
     private readonly metrics: RelayMetrics,
     private readonly unsubscribeDelayMs: number,
-    /** How many settle runs the hub has started (stamped on a subscription when confirmed). */
-    private readonly settleRuns: () => number = () => 0,
   ) {}
 
   /**
@@ -81,22 +77,6 @@ export class SubscriptionRegistry {
     return Promise.all(waits);
   }
 
-  /**
-   * True when every one of these subscriptions was confirmed by the broker before settle run
-   * number `run` started (so that run's ends cover everything published on them before).
-   */
-  confirmedBefore(channels: readonly string[], patterns: readonly string[], run: number): boolean {
-    for (const name of channels) {
-      const at = this.channels.get(name)?.confirmedAtRun;
-      if (at === undefined || at >= run) return false;
-    }
-    for (const name of patterns) {
-      const at = this.patterns.get(name)?.confirmedAtRun;
-      if (at === undefined || at >= run) return false;
-    }
-    return true;
-  }
-
   remove(c: Client): void {
     this.removeNames(c, c.channels, c.patterns);
   }
@@ -121,10 +101,6 @@ export class SubscriptionRegistry {
       if (kind === "channel") this.live.channels.add(name);
       else this.live.patterns.add(name);
       this.metrics.subscriptions.inc({ kind });
-      ready.then(
-        () => (created.confirmedAtRun = this.settleRuns()),
-        () => undefined,
-      );
       ready.catch(() => {
         // Forget a failed subscription so the next client tries again.
         if (map.get(name) === created) this.drop(map, created);
