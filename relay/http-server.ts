@@ -99,7 +99,27 @@ export function detachFromHttp(res: ServerResponse): boolean {
   // Back to the shared methods (a `delete` would turn the socket into a dictionary-mode object, 1.6 KB).
   const proto = Object.getPrototypeOf(socket) as Record<string, unknown>;
   for (const k of HTTP_SOCKET_OVERRIDES) (socket as unknown as Record<string, unknown>)[k] = proto[k];
-  freeParser(socket.parser, res.req, socket);
+  // The parser is freed on the next turn, not now: this can run while the parser is still
+  // working through bytes it was handed (the route's promise chain may complete in the tick
+  // queue Node drains after a parser callback), and a parser freed mid-run goes on to the
+  // next pipelined request with no `onIncoming`, a TypeError that ends the process (found by
+  // the wire fuzz). Until then a request completed from those bytes is dropped unanswered,
+  // as everything the client sends on a stream is.
+  const parser = socket.parser as { onIncoming: unknown };
+  parser.onIncoming = dropIncoming;
+  setImmediate(freeParserLater, parser, res.req, socket);
   res.detachSocket(socket);
   return true;
+}
+
+/** Stands in for `node:http`'s request handler on a parser about to be freed (see `detachFromHttp`). */
+function dropIncoming(req: { upgrade?: boolean }): number {
+  // Never an upgrade either: without this the parser would hand the socket to the server's
+  // upgrade handling (as node:http does when it has no upgrade listener).
+  req.upgrade = false;
+  return 0;
+}
+
+function freeParserLater(parser: unknown, req: unknown, socket: { parser?: unknown }): void {
+  if (socket.parser === parser) freeParser(parser, req, socket);
 }
