@@ -190,4 +190,29 @@ describe.each(brokerModes())("the first id of a stream on the $name", (mode) => 
       await r.stop();
     }
   });
+
+  it("does not either for a stream that joins subscriptions already open (publishes acknowledged just before it connects)", async () => {
+    const r = await startRelay(mode.env());
+    try {
+      // The first stream opens (and settles) the subscriptions; the next ones join them.
+      const first = await SseClient.open(`${r.base}/v1/events?channel=join:3&pattern=join:1*`);
+      await first.waitReady();
+      for (let round = 0; round < 3; round++) {
+        await publish(r.base, { messages: [{ channel: "join:3", data: `old${round}` }, { channel: "join:12", data: `old${round}` }] });
+        const c = await SseClient.open(`${r.base}/v1/events?channel=join:3&pattern=join:1*`);
+        await c.waitReady();
+        const readyId = c.lastEventId!;
+        c.close();
+        await publish(r.base, { channel: "join:3", data: `new${round}` });
+        const c2 = await SseClient.open(`${r.base}/v1/events?channel=join:3&pattern=join:1*`, { "Last-Event-ID": readyId });
+        await c2.waitMessages(1);
+        await sleep(100);
+        expect(c2.envelopes().map((e) => e.data)).toEqual([`new${round}`]);
+        c2.close();
+      }
+      first.close();
+    } finally {
+      await r.stop();
+    }
+  });
 });
