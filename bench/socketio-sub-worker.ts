@@ -6,7 +6,7 @@
  * Driven over IPC by bench/run.ts; never started by hand.
  */
 import { io, type Socket } from "socket.io-client";
-import { Histogram } from "./histogram.js";
+import { SubTally } from "./sub-tally.js";
 import { nowUs } from "./sse-client.js";
 import type { FromSub, SubConnSpec, SubReport, ToSub } from "./sub-worker.js";
 
@@ -76,7 +76,7 @@ class SioConn {
     }
     this.received++;
     if (d.k !== this.spec.key) this.wrongKey++;
-    hist.record(nowUs() - t);
+    tally.hist.record(nowUs() - t);
     if (q >= this.seen.length * 8) {
       let len = this.seen.length * 2;
       while (q >= len * 8) len *= 2;
@@ -106,10 +106,7 @@ class SioConn {
 }
 
 let conns: SioConn[] = [];
-let hist = new Histogram();
-let markCpu = process.cpuUsage();
-let markWall = Date.now();
-const markBytes = new Map<SioConn, number>();
+const tally = new SubTally<SioConn>();
 
 function connectAll(m: Extract<ToSub, { type: "connect" }>): void {
   const t0 = Date.now();
@@ -167,62 +164,14 @@ process.on("message", (m: ToSub) => {
       connectAll(m);
       break;
     case "mark":
-      hist = new Histogram();
-      markCpu = process.cpuUsage();
-      markWall = Date.now();
-      for (const c of conns) markBytes.set(c, c.wireBytes);
+      tally.mark(conns);
       break;
-    case "progress": {
-      let unique = 0;
-      let received = 0;
-      for (const c of conns) {
-        unique += c.unique;
-        received += c.received;
-      }
-      send({ type: "progress", unique, received });
+    case "progress":
+      send(tally.progress(conns));
       break;
-    }
-    case "report": {
-      const cpu = process.cpuUsage(markCpu);
-      const r: SubReport = {
-        type: "report",
-        conns: conns.length,
-        received: 0,
-        unique: 0,
-        dup: 0,
-        ooo: 0,
-        gaps: 0,
-        wrongKey: 0,
-        malformed: 0,
-        loss: 0,
-        extra: 0,
-        closedDuringRun: 0,
-        lossyConns: 0,
-        hist: hist.toJSON(),
-        cpuUs: cpu.user + cpu.system,
-        wallMs: Date.now() - markWall,
-        wireBytes: 0,
-      };
-      for (const c of conns) {
-        if (!c.ready) continue;
-        r.received += c.received;
-        r.unique += c.unique;
-        r.dup += c.dup;
-        r.ooo += c.ooo;
-        r.gaps += c.gaps;
-        r.wrongKey += c.wrongKey;
-        r.malformed += c.malformed;
-        r.wireBytes += c.wireBytes - (markBytes.get(c) ?? 0);
-        if (c.closed) r.closedDuringRun++;
-        const expected = m.published[c.spec.key] ?? 0;
-        if (c.unique < expected) {
-          r.loss += expected - c.unique;
-          r.lossyConns++;
-        } else r.extra += c.unique - expected;
-      }
-      send(r);
+    case "report":
+      send(tally.report(conns, m.published, (c) => c.spec.key));
       break;
-    }
     case "close":
       for (const c of conns) c.close();
       conns = [];

@@ -3,6 +3,7 @@
  * Driven over IPC by bench/run.ts (messages below); never started by hand.
  */
 import { Histogram } from "./histogram.js";
+import { SubTally } from "./sub-tally.js";
 import { SseConn, type ConnStats } from "./sse-client.js";
 
 export interface SubConnSpec {
@@ -41,10 +42,7 @@ const send = (m: FromSub): void => {
 };
 
 let conns: SseConn[] = [];
-let hist = new Histogram();
-let markCpu = process.cpuUsage();
-let markWall = Date.now();
-const markBytes = new Map<SseConn, number>();
+const tally = new SubTally<SseConn>();
 
 function connectAll(m: Extract<ToSub, { type: "connect" }>): void {
   const t0 = Date.now();
@@ -76,7 +74,7 @@ function connectAll(m: Extract<ToSub, { type: "connect" }>): void {
           key: spec.key,
           readyEvent: m.readyEvent,
           acceptGzip: m.acceptGzip,
-          hist,
+          hist: tally.hist,
           onReady: () => {
             pending--;
             ready++;
@@ -104,63 +102,15 @@ process.on("message", (m: ToSub) => {
       connectAll(m);
       break;
     case "mark":
-      hist = new Histogram();
-      for (const c of conns) (c.o as { hist: Histogram }).hist = hist;
-      markCpu = process.cpuUsage();
-      markWall = Date.now();
-      for (const c of conns) markBytes.set(c, c.wireBytes);
+      tally.mark(conns);
+      for (const c of conns) (c.o as { hist: Histogram }).hist = tally.hist;
       break;
-    case "progress": {
-      let unique = 0;
-      let received = 0;
-      for (const c of conns) {
-        unique += c.unique;
-        received += c.received;
-      }
-      send({ type: "progress", unique, received });
+    case "progress":
+      send(tally.progress(conns));
       break;
-    }
-    case "report": {
-      const cpu = process.cpuUsage(markCpu);
-      const r: SubReport = {
-        type: "report",
-        conns: conns.length,
-        received: 0,
-        unique: 0,
-        dup: 0,
-        ooo: 0,
-        gaps: 0,
-        wrongKey: 0,
-        malformed: 0,
-        loss: 0,
-        extra: 0,
-        closedDuringRun: 0,
-        lossyConns: 0,
-        hist: hist.toJSON(),
-        cpuUs: cpu.user + cpu.system,
-        wallMs: Date.now() - markWall,
-        wireBytes: 0,
-      };
-      for (const c of conns) {
-        if (!c.ready) continue;
-        r.received += c.received;
-        r.unique += c.unique;
-        r.dup += c.dup;
-        r.ooo += c.ooo;
-        r.gaps += c.gaps;
-        r.wrongKey += c.wrongKey;
-        r.malformed += c.malformed;
-        r.wireBytes += c.wireBytes - (markBytes.get(c) ?? 0);
-        if (c.closed) r.closedDuringRun++;
-        const expected = m.published[c.o.key] ?? 0;
-        if (c.unique < expected) {
-          r.loss += expected - c.unique;
-          r.lossyConns++;
-        } else r.extra += c.unique - expected;
-      }
-      send(r);
+    case "report":
+      send(tally.report(conns, m.published, (c) => c.o.key));
       break;
-    }
     case "close":
       for (const c of conns) c.close();
       conns = [];
