@@ -6,7 +6,7 @@
  * Driven over IPC by bench/run.ts; never started by hand.
  */
 import { io, type Socket } from "socket.io-client";
-import { SubTally } from "./sub-tally.js";
+import { countSeq, SubTally } from "./sub-tally.js";
 import { nowUs } from "./sse-client.js";
 import type { FromSub, SubConnSpec, SubReport, ToSub } from "./sub-worker.js";
 
@@ -30,7 +30,7 @@ class SioConn {
   maxSeq = 0;
   /** WebSocket frame bytes of message packets (engine.io + socket.io framing, ws header). */
   wireBytes = 0;
-  private seen = new Uint8Array(64);
+  seen = new Uint8Array(64);
 
   constructor(
     url: string,
@@ -77,27 +77,7 @@ class SioConn {
     this.received++;
     if (d.k !== this.spec.key) this.wrongKey++;
     tally.hist.record(nowUs() - t);
-    if (q >= this.seen.length * 8) {
-      let len = this.seen.length * 2;
-      while (q >= len * 8) len *= 2;
-      const nb = new Uint8Array(len);
-      nb.set(this.seen);
-      this.seen = nb;
-    }
-    const byte = q >> 3;
-    const bit = 1 << (q & 7);
-    if (q > this.maxSeq) {
-      if (q !== this.maxSeq + 1) this.gaps++;
-      this.maxSeq = q;
-      this.seen[byte] |= bit;
-      this.unique++;
-    } else if (this.seen[byte] & bit) {
-      this.dup++;
-    } else {
-      this.ooo++;
-      this.seen[byte] |= bit;
-      this.unique++;
-    }
+    countSeq(this, q);
   }
 
   close(): void {

@@ -10,6 +10,7 @@
 import { connect, type Socket } from "node:net";
 import { createInflateRaw, type InflateRaw } from "node:zlib";
 import type { Histogram } from "./histogram.js";
+import { countSeq } from "./sub-tally.js";
 
 /** Microseconds on CLOCK_MONOTONIC (shared by every process on the machine). */
 export function nowUs(): number {
@@ -83,7 +84,7 @@ export class SseConn implements ConnStats {
   wrongKey = 0;
   malformed = 0;
   maxSeq = 0;
-  private seen = new Uint8Array(64);
+  seen = new Uint8Array(64);
   private state = Body.Headers;
   private head = "";
   private sizeLine = "";
@@ -274,27 +275,7 @@ export class SseConn implements ConnStats {
     this.received++;
     if (k !== this.o.key) this.wrongKey++;
     this.o.hist.record(this.now - t);
-    if (q >= this.seen.length * 8) {
-      let len = this.seen.length * 2;
-      while (q >= len * 8) len *= 2;
-      const nb = new Uint8Array(len);
-      nb.set(this.seen);
-      this.seen = nb;
-    }
-    const byte = q >> 3;
-    const bit = 1 << (q & 7);
-    if (q > this.maxSeq) {
-      if (q !== this.maxSeq + 1) this.gaps++;
-      this.maxSeq = q;
-      this.seen[byte] |= bit;
-      this.unique++;
-    } else if (this.seen[byte] & bit) {
-      this.dup++;
-    } else {
-      this.ooo++;
-      this.seen[byte] |= bit;
-      this.unique++;
-    }
+    countSeq(this, q);
   }
 
   close(): void {

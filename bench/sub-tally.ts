@@ -80,3 +80,41 @@ export class SubTally<C extends Tallied> {
     return r;
   }
 }
+
+/** A connection's sequence bookkeeping: which message numbers arrived, and the highest. */
+export interface SeqState {
+  seen: Uint8Array;
+  maxSeq: number;
+  unique: number;
+  dup: number;
+  ooo: number;
+  gaps: number;
+}
+
+/**
+ * Counts message number `q` (per channel, from 1) on a connection: new and in order, after a
+ * gap, a duplicate, or late (out of order). One bit per number, grown by doubling.
+ */
+export function countSeq(s: SeqState, q: number): void {
+  if (q >= s.seen.length * 8) {
+    let len = s.seen.length * 2;
+    while (q >= len * 8) len *= 2;
+    const nb = new Uint8Array(len);
+    nb.set(s.seen);
+    s.seen = nb;
+  }
+  const byte = q >> 3;
+  const bit = 1 << (q & 7);
+  if (q > s.maxSeq) {
+    if (q !== s.maxSeq + 1) s.gaps++;
+    s.maxSeq = q;
+    s.seen[byte] |= bit;
+    s.unique++;
+  } else if (s.seen[byte] & bit) {
+    s.dup++;
+  } else {
+    s.ooo++;
+    s.seen[byte] |= bit;
+    s.unique++;
+  }
+}
