@@ -30,9 +30,6 @@ export interface PublishLimits {
 
 export const MAX_IDEMPOTENCY_ID = 256;
 
-/** One decoder for every body: without `stream` each `decode` call stands alone, and a decoder is not free to make. */
-const utf8Strict = new TextDecoder("utf-8", { fatal: true });
-
 function parseMessage(item: unknown, where: string, traceparent: string | undefined): PublishMessage {
   if (item === null || typeof item !== "object" || Array.isArray(item)) {
     throw new FanoutError(400, "invalid_message", `${where} must be a JSON object`);
@@ -121,7 +118,7 @@ export function decodeJsonBody(raw: Uint8Array, maxBytes: number, maxDepth = MAX
   }
   let text: string;
   try {
-    text = utf8Strict.decode(raw);
+    text = new TextDecoder("utf-8", { fatal: true }).decode(raw);
   } catch {
     throw new FanoutError(400, "invalid_encoding", "body is not valid UTF-8");
   }

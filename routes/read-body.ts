@@ -29,11 +29,6 @@ class LimitedBody {
     }
     return out;
   }
-
-  /** The bytes without a copy when they came in one chunk, for a caller that decodes them at once and keeps nothing. */
-  view(): Uint8Array {
-    return this.chunks.length === 1 ? this.chunks[0] : this.bytes();
-  }
 }
 
 /** What the relay's body reader needs of a Node `IncomingMessage` (`c.env.incoming` under @hono/node-server). */
@@ -43,28 +38,13 @@ interface NodeBody {
   on(event: "error", f: (err: unknown) => void): unknown;
   off(event: string, f: (...args: never[]) => void): unknown;
   pause(): unknown;
-  read(): Uint8Array | null;
   readableEnded: boolean;
   destroyed: boolean;
-  /** `IncomingMessage.complete`: the whole message is parsed, so every body byte is in the stream's buffer. */
-  complete: boolean;
 }
 
 function nodeBody(c: Context): NodeBody | undefined {
   const incoming = (c.env as { incoming?: Partial<NodeBody> } | undefined)?.incoming;
-  return incoming && typeof incoming.on === "function" && typeof incoming.pause === "function" && typeof incoming.read === "function" && typeof incoming.readableEnded === "boolean" ? (incoming as NodeBody) : undefined;
-}
-
-/**
- * A small body usually arrives in the same packet as its headers: by the time the route
- * reads it, Node has parsed the whole message and buffered the body in the stream. Then it
- * is taken at once with `read()`, without the promise, the four listeners and the stream's
- * flowing-mode round trip (`resume` on the next tick, a `data` event per chunk) that waiting
- * for it costs (~10 µs of a publish's CPU). `read()` marks the request consumed and schedules
- * its `end` as reading to the end would.
- */
-function readBuffered(incoming: NodeBody, body: LimitedBody): void {
-  for (let chunk = incoming.read(); chunk !== null; chunk = incoming.read()) body.add(chunk);
+  return incoming && typeof incoming.on === "function" && typeof incoming.pause === "function" && typeof incoming.readableEnded === "boolean" ? (incoming as NodeBody) : undefined;
 }
 
 /**
@@ -134,26 +114,20 @@ async function readWeb(stream: ReadableStream<Uint8Array>, body: LimitedBody): P
  * sender does.
  */
 export async function readBody(c: Context, maxBytes: number): Promise<Uint8Array<ArrayBuffer>> {
-  return (await readLimited(c, maxBytes)).bytes();
-}
-
-async function readLimited(c: Context, maxBytes: number): Promise<LimitedBody> {
   const declared = c.req.header("content-length");
   if (declared !== undefined && Number(declared) > maxBytes) throw tooLarge(maxBytes);
   const body = new LimitedBody(maxBytes);
   const incoming = nodeBody(c);
   if (incoming) {
-    if (incoming.complete && !incoming.readableEnded && !incoming.destroyed) readBuffered(incoming, body);
-    else await readNode(incoming, body);
+    await readNode(incoming, body);
   } else {
     const stream = c.req.raw.body;
     if (stream) await readWeb(stream, body);
   }
-  return body;
+  return body.bytes();
 }
 
 /** A JSON body under a byte limit. The content type is not enforced: `curl -d` sends form encoding by default. */
 export async function readJson(c: Context, maxBytes: number): Promise<unknown> {
-  // Decoded at once and not kept: a body that came in one chunk is parsed where it lies.
-  return decodeJsonBody((await readLimited(c, maxBytes)).view(), maxBytes);
+  return decodeJsonBody(await readBody(c, maxBytes), maxBytes);
 }

@@ -4,7 +4,7 @@ import type { PublishMessage, PublishResult } from "../../protocol/publish-reque
 import { partitionOf } from "../../protocol/partition.js";
 import { checkPublishable } from "../../protocol/reserved-channels.js";
 import { comparePositions, formatMessageId, type Position, ZERO } from "../../protocol/position.js";
-import type { Broker, BrokerListener, Delivery, LogEntry, MessageLog, PartitionState, SubscriptionKind } from "../broker/broker.js";
+import type { Broker, BrokerListener, LogEntry, MessageLog, PartitionState, SubscriptionKind } from "../broker/broker.js";
 import { SubscriptionSet } from "../broker/pattern-set.js";
 
 interface Partition {
@@ -24,8 +24,6 @@ export class MemoryBroker implements Broker, MessageLog {
   private readonly subs = new SubscriptionSet();
   private readonly dedupe = new Map<string, { result: PublishResult; expires: number }>();
   private listener?: BrokerListener;
-  /** Made once: a closure per publish costs an allocation (and, under tsx, a `__name` call). */
-  private readonly deliver = (d: Delivery): void => this.listener!.deliver(d);
 
   constructor(private readonly settings: LogSettings) {
     this.partitions = settings.partitions;
@@ -60,7 +58,7 @@ export class MemoryBroker implements Broker, MessageLog {
       const prev = key === undefined ? undefined : this.dedupe.get(key);
       if (prev && prev.expires > now) return { ...prev.result, duplicate: true };
       const entry = this.append(m, now);
-      const receivers = this.subs.route(entry, this.deliver);
+      const receivers = this.subs.route(entry, (d) => this.listener!.deliver(d));
       const result: PublishResult = { id: entry.id, channel: m.channel, receivers, duplicate: false };
       if (key !== undefined) this.dedupe.set(key, { result, expires: now + this.settings.dedupeSeconds * 1000 });
       return result;
