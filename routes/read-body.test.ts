@@ -62,6 +62,29 @@ describe.each(modes)("request bodies on the $name", (mode) => {
     expect(sub.envelopes()[0].data).toBe(data);
   });
 
+  it("reads a body that arrived whole with its head (several chunks, pipelined requests) like one that trickles in", async () => {
+    const r = await relay();
+    const sub = await open("channel=whole");
+    await sub.waitReady();
+    const data = "z".repeat(LIMIT - 100);
+    const body = JSON.stringify({ channel: "whole", data });
+    let chunks = "";
+    for (let i = 0; i < body.length; i += 700) chunks += chunk(body.slice(i, i + 700));
+    const small = JSON.stringify({ channel: "whole", data: 2 });
+    const over = "x".repeat(LIMIT + 1);
+    const c = await connect(r.port);
+    // One write: each request is parsed in full before its route reads the body.
+    await c.write(
+      chunkedPost("/v1/publish", KEY) + chunks + "0\r\n\r\n" +
+        `POST /v1/publish HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${KEY}\r\nContent-Length: ${small.length}\r\n\r\n${small}` +
+        chunkedPost("/v1/publish", KEY) + chunk(over) + "0\r\n\r\n",
+    );
+    await c.waitFor((t) => t.includes("payload_too_large"), "the third answer");
+    expect(c.statuses()).toEqual([200, 200, 413]);
+    await sub.waitMessages(2);
+    expect(sub.envelopes().map((e) => e.data)).toEqual([data, 2]);
+  });
+
   it("answers 400 for broken chunked framing and stays up", async () => {
     const r = await relay();
     const c = await connect(r.port);
