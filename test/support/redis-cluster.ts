@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { createServer } from "node:net";
 import { freePort } from "./redis-server.js";
 
 const run = promisify(execFile);
@@ -100,19 +101,23 @@ export class RedisCluster {
   readonly ports: number[] = [];
 
   static async start(masters = 3, replicasPerMaster = 0): Promise<RedisCluster> {
-    const c = new RedisCluster();
-    try {
-      await c.boot(masters, replicasPerMaster);
-      return c;
-    } catch (e) {
-      await c.dispose();
-      throw e;
+    // A node also listens on its port + 10000 (the cluster bus), which nothing reserved: when
+    // another process took it meanwhile, boot again on other ports.
+    for (let attempt = 1; ; attempt++) {
+      const c = new RedisCluster();
+      try {
+        await c.boot(masters, replicasPerMaster);
+        return c;
+      } catch (e) {
+        await c.dispose();
+        if (attempt >= 3 || !/Address already in use/.test((e as Error).message)) throw e;
+      }
     }
   }
 
   private async boot(masters: number, replicasPerMaster: number): Promise<void> {
     for (let i = 0; i < masters * (1 + replicasPerMaster); i++) {
-      const port = await freePort();
+      const port = await freeBusPort();
       const nodeDir = mkdtempSync(join(this.dir, `node-${port}-`));
       const p = new Proc(port, [...common(port, nodeDir), "--cluster-enabled", "yes", "--cluster-config-file", join(nodeDir, "nodes.conf"), "--cluster-node-timeout", "2000"]);
       this.procs.push(p);
@@ -262,4 +267,23 @@ export class RedisSentinelSetup {
     await Promise.all(this.procs.map((p) => p.stop()));
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** Whether `port` can be listened on now. */
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.unref();
+    srv.once("error", () => resolve(false));
+    srv.listen(port, "127.0.0.1", () => srv.close(() => resolve(true)));
+  });
+}
+
+/** A free port whose cluster-bus port (+ 10000) is a valid port and free too. */
+async function freeBusPort(): Promise<number> {
+  for (let i = 0; i < 100; i++) {
+    const port = await freePort();
+    if (port + 10000 <= 65535 && (await bindable(port + 10000))) return port;
+  }
+  throw new Error("no free port pair (port, port + 10000) for a cluster node");
 }
