@@ -121,8 +121,17 @@ export class GroupCommit {
     // (over MERGE_MESSAGES) or whose node is unknown goes on its own.
     const byNode = new Map<string, Part[]>();
     for (const [group, calls] of groups) {
-      const merged = merge(calls);
-      const node = merged.length === 1 ? this.nodeOf(group) : undefined;
+      // This runs from setImmediate: a throw here would end the process, so it fails the
+      // group's requests instead (their publishers get a 5xx and retry with their ids).
+      let merged: Call[];
+      let node: string | undefined;
+      try {
+        merged = merge(calls);
+        node = merged.length === 1 ? this.nodeOf(group) : undefined;
+      } catch (err) {
+        for (const c of calls) c.reject(err);
+        continue;
+      }
       if (node === undefined) {
         this.sendAlone(group, calls);
         continue;
@@ -175,6 +184,14 @@ export class GroupCommit {
       void this.send(parts[0].calls);
       return;
     }
+    // Built before any partition's tail is set: a throw leaves no tail that never settles.
+    let script: ReturnType<typeof nodeScriptCall>;
+    try {
+      script = nodeScriptCall(parts.map((p) => p.merged));
+    } catch (err) {
+      for (const part of parts) part.merged.reject(err);
+      return;
+    }
     const outcome: ((elsewhere: boolean) => void)[] = parts.map((part) => {
       const prev = this.tails.get(part.group);
       let settle!: (elsewhere: boolean) => void;
@@ -192,7 +209,7 @@ export class GroupCommit {
     });
     this.stats.nodeCalls++;
     const call: Call = {
-      ...nodeScriptCall(parts.map((p) => p.merged)),
+      ...script,
       resolve: (reply, waitError) => {
         let split: unknown[];
         try {
