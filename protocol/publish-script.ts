@@ -188,6 +188,14 @@ export interface LogSettings {
 export type PubsubMode = "classic" | "sharded" | "both";
 
 /** The hash tag of a partition's keys and shard channels. */
+/**
+ * Messages in one ungrouped call's ARGV: seven leading arguments (maxlen, ttl, dedupe, fresh,
+ * mode, shard prefix, firehose), then six per message, as the script above reads them.
+ */
+export function messagesInArgs(args: readonly string[]): number {
+  return (args.length - 7) / 6;
+}
+
 export function partitionTag(s: Pick<LogSettings, "prefix" | "tags">, partition: number): string {
   return s.tags?.[partition] ?? `${s.prefix}:${partition}`;
 }
@@ -264,13 +272,13 @@ export function mergeScriptCalls(calls: readonly ScriptCall[]): ScriptCall {
   const args = calls[0].args.slice(0, 7);
   const counts: number[] = [];
   for (const c of calls) {
-    const n = (c.args.length - 7) / 6;
+    const n = messagesInArgs(c.args);
     counts.push(n);
     keys.push(...c.keys.slice(0, 3 * n));
     for (let i = 7; i < c.args.length; i++) args.push(c.args[i]);
   }
   const first = calls[0];
-  const firstN = (first.args.length - 7) / 6;
+  const firstN = messagesInArgs(first.args);
   if (first.keys.length > 3 * firstN) keys.push(first.keys[3 * firstN]);
   args.push(counts.join(","));
   return { keys, args };
@@ -278,11 +286,11 @@ export function mergeScriptCalls(calls: readonly ScriptCall[]): ScriptCall {
 
 /** A grouped call's reply, per request: its part of the reply, or the error its messages got. */
 export function splitScriptReply(calls: readonly ScriptCall[], reply: unknown): (unknown[] | Error)[] {
-  const total = calls.reduce((t, c) => t + (c.args.length - 7) / 6, 0);
+  const total = calls.reduce((t, c) => t + messagesInArgs(c.args), 0);
   if (!Array.isArray(reply) || reply.length !== total) throw new Error(`unexpected publish script reply: ${JSON.stringify(reply)?.slice(0, 200)}`);
   let at = 0;
   return calls.map((c) => {
-    const part = reply.slice(at, (at += (c.args.length - 7) / 6));
+    const part = reply.slice(at, (at += messagesInArgs(c.args)));
     const err = part.find((r) => r instanceof Error);
     return err ? (err as Error) : part;
   });

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { notReplicated } from "../../protocol/errors.js";
-import { ELSEWHERE, mergeScriptCalls, nodeScriptCall, PUBLISH_SCRIPT, splitNodeReply, splitScriptReply } from "../../protocol/publish-script.js";
+import { ELSEWHERE, mergeScriptCalls, messagesInArgs, nodeScriptCall, PUBLISH_SCRIPT, splitNodeReply, splitScriptReply } from "../../protocol/publish-script.js";
 import type { RedisClient } from "./redis-connection.js";
 import type { PublishReplicas } from "./replicated-publish.js";
 
@@ -138,7 +138,7 @@ export class GroupCommit {
       }
       let parts = byNode.get(node);
       if (!parts) byNode.set(node, (parts = []));
-      parts.push({ group, calls, merged: merged[0], messages: calls.reduce((n, c) => n + (c.args.length - 7) / 6, 0) });
+      parts.push({ group, calls, merged: merged[0], messages: calls.reduce((n, c) => n + messagesInArgs(c.args), 0) });
     }
     for (const parts of byNode.values()) {
       let chunk: Part[] = [];
@@ -325,7 +325,7 @@ function merge(calls: Call[]): Call[] {
     size = 0;
   };
   for (const c of calls) {
-    const n = (c.args.length - 7) / 6;
+    const n = messagesInArgs(c.args);
     if (size > 0 && size + n > MERGE_MESSAGES) close();
     run.push(c);
     size += n;
