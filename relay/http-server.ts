@@ -121,5 +121,11 @@ function dropIncoming(req: { upgrade?: boolean }): number {
 }
 
 function freeParserLater(parser: unknown, req: unknown, socket: { parser?: unknown }): void {
-  if (socket.parser === parser) freeParser(parser, req, socket);
+  if (socket.parser !== parser) return;
+  try {
+    freeParser(parser, req, socket);
+  } catch {
+    // Node internals differing from what this expects: the parser is then not reused, and is
+    // collected with its socket. Never worth ending the process (this runs from setImmediate).
+  }
 }
