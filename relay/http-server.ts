@@ -1,6 +1,7 @@
 import { createRequire } from "node:module";
-import type { Server, ServerOptions, ServerResponse } from "node:http";
+import type { IncomingMessage, Server, ServerOptions, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
+import type { Context, MiddlewareHandler } from "hono";
 import type { RelayConfig } from "./config.js";
 
 /**
@@ -128,4 +129,78 @@ function freeParserLater(parser: unknown, req: unknown, socket: { parser?: unkno
     // Node internals differing from what this expects: the parser is then not reused, and is
     // collected with its socket. Never worth ending the process (this runs from setImmediate).
   }
+}
+
+/**
+ * The socket this response will be written to, once it is this response's turn. A request
+ * pipelined behind another on one keep-alive connection is handed to the app at once, but its
+ * response gets a socket only when the responses before it have ended (Node emits `socket`
+ * on it then). Undefined when the connection is closed, or closes first: the client may
+ * leave while its request waits, and a stream set up on a closed socket would never see the
+ * `close` that frees its slot.
+ */
+export function responseSocket(req: IncomingMessage, res: ServerResponse): Promise<Socket | undefined> {
+  if (res.socket) return Promise.resolve(res.socket.destroyed ? undefined : res.socket);
+  return new Promise((resolve) => {
+    const conn = req.socket;
+    const done = () => {
+      res.off("socket", done);
+      req.off("close", done);
+      conn?.off("close", done);
+      resolve(res.socket && !res.socket.destroyed ? res.socket : undefined);
+    };
+    res.on("socket", done);
+    req.on("close", done);
+    conn?.on("close", done);
+    if (!conn || conn.destroyed) done();
+  });
+}
+
+const READS = new Set(["GET", "HEAD", "OPTIONS"]);
+
+type NodeBindings = { Bindings: { incoming?: IncomingMessage; outgoing?: ServerResponse } };
+
+/** Per connection, the turn of its latest write request: settled once that request has had its effect. */
+const tails = new WeakMap<Socket, Promise<void>>();
+/** Per waiting-or-running write request, what lets the next one on its connection go ahead. */
+const releases = new WeakMap<IncomingMessage, () => void>();
+
+/**
+ * Requests that change something (publish, invalidate, hooks, tickets, subscription changes)
+ * take effect one after another per connection, in the order they were sent. Node hands
+ * pipelined requests to the app as fast as it parses them, so without this a publish
+ * pipelined behind one that takes longer to authorize (a JWT, a slower body) would reach the
+ * broker first: answered in order, delivered out of order.
+ *
+ * A request's turn ends when its handler is done, or earlier when it calls `releaseTurn`
+ * (the publish route does, once the broker has its messages in order), so publishes
+ * pipelined on one connection still go to Redis together (group commit). Reads run at once
+ * (a stream waits for its own response turn after taking its connection slot, see
+ * `eventsRoute`). A request whose connection closes while it waits still runs: it was
+ * received whole, like a request whose client leaves while it is handled. The common case,
+ * one request at a time, costs a map lookup.
+ */
+export const inConnectionOrder: MiddlewareHandler<NodeBindings> = (c, next) => {
+  const req = c.env?.incoming;
+  const socket = req?.socket;
+  if (!req || !socket || READS.has(c.req.method)) return next();
+  const before = tails.get(socket);
+  let release!: () => void;
+  const mine = new Promise<void>((resolve) => {
+    release = () => {
+      releases.delete(req);
+      if (tails.get(socket) === mine) tails.delete(socket);
+      resolve();
+    };
+  });
+  tails.set(socket, mine);
+  releases.set(req, release);
+  const run = (): Promise<void> => next().finally(release);
+  return before ? before.then(run) : run();
+};
+
+/** Lets the next write request pipelined on this request's connection go ahead (see `inConnectionOrder`); a no-op elsewhere (Workers). */
+export function releaseTurn(c: Context): void {
+  const req = (c.env as NodeBindings["Bindings"] | undefined)?.incoming;
+  if (req) releases.get(req)?.();
 }

@@ -15,6 +15,12 @@ export interface PublishRouteDeps {
    * published, so a forbidden item refuses the whole batch.
    */
   authorizePublish(c: Context, messages: PublishMessage[]): Promise<void>;
+  /**
+   * Called as soon as this request's messages have their place in the publish order (the
+   * publisher takes it when called), before the broker answers: the relay then lets the next
+   * request pipelined on the connection go ahead.
+   */
+  ordered?(c: Context): void;
   /** Called after a successful publish (metrics). */
   published?(messages: PublishMessage[], results: PublishResult[]): void;
 }
@@ -30,7 +36,9 @@ export function publishRoute(deps: PublishRouteDeps): Hono {
     const body = await readJson(c, deps.maxBodyBytes);
     const { batch, messages } = parsePublishBody(body, { maxBatch: deps.maxBatch, traceparent: c.req.header("traceparent") });
     await deps.authorizePublish(c, messages);
-    const results = await deps.publisher.publish(messages);
+    const publishing = deps.publisher.publish(messages);
+    deps.ordered?.(c);
+    const results = await publishing;
     deps.published?.(messages, results);
     return c.json(batch ? { results } : results[0]);
   });

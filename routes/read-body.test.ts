@@ -2,10 +2,12 @@ import { describe, expect, it } from "vitest";
 import { relayFixture } from "../test/support/relay-harness.js";
 import { brokerModes } from "../test/support/modes.js";
 import { chunk, rawConnections } from "../test/support/raw-http.js";
+import { signFanoutToken } from "../protocol/auth/sign-token.js";
 
 const modes = brokerModes();
 const KEY = "pk-body";
 const LIMIT = 4096;
+const JWT_SECRET = "body-test-secret-0123456789abcdef";
 
 /** Request head for a chunked POST: the body follows in chunks, and may never end. */
 const chunkedPost = (path: string, auth?: string) =>
@@ -83,6 +85,25 @@ describe.each(modes)("request bodies on the $name", (mode) => {
     expect(c.statuses()).toEqual([200, 200, 413]);
     await sub.waitMessages(2);
     expect(sub.envelopes().map((e) => e.data)).toEqual([data, 2]);
+  });
+
+  it("publishes pipelined requests in the order sent, when the first takes longer to authorize", async () => {
+    const r = await start({ ...mode.env(), FANOUT_PUBLISH_KEYS: KEY, FANOUT_JWT_SECRET: JWT_SECRET, FANOUT_PUBLIC_CHANNELS: "turns" });
+    const sub = await open("channel=turns");
+    await sub.waitReady();
+    // A JWT is verified asynchronously (WebCrypto); a publish key is compared at once. A relay
+    // that handled pipelined requests concurrently would publish the second before the first.
+    const token = await signFanoutToken(JWT_SECRET, { publish: ["turns"] });
+    const post = (auth: string, data: string) => {
+      const body = JSON.stringify({ channel: "turns", data });
+      return `POST /v1/publish HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${auth}\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+    };
+    const c = await connect(r.port);
+    await c.write(post(token, "first") + post(KEY, "second") + post(token, "third") + post(KEY, "fourth"));
+    await c.waitFor((t) => t.split('"id"').length === 5, "four publish results");
+    expect(c.statuses()).toEqual([200, 200, 200, 200]);
+    await sub.waitMessages(4);
+    expect(sub.envelopes().map((e) => e.data)).toEqual(["first", "second", "third", "fourth"]);
   });
 
   it("answers 400 for broken chunked framing and stays up", async () => {

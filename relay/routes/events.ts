@@ -1,5 +1,4 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { Socket } from "node:net";
 import { Hono, type Context } from "hono";
 import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
 import { FanoutError, unavailable } from "../../protocol/errors.js";
@@ -12,6 +11,7 @@ import { checkCursor, replay, replayDropped, type ResetReason } from "../replay.
 import { encodeEvent, encodeRetry } from "../sse/frame.js";
 import { SseConnection } from "../sse/sse-connection.js";
 import { OpenStream } from "../open-stream.js";
+import { responseSocket } from "../http-server.js";
 import { acceptsGzip } from "../sse/gzip-stream.js";
 import type { RelayContext } from "../relay-context.js";
 
@@ -47,31 +47,6 @@ function readSubscriptions(c: Context, max: number, logPrefix: string): { channe
   patterns.forEach((p) => checkChannel(p, "pattern"));
   checkSubscribable(channels, patterns, logPrefix);
   return { channels, patterns };
-}
-
-/**
- * The socket this response will be written to, once it is this response's turn. A request
- * pipelined behind another on one keep-alive connection is handled at once, but its response
- * gets a socket only when the responses before it have ended (Node emits `socket` on it then).
- * Undefined when the connection is closed, or closes first: the client may leave while its
- * request is being authorized, and a stream set up on a closed socket would never see the
- * `close` that frees its slot.
- */
-function responseSocket(req: IncomingMessage, res: ServerResponse): Promise<Socket | undefined> {
-  if (res.socket) return Promise.resolve(res.socket.destroyed ? undefined : res.socket);
-  return new Promise((resolve) => {
-    const conn = req.socket;
-    const done = () => {
-      res.off("socket", done);
-      req.off("close", done);
-      conn?.off("close", done);
-      resolve(res.socket && !res.socket.destroyed ? res.socket : undefined);
-    };
-    res.on("socket", done);
-    req.on("close", done);
-    conn?.on("close", done);
-    if (!conn || conn.destroyed) done();
-  });
 }
 
 /**
