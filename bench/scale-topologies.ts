@@ -18,6 +18,8 @@ export interface RunningTopology {
 
 export interface Topology {
   name: string;
+  /** Held to the scale goal (at most 1.2× one Redis's total CPU per message, busiest server at most 0.45×). */
+  goal?: boolean;
   /** Why this topology cannot run with this checkout, or undefined when it can. */
   unavailable?: () => string | undefined;
   start(): Promise<RunningTopology>;
@@ -60,7 +62,7 @@ function clusterPubsubUnavailable(): string | undefined {
 
 export const TOPOLOGIES: Topology[] = [
   { name: "one Redis", start: () => standalone(1) },
-  { name: "3 independent shards", start: () => standalone(3) },
+  { name: "3 independent shards", goal: true, start: () => standalone(3) },
   { name: "Cluster, 3 masters, classic pub/sub", start: () => cluster({}) },
-  { name: "Cluster, 3 masters, sharded pub/sub", unavailable: clusterPubsubUnavailable, start: () => cluster({ FANOUT_CLUSTER_PUBSUB: "sharded" }) },
+  { name: "Cluster, 3 masters, sharded pub/sub", goal: true, unavailable: clusterPubsubUnavailable, start: () => cluster({ FANOUT_CLUSTER_PUBSUB: "sharded" }) },
 ];

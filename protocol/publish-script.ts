@@ -133,23 +133,17 @@ if ARGV[1] ~= 'node' then return publish(KEYS, 0, ARGV, 0, #ARGV) end
 -- partition's keys are first checked in one multi-key command, as Cluster checks a call's
 -- declared keys: a partition this node cannot serve now (slot moved or migrating) answers
 -- ELSEWHERE and nothing of it is written, so the caller can send it on its own.
--- The keys a call will touch, once each: its log, secret and flag keys, and the idempotency
--- keys of messages that have an id (the others are never read).
+-- The keys a call will touch: its log and secret keys (one partition's: the same for every
+-- message, so listed once), its flag key, and the idempotency keys of messages that have an id
+-- (the others are never read). A key listed twice (two messages with one id) is harmless to
+-- EXISTS, so there is no table of keys seen: this runs for every partition of every call.
 local function touched(ko, nk, ao, na)
   local m = math.floor((na - 7) / 6)
-  local out, seen = {}, {}
-  local function add(x)
-    if not seen[x] then
-      seen[x] = true
-      out[#out + 1] = x
-    end
-  end
+  local out = {ARGV[ko + 1], ARGV[ko + 3]}
   for i = 1, m do
-    add(ARGV[ko + 3 * i - 2])
-    add(ARGV[ko + 3 * i])
-    if ARGV[ao + 7 + (i - 1) * 6 + 5] ~= '' then add(ARGV[ko + 3 * i - 1]) end
+    if ARGV[ao + 7 + (i - 1) * 6 + 5] ~= '' then out[#out + 1] = ARGV[ko + 3 * i - 1] end
   end
-  if nk > 3 * m then add(ARGV[ko + 3 * m + 1]) end
+  if nk > 3 * m then out[#out + 1] = ARGV[ko + 3 * m + 1] end
   return out
 end
 local out = {}
