@@ -117,4 +117,22 @@ describe.each(factories)("%s", (_name, make) => {
     for (let i = 0; i < 3; i++) await broker.publish(Array.from({ length: 100 }, () => ({ channel: "r", data: "2" })));
     expect(comparePositions(first, (await broker.state(p)).gapBefore)).toBeLessThan(0);
   });
+
+  it("trims entries older than the log's age limit when it is next written, however many a call appends", async () => {
+    got = [];
+    broker = make();
+    (broker as unknown as { settings: LogSettings }).settings.ttlMs = 300;
+    await broker.start(listener);
+    const p = parseMessageId((await broker.publish([{ channel: "aged", data: "0" }]))[0].id)!.partition;
+    // Redis trims whole nodes (about 100 entries): old enough entries to fill a few.
+    for (let i = 0; i < 3; i++) await broker.publish(Array.from({ length: 100 }, () => ({ channel: "aged", data: "1" })));
+    const first = (await broker.read(p, ZERO, 1))[0].pos;
+    expect(comparePositions(first, (await broker.state(p)).gapBefore)).toBeGreaterThanOrEqual(0);
+    await new Promise((r) => setTimeout(r, 400));
+    const last = await broker.publish(Array.from({ length: 5 }, () => ({ channel: "aged", data: "2" })));
+    const gap = (await broker.state(p)).gapBefore;
+    expect(comparePositions(first, gap)).toBeLessThan(0);
+    // What was just written stays.
+    expect(comparePositions(parseMessageId(last[0].id)!.pos, gap)).toBeGreaterThan(0);
+  });
 });
