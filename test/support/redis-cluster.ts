@@ -91,7 +91,8 @@ const common = (port: number, dir: string) => ["--port", String(port), "--bind",
 
 /**
  * A private Redis Cluster: `masters` redis-server processes with `--cluster-enabled yes` on
- * free ports, joined with `redis-cli --cluster create … --cluster-replicas 0`. Needs
+ * free ports, joined with `redis-cli --cluster create … --cluster-replicas 0` (a cluster of
+ * one master takes every slot with CLUSTER ADDSLOTSRANGE). Needs
  * redis-server and redis-cli ≥ 5 on the PATH. `dispose()` kills everything, also after a
  * failed start (`start` disposes what it started before rethrowing).
  */
@@ -124,14 +125,13 @@ export class RedisCluster {
       this.ports.push(port);
     }
     await Promise.all(this.procs.map((p) => p.start(/Ready to accept connections/)));
-    const { stdout } = await run(
-      "redis-cli",
-      ["--cluster", "create", ...this.ports.map((p) => `127.0.0.1:${p}`), "--cluster-replicas", String(replicasPerMaster), "--cluster-yes"],
-      { timeout: 20_000 },
-    ).catch((e: Error & { stdout?: string; stderr?: string }) => {
-      throw new Error(`redis-cli --cluster create failed: ${e.message} ${e.stdout ?? ""} ${e.stderr ?? ""}`);
-    });
-    if (!/All 16384 slots covered/.test(stdout)) throw new Error(`cluster create: ${stdout.slice(-500)}`);
+    if (masters === 1 && replicasPerMaster === 0) {
+      // redis-cli --cluster create wants 3 masters: a cluster of one takes every slot itself.
+      // A node that never met another does not know its own address (CLUSTER SLOTS would name
+      // an empty host, and clients would find no node): it is told.
+      await redisCli(this.ports[0], ["CONFIG", "SET", "cluster-announce-ip", "127.0.0.1"]);
+      await redisCli(this.ports[0], ["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
+    } else await this.create(replicasPerMaster);
     // Every node must agree before clients connect: otherwise a client may see a partial slot map.
     await until("cluster_state:ok on every node", 15_000, async () => {
       const infos = await Promise.all(this.ports.map((p) => redisCli(p, ["CLUSTER", "INFO"])));
@@ -144,6 +144,17 @@ export class RedisCluster {
         return infos.every((i) => /role:master/.test(i) || /master_link_status:up/.test(i));
       });
     }
+  }
+
+  private async create(replicasPerMaster: number): Promise<void> {
+    const { stdout } = await run(
+      "redis-cli",
+      ["--cluster", "create", ...this.ports.map((p) => `127.0.0.1:${p}`), "--cluster-replicas", String(replicasPerMaster), "--cluster-yes"],
+      { timeout: 20_000 },
+    ).catch((e: Error & { stdout?: string; stderr?: string }) => {
+      throw new Error(`redis-cli --cluster create failed: ${e.message} ${e.stdout ?? ""} ${e.stderr ?? ""}`);
+    });
+    if (!/All 16384 slots covered/.test(stdout)) throw new Error(`cluster create: ${stdout.slice(-500)}`);
   }
 
   /** SIGKILLs one node (its port); the others see it fail after the node timeout (2 s). */
