@@ -160,10 +160,10 @@ const READS = new Set(["GET", "HEAD", "OPTIONS"]);
 
 type NodeBindings = { Bindings: { incoming?: IncomingMessage; outgoing?: ServerResponse } };
 
-/** Per connection, the turn of its latest write request: settled once that request has had its effect. */
-const tails = new WeakMap<Socket, Promise<void>>();
-/** Per waiting-or-running write request, what lets the next one on its connection go ahead. */
-const releases = new WeakMap<IncomingMessage, () => void>();
+/** Per connection with a write request under way: the requests waiting their turn behind it, in order. */
+const waiting = new WeakMap<Socket, Array<() => void>>();
+/** Per write request under way whose turn is not over yet: its connection. */
+const running = new WeakMap<IncomingMessage, Socket>();
 
 /**
  * Requests that change something (publish, invalidate, hooks, tickets, subscription changes)
@@ -177,30 +177,45 @@ const releases = new WeakMap<IncomingMessage, () => void>();
  * pipelined on one connection still go to Redis together (group commit). Reads run at once
  * (a stream waits for its own response turn after taking its connection slot, see
  * `eventsRoute`). A request whose connection closes while it waits still runs: it was
- * received whole, like a request whose client leaves while it is handled. The common case,
- * one request at a time, costs a map lookup.
+ * received whole, like a request whose client leaves while it is handled. With one request at
+ * a time on a connection (the common case) nothing waits and no promise is made.
  */
 export const inConnectionOrder: MiddlewareHandler<NodeBindings> = (c, next) => {
   const req = c.env?.incoming;
   const socket = req?.socket;
   if (!req || !socket || READS.has(c.req.method)) return next();
-  const before = tails.get(socket);
-  let release!: () => void;
-  const mine = new Promise<void>((resolve) => {
-    release = () => {
-      releases.delete(req);
-      if (tails.get(socket) === mine) tails.delete(socket);
-      resolve();
-    };
-  });
-  tails.set(socket, mine);
-  releases.set(req, release);
-  const run = (): Promise<void> => next().finally(release);
-  return before ? before.then(run) : run();
+  const queue = waiting.get(socket);
+  if (queue === undefined) {
+    waiting.set(socket, []);
+    return runTurn(req, socket, next);
+  }
+  return new Promise<void>((resolve) => queue.push(resolve)).then(() => runTurn(req, socket, next));
 };
+
+function runTurn(req: IncomingMessage, socket: Socket, next: () => Promise<void>): Promise<void> {
+  running.set(req, socket);
+  return next().then(
+    () => endTurn(req),
+    (err: unknown) => {
+      endTurn(req);
+      throw err;
+    },
+  );
+}
+
+/** Ends `req`'s turn (once): the next request waiting on its connection goes ahead. */
+function endTurn(req: IncomingMessage): void {
+  const socket = running.get(req);
+  if (socket === undefined) return;
+  running.delete(req);
+  const queue = waiting.get(socket);
+  const following = queue?.shift();
+  if (following) following();
+  else waiting.delete(socket);
+}
 
 /** Lets the next write request pipelined on this request's connection go ahead (see `inConnectionOrder`); a no-op elsewhere (Workers). */
 export function releaseTurn(c: Context): void {
   const req = (c.env as NodeBindings["Bindings"] | undefined)?.incoming;
-  if (req) releases.get(req)?.();
+  if (req) endTurn(req);
 }
