@@ -164,6 +164,17 @@ type NodeBindings = { Bindings: { incoming?: IncomingMessage; outgoing?: ServerR
 const waiting = new WeakMap<Socket, Array<() => void>>();
 /** Per write request under way whose turn is not over yet: its connection. */
 const running = new WeakMap<IncomingMessage, Socket>();
+/**
+ * Requests waiting on one connection at which the relay stops reading from it, and below which
+ * it reads again: a client pipelining faster than its requests take effect is held by TCP
+ * instead of by the relay's memory. Only complete requests wait (the parser has moved past
+ * them), so the one request that may still need bytes is the last, which runs after the queue
+ * has drained below the mark.
+ */
+const PAUSE_AT = 32;
+const RESUME_BELOW = 8;
+/** Connections this module paused (and so must resume). */
+const paused = new WeakSet<Socket>();
 
 /**
  * Requests that change something (publish, invalidate, hooks, tickets, subscription changes)
@@ -189,7 +200,12 @@ export const inConnectionOrder: MiddlewareHandler<NodeBindings> = (c, next) => {
     waiting.set(socket, []);
     return runTurn(req, socket, next);
   }
-  return new Promise<void>((resolve) => queue.push(resolve)).then(() => runTurn(req, socket, next));
+  const turn = new Promise<void>((resolve) => queue.push(resolve));
+  if (queue.length >= PAUSE_AT && !paused.has(socket)) {
+    paused.add(socket);
+    socket.pause();
+  }
+  return turn.then(() => runTurn(req, socket, next));
 };
 
 function runTurn(req: IncomingMessage, socket: Socket, next: () => Promise<void>): Promise<void> {
@@ -212,6 +228,10 @@ function endTurn(req: IncomingMessage): void {
   const following = queue?.shift();
   if (following) following();
   else waiting.delete(socket);
+  if (paused.has(socket) && (queue?.length ?? 0) < RESUME_BELOW) {
+    paused.delete(socket);
+    socket.resume();
+  }
 }
 
 /** Lets the next write request pipelined on this request's connection go ahead (see `inConnectionOrder`); a no-op elsewhere (Workers). */

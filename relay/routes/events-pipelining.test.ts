@@ -1,11 +1,13 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { publish } from "../../test/support/sse-client.js";
+import { SseClient, publish } from "../../test/support/sse-client.js";
+import { signFanoutToken } from "../../protocol/auth/sign-token.js";
 import { relayFixture } from "../../test/support/relay-harness.js";
 import { brokerModes } from "../../test/support/modes.js";
 import { RawConnection, openFrom, rawConnections } from "../../test/support/raw-http.js";
 
 const modes = brokerModes();
 const KEY = "pk-pipeline";
+const JWT_SECRET = "pipeline-test-secret-0123456789abcdef";
 
 const get = (path: string) => `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`;
 
@@ -66,6 +68,28 @@ describe.each(modes)("pipelined requests on the $name", (mode) => {
     );
     await raw.waitFor((t) => t.includes("event: ready"), "the last pipelined request, a stream");
     expect(raw.statuses()).toEqual([200, 200, 401, 400, 200]);
+  });
+
+  it("applies many pipelined publishes in the order sent and answers each, holding the sender back meanwhile", async () => {
+    const r = await start({ ...mode.env(), FANOUT_PUBLISH_KEYS: KEY, FANOUT_JWT_SECRET: JWT_SECRET, FANOUT_PUBLIC_CHANNELS: "flood" });
+    const sub = await SseClient.open(`${r.base}/v1/events?channel=flood`);
+    held.push(sub);
+    await sub.waitReady();
+    // Every tenth authorized by a JWT (verified asynchronously), so requests queue behind it:
+    // past 32 waiting, the relay stops reading the connection until they drain.
+    const token = await signFanoutToken(JWT_SECRET, { publish: ["flood"] });
+    const n = 300;
+    let wire = "";
+    for (let i = 0; i < n; i++) {
+      const body = JSON.stringify({ channel: "flood", data: i });
+      wire += `POST /v1/publish HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${i % 10 === 0 ? token : KEY}\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+    }
+    const raw = await connect(r.port);
+    await raw.write(wire);
+    await raw.waitFor((t) => t.split('"receivers"').length === n + 1, `${n} publish results`);
+    expect(raw.statuses()).toEqual(Array.from({ length: n }, () => 200));
+    await sub.waitMessages(n);
+    expect(sub.envelopes().map((e) => e.data)).toEqual(Array.from({ length: n }, (_, i) => i));
   });
 
   it("frees the slot of a stream whose connection closed while it was being authorized", async () => {
