@@ -3,7 +3,8 @@
  * `{ "error": { "code", "message" } }` body (e.g. `invalid_channel`, `unauthorized`,
  * `forbidden`, `rate_limited`), or one of the client's own codes: `network_error` (no HTTP
  * response), `http_<status>` (a response without that body), `not_event_stream` (a 200 that
- * is not `text/event-stream`), `invalid_envelope`, `handler_error`, `credential_error`
+ * is not `text/event-stream`), `invalid_response` (a 2xx whose body is not the JSON the route
+ * answers: a proxy's page, say), `invalid_envelope`, `handler_error`, `credential_error`
  * (`getToken`/`getTicket` threw). `token_expired` also comes from the stream's `expired` event.
  */
 export class FanoutClientError extends Error {
@@ -41,6 +42,21 @@ export async function errorFromResponse(res: Response, now = Date.now()): Promis
     // Not our JSON (a proxy's HTML error page): keep the generic code.
   }
   return new FanoutClientError(code, message, { status: res.status, retryAfterMs });
+}
+
+/** The JSON of a 2xx answer, or FanoutClientError `invalid_response` when its body is not JSON. */
+export async function readJsonAnswer<R>(res: Response, what: string): Promise<R> {
+  let text: string;
+  try {
+    text = await res.text();
+  } catch (err) {
+    throw new FanoutClientError("network_error", `${what}: the answer broke off: ${(err as Error).message}`, { status: res.status, cause: err });
+  }
+  try {
+    return JSON.parse(text) as R;
+  } catch (err) {
+    throw new FanoutClientError("invalid_response", `${what}: the ${res.status} answer is not JSON: ${JSON.stringify(text.slice(0, 100))}`, { status: res.status, cause: err });
+  }
 }
 
 /** `Retry-After` as delay-seconds or an HTTP-date, in milliseconds (undefined when absent or unreadable). */

@@ -1,4 +1,4 @@
-import { FanoutClientError, errorFromResponse } from "./errors.js";
+import { FanoutClientError, errorFromResponse, readJsonAnswer } from "./errors.js";
 
 /** One member of a presence channel: a user (`sub` of their token) and their `info` claim. */
 export interface PresenceMember {
@@ -46,5 +46,5 @@ export async function fetchPresence(
     throw new FanoutClientError("network_error", `GET ${url.pathname} failed: ${(err as Error).message}`, { cause: err });
   }
   if (!res.ok) throw await errorFromResponse(res);
-  return (await res.json()) as PresenceList | PresenceStats;
+  return readJsonAnswer<PresenceList | PresenceStats>(res, `GET ${url.pathname}`);
 }

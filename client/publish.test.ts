@@ -1,6 +1,8 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { startRelay, type RunningRelay } from "../test/support/relay-harness.js";
-import { FanoutClientError, publish } from "./index.js";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { FanoutClient, FanoutClientError, publish } from "./index.js";
 
 describe("publish()", () => {
   let r: RunningRelay | undefined;
@@ -40,6 +42,29 @@ describe("publish()", () => {
     }
     expect(caught).toMatchObject({ code: "rate_limited", status: 429 });
     expect(caught!.retryAfterMs).toBeGreaterThan(0);
+  });
+
+  it("throws invalid_response, not a bare SyntaxError, when a 200 is not JSON (a proxy's page)", async () => {
+    // What a misrouted proxy answers: 200 with a page.
+    const page: Server = createServer((_req, res) => res.writeHead(200, { "Content-Type": "text/html" }).end("<html>login</html>"));
+    await new Promise<void>((ok) => page.listen(0, "127.0.0.1", ok));
+    const base = `http://127.0.0.1:${(page.address() as AddressInfo).port}`;
+    try {
+      const err = await publish(base, { channel: "a", data: 1 }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(FanoutClientError);
+      expect(err).toMatchObject({ code: "invalid_response", status: 200 });
+      expect((err as Error).message).toContain("<html>login");
+      const client = new FanoutClient({ url: `${base}/v1/events` });
+      client.onError(() => undefined);
+      try {
+        const presence = await client.presence("room").catch((e: unknown) => e);
+        expect(presence).toMatchObject({ code: "invalid_response", status: 200 });
+      } finally {
+        client.close();
+      }
+    } finally {
+      await new Promise((ok) => page.close(ok));
+    }
   });
 
   it("throws network_error when nothing answers", async () => {

@@ -1,4 +1,4 @@
-import { FanoutClientError, errorFromResponse } from "./errors.js";
+import { FanoutClientError, errorFromResponse, readJsonAnswer } from "./errors.js";
 
 export interface PublishMessage<T = unknown> {
   channel: string;
@@ -70,5 +70,5 @@ export async function postJson<R>(url: URL, body: unknown, opts: PublishOptions 
     throw new FanoutClientError("network_error", `POST ${url.pathname} failed: ${(err as Error).message}`, { cause: err });
   }
   if (!res.ok) throw await errorFromResponse(res);
-  return (await res.json()) as R;
+  return readJsonAnswer<R>(res, `POST ${url.pathname}`);
 }
