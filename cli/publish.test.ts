@@ -11,7 +11,7 @@ describe.each(brokerModes())("edge-fanout publish ($name)", (mode) => {
     const sub = await open("channel=orders");
     await sub.waitReady();
 
-    const json = await runCli(["publish", "orders", '{"id":42,"items":[1,2]}', "--type", "order.created", "--id", "o-42", "--url", r.base]);
+    const json = await runCli(["publish", "orders", '{"id":42,"items":[1,2]}', "--type", "order.created", "--id", "o-42", "--meta", "source=cli", "--meta", "correlation_id=c-77", "--url", r.base]);
     expect(json.code, json.stderr).toBe(0);
     const result = JSON.parse(json.stdout);
     expect(result).toMatchObject({ channel: "orders", receivers: 1, duplicate: false });
@@ -22,7 +22,7 @@ describe.each(brokerModes())("edge-fanout publish ($name)", (mode) => {
 
     await sub.waitMessages(4);
     const got = sub.envelopes();
-    expect(got[0]).toMatchObject({ id: result.id, channel: "orders", type: "order.created", data: { id: 42, items: [1, 2] } });
+    expect(got[0]).toMatchObject({ id: result.id, channel: "orders", type: "order.created", data: { id: 42, items: [1, 2] }, meta: { source: "cli", correlation_id: "c-77" } });
     expect(got.slice(1).map((e) => e.data)).toEqual(["hello world", "42", -5]);
     expect(sub.messages()[0].event).toBe("order.created");
 
@@ -54,6 +54,9 @@ describe("edge-fanout publish, usage and network failures", () => {
     expect(usage.stderr.trim().split("\n")).toEqual(["edge-fanout publish: expected <channel> <data>, got 1 argument (see edge-fanout publish --help)"]);
     const badUrl = await runCli(["publish", "a", "1", "--url", "ftp://x"]);
     expect(badUrl.code).toBe(2);
+    const badMeta = await runCli(["publish", "a", "1", "--meta", "no-equals-sign"]);
+    expect(badMeta.code).toBe(2);
+    expect(badMeta.stderr).toContain('--meta takes key=value, got "no-equals-sign"');
 
     // A port nothing listens on: reserve one by binding and closing it.
     const { createServer } = await import("node:net");

@@ -15,6 +15,7 @@ Data starting with "-" goes after "--": edge-fanout publish ch -- -5
 Options:
   --type T      message type (the SSE event name)
   --id ID       idempotency id: the same id on the same channel publishes once
+  --meta K=V    envelope metadata, repeatable (--meta source=cli --meta correlation_id=c-77)
   --string      send <data> as a string even when it is JSON
   --url URL     relay base URL (default $FANOUT_URL, else http://localhost:8080)
   --key KEY     publisher key or JWT (default $FANOUT_PUBLISH_KEY)
@@ -30,6 +31,7 @@ export const publishCommand: Command = {
     const { values, positionals } = parseCommandLine(argv, {
       type: { type: "string" },
       id: { type: "string" },
+      meta: { type: "string", multiple: true },
       string: { type: "boolean" },
       url: { type: "string" },
       key: { type: "string" },
@@ -38,8 +40,9 @@ export const publishCommand: Command = {
     const [channel, raw] = positionals;
     const url = relayUrl(values.url, io.env);
     const data = values.string ? raw : parseData(raw);
+    const meta = parseMeta(values.meta);
     try {
-      const result = await publish(url, { channel, data, type: values.type, id: values.id }, { key: fromEnv(values.key, io.env, "FANOUT_PUBLISH_KEY") });
+      const result = await publish(url, { channel, data, type: values.type, id: values.id, meta }, { key: fromEnv(values.key, io.env, "FANOUT_PUBLISH_KEY") });
       io.out(escapeJson(JSON.stringify(result)));
       return EXIT.ok;
     } catch (err) {
@@ -48,6 +51,18 @@ export const publishCommand: Command = {
     }
   },
 };
+
+/** `--meta key=value` flags as the envelope's meta (undefined without any); the relay checks keys and values. */
+export function parseMeta(flags: string[] | undefined): Record<string, string> | undefined {
+  if (!flags?.length) return undefined;
+  const meta: Record<string, string> = {};
+  for (const f of flags) {
+    const eq = f.indexOf("=");
+    if (eq <= 0) throw new UsageError(`--meta takes key=value, got ${JSON.stringify(f)}`);
+    meta[f.slice(0, eq)] = f.slice(eq + 1);
+  }
+  return meta;
+}
 
 /** JSON when it parses, the text itself otherwise (as `redis-cli` takes its arguments). */
 export function parseData(raw: string): unknown {
