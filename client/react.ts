@@ -21,8 +21,9 @@ const LIVE = ["url", "token", "getToken", "getTicket", "headers", "fetch", "onMe
  *     const { messages, last, status } = useChannel<Order>("orders", { url: RELAY, type: "order.created" });
  *
  * One stream per hook; it opens after mount (never during server rendering) and closes on
- * unmount. A change of the channels, patterns, `type`, `keep`, a string `url` or `token`
- * opens a new stream; function options (`getTicket`, `onMessage`, …) may change freely.
+ * unmount. A change of the channels, patterns, `type`, `keep`, a string `url` or `token`, a
+ * `headers` object (by value) or `credentials` opens a new stream; function options
+ * (`getTicket`, `headers` as a function, `onMessage`, …) may change freely.
  * Returns the latest `keep` (default 100) messages, the connection status and the last error.
  */
 export function useChannel<T = unknown>(channel: string | string[], options: UseChannelOptions<T>): ChannelSnapshot<T> {
@@ -38,6 +39,9 @@ export function useChannel<T = unknown>(channel: string | string[], options: Use
     options.keep ?? null,
     typeof options.url === "function" ? null : String(options.url),
     typeof options.token === "function" ? null : (options.token ?? null),
+    // Header objects are compared by value: a new Authorization opens a stream that sends it.
+    typeof options.headers === "function" ? null : (options.headers ?? null),
+    options.credentials ?? null,
     options.lastEventId ?? null,
   ]);
   const store = useMemo(() => {
