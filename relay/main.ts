@@ -13,14 +13,9 @@ try {
 }
 
 const relay = await createRelay(config);
-const port = await relay.listen();
-const brokerName = config.redisShards
-  ? `Redis broker, ${config.redisShards.length} shards`
-  : config.redisUrl
-    ? `Redis broker${config.clusterPubsub === "sharded" ? ", Cluster with sharded Pub/Sub" : ""}`
-    : "embedded broker";
-console.log(`[fanout] relay listening on http://localhost:${port} (${brokerName}; relay id ${relay.fleet.id})`);
 
+// Before the relay listens (and says so): a SIGTERM that follows the "listening" line at once
+// (an orchestrator, a test) must find the drain handler, not Node's default, which exits on it.
 let stopping = false;
 for (const sig of ["SIGTERM", "SIGINT"] as const) {
   process.on(sig, () => {
@@ -36,3 +31,11 @@ for (const sig of ["SIGTERM", "SIGINT"] as const) {
     );
   });
 }
+
+const port = await relay.listen();
+const brokerName = config.redisShards
+  ? `Redis broker, ${config.redisShards.length} shards`
+  : config.redisUrl
+    ? `Redis broker${config.clusterPubsub === "sharded" ? ", Cluster with sharded Pub/Sub" : ""}`
+    : "embedded broker";
+console.log(`[fanout] relay listening on http://localhost:${port} (${brokerName}; relay id ${relay.fleet.id})`);
