@@ -3,8 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { createServer } from "node:net";
-import { freePort } from "./redis-server.js";
+import { freeBusPort, freePort } from "./redis-server.js";
 
 const run = promisify(execFile);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -280,21 +279,3 @@ export class RedisSentinelSetup {
   }
 }
 
-/** Whether `port` can be listened on now. */
-function bindable(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const srv = createServer();
-    srv.unref();
-    srv.once("error", () => resolve(false));
-    srv.listen(port, "127.0.0.1", () => srv.close(() => resolve(true)));
-  });
-}
-
-/** A free port whose cluster-bus port (+ 10000) is a valid port and free too. */
-async function freeBusPort(): Promise<number> {
-  for (let i = 0; i < 100; i++) {
-    const port = await freePort();
-    if (port + 10000 <= 65535 && (await bindable(port + 10000))) return port;
-  }
-  throw new Error("no free port pair (port, port + 10000) for a cluster node");
-}

@@ -18,6 +18,25 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** Whether `port` can be listened on now. */
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.unref();
+    srv.once("error", () => resolve(false));
+    srv.listen(port, "127.0.0.1", () => srv.close(() => resolve(true)));
+  });
+}
+
+/** A free port whose cluster-bus port (+ 10000) is a valid port and free too. */
+export async function freeBusPort(): Promise<number> {
+  for (let i = 0; i < 100; i++) {
+    const port = await freePort();
+    if (port + 10000 <= 65535 && (await bindable(port + 10000))) return port;
+  }
+  throw new Error("no free port pair (port, port + 10000) for a cluster node");
+}
+
 /**
  * A private redis-server for tests that stop, restart or reconfigure Redis. Needs
  * `redis-server` on the PATH (Debian: `apt-get install -y redis-server`).
@@ -31,7 +50,8 @@ export class RedisServer {
   ) {}
 
   static async start(extraArgs: string[] = []): Promise<RedisServer> {
-    const s = new RedisServer(await freePort(), extraArgs);
+    // A cluster-enabled server also listens on its port + 10000 (the cluster bus).
+    const s = new RedisServer(extraArgs.includes("--cluster-enabled") ? await freeBusPort() : await freePort(), extraArgs);
     await s.start();
     return s;
   }
