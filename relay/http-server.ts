@@ -156,20 +156,26 @@ export function responseSocket(req: IncomingMessage, res: ServerResponse): Promi
   });
 }
 
-const READS = new Set(["GET", "HEAD", "OPTIONS"]);
-
 type NodeBindings = { Bindings: { incoming?: IncomingMessage; outgoing?: ServerResponse } };
 
-/** Per connection with a write request under way: the requests waiting their turn behind it, in order. */
-const waiting = new WeakMap<Socket, Array<() => void>>();
-/** Per write request under way whose turn is not over yet: its connection. */
-const running = new WeakMap<IncomingMessage, Socket>();
+/** A publish request's place in its connection's order: taken once the broker has its messages, or once it ends. */
+interface Turn {
+  placed: boolean;
+  /** Publishes behind it on the connection, waiting for it to be placed (made only when one waits). */
+  waiters?: Array<() => void>;
+}
+
+/** Per connection, its latest publish request's turn. */
+const lastTurn = new WeakMap<Socket, Turn>();
+/** Per publish request under way: its own turn, and the one before it on its connection (if not placed yet). */
+const turns = new WeakMap<IncomingMessage, { own: Turn; before?: Turn }>();
+/** Per connection, its publish requests under way (read, not yet answered). */
+const outstanding = new WeakMap<Socket, number>();
 /**
- * Requests waiting on one connection at which the relay stops reading from it, and below which
- * it reads again: a client pipelining faster than its requests take effect is held by TCP
- * instead of by the relay's memory. Only complete requests wait (the parser has moved past
- * them), so the one request that may still need bytes is the last, which runs after the queue
- * has drained below the mark.
+ * Publishes under way on one connection at which the relay stops reading from it, and below
+ * which it reads again: a client pipelining faster than its publishes complete is held by TCP
+ * instead of by the relay's memory. None of them waits on a later one, so the request whose
+ * bytes are held back (the last) blocks nothing.
  */
 const PAUSE_AT = 32;
 const RESUME_BELOW = 8;
@@ -177,65 +183,73 @@ const RESUME_BELOW = 8;
 const paused = new WeakSet<Socket>();
 
 /**
- * Requests that change something (publish, invalidate, hooks, tickets, subscription changes)
- * take effect one after another per connection, in the order they were sent. Node hands
- * pipelined requests to the app as fast as it parses them, so without this a publish
- * pipelined behind one that takes longer to authorize (a JWT, a slower body) would reach the
- * broker first: answered in order, delivered out of order.
+ * Publishes pipelined on one connection are logged in the order they were sent. Node hands
+ * pipelined requests to the app as fast as it parses them and each is handled at once, so a
+ * publish behind one that takes longer (a JWT to verify, a longer body) would otherwise reach
+ * the broker first: answered in order, delivered out of order.
  *
- * A request's turn ends when its handler is done, or earlier when it calls `releaseTurn`
- * (the publish route does, once the broker has its messages in order), so publishes
- * pipelined on one connection still go to Redis together (group commit). Reads run at once
- * (a stream waits for its own response turn after taking its connection slot, see
- * `eventsRoute`). A request whose connection closes while it waits still runs: it was
- * received whole, like a request whose client leaves while it is handled. With one request at
- * a time on a connection (the common case) nothing waits and no promise is made.
+ * Each publish request takes a turn here, in arrival order, and is handled at once as before
+ * (its body is read while the connection is there: waiting for the turn before reading would
+ * lose what a client pipelines and then leaves, since Node discards a request's body with its
+ * connection); only its call to the broker waits (`publishTurn`) until the publish before it
+ * has placed its messages (`publishPlaced`, called right after the broker call: a relay
+ * broker takes a call's place in the order when the call is made) or has ended. So pipelined
+ * publishes still go to Redis together (group commit). With one request at a time on a
+ * connection (the common case) nothing waits.
  */
-export const inConnectionOrder: MiddlewareHandler<NodeBindings> = (c, next) => {
+export const publishesInOrder: MiddlewareHandler<NodeBindings> = (c, next) => {
   const req = c.env?.incoming;
   const socket = req?.socket;
-  if (!req || !socket || READS.has(c.req.method)) return next();
-  const queue = waiting.get(socket);
-  if (queue === undefined) {
-    waiting.set(socket, []);
-    return runTurn(req, socket, next);
-  }
-  const turn = new Promise<void>((resolve) => queue.push(resolve));
-  if (queue.length >= PAUSE_AT && !paused.has(socket)) {
+  if (!req || !socket || c.req.method !== "POST" || c.req.path !== "/v1/publish") return next();
+  const before = lastTurn.get(socket);
+  const own: Turn = { placed: false };
+  lastTurn.set(socket, own);
+  turns.set(req, { own, before: before && !before.placed ? before : undefined });
+  const n = (outstanding.get(socket) ?? 0) + 1;
+  outstanding.set(socket, n);
+  if (n >= PAUSE_AT && !paused.has(socket)) {
     paused.add(socket);
     socket.pause();
   }
-  return turn.then(() => runTurn(req, socket, next));
+  const end = (): void => {
+    place(req);
+    const left = (outstanding.get(socket) ?? 1) - 1;
+    if (left > 0) outstanding.set(socket, left);
+    else outstanding.delete(socket);
+    if (lastTurn.get(socket) === own) lastTurn.delete(socket);
+    if (paused.has(socket) && left < RESUME_BELOW) {
+      paused.delete(socket);
+      socket.resume();
+    }
+  };
+  return next().then(end, (err: unknown) => {
+    end();
+    throw err;
+  });
 };
 
-function runTurn(req: IncomingMessage, socket: Socket, next: () => Promise<void>): Promise<void> {
-  running.set(req, socket);
-  return next().then(
-    () => endTurn(req),
-    (err: unknown) => {
-      endTurn(req);
-      throw err;
-    },
-  );
+/** Marks `req`'s turn placed (once) and wakes the publish waiting behind it. */
+function place(req: IncomingMessage): void {
+  const t = turns.get(req);
+  if (!t || t.own.placed) return;
+  t.own.placed = true;
+  for (const wake of t.own.waiters ?? []) wake();
 }
 
-/** Ends `req`'s turn (once): the next request waiting on its connection goes ahead. */
-function endTurn(req: IncomingMessage): void {
-  const socket = running.get(req);
-  if (socket === undefined) return;
-  running.delete(req);
-  const queue = waiting.get(socket);
-  const following = queue?.shift();
-  if (following) following();
-  else waiting.delete(socket);
-  if (paused.has(socket) && (queue?.length ?? 0) < RESUME_BELOW) {
-    paused.delete(socket);
-    socket.resume();
-  }
-}
-
-/** Lets the next write request pipelined on this request's connection go ahead (see `inConnectionOrder`); a no-op elsewhere (Workers). */
-export function releaseTurn(c: Context): void {
+/**
+ * Resolves once the publish sent before this one on its connection has placed its messages
+ * (see `publishesInOrder`); undefined when there is nothing to wait for (the common case, and
+ * Workers).
+ */
+export function publishTurn(c: Context): Promise<void> | undefined {
   const req = (c.env as NodeBindings["Bindings"] | undefined)?.incoming;
-  if (req) endTurn(req);
+  const before = req && turns.get(req)?.before;
+  if (!before || before.placed) return undefined;
+  return new Promise<void>((resolve) => (before.waiters ??= []).push(resolve));
+}
+
+/** This publish has its place in the broker's order: the one behind it may take its own. A no-op elsewhere (Workers). */
+export function publishPlaced(c: Context): void {
+  const req = (c.env as NodeBindings["Bindings"] | undefined)?.incoming;
+  if (req) place(req);
 }

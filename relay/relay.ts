@@ -38,7 +38,7 @@ import { FanoutError } from "../protocol/errors.js";
 import { RedisInvalidationStore } from "./redis/redis-invalidation-store.js";
 import { MemoryInvalidationStore } from "./memory/memory-invalidation-store.js";
 import type { RelayAuth } from "./auth/relay-auth.js";
-import { hardenServer, inConnectionOrder, releaseTurn, serverOptions } from "./http-server.js";
+import { hardenServer, publishesInOrder, publishPlaced, publishTurn, serverOptions } from "./http-server.js";
 import { Fleet } from "./ops/fleet.js";
 import type { FleetStore } from "./ops/fleet-store.js";
 import { defaultRelayId } from "./ops/relay-id.js";
@@ -154,7 +154,7 @@ export async function createRelay(config: RelayConfig, opts: { auth?: RelayAuth 
     if (err instanceof FanoutError) metrics.rejected.inc({ code: err.code });
     return res;
   });
-  app.use("*", inConnectionOrder);
+  app.use("*", publishesInOrder);
   const cors = corsMiddleware(config.corsOrigins);
   if (cors) app.use("/v1/*", cors);
   const store = stores.invalidation;
@@ -172,7 +172,8 @@ export async function createRelay(config: RelayConfig, opts: { auth?: RelayAuth 
       maxBatch: config.maxBatch,
       authenticate,
       authorizePublish,
-      ordered: releaseTurn,
+      inTurn: publishTurn,
+      ordered: publishPlaced,
       published: (_m, results) => {
         for (const r of results) metrics.published.inc({ result: r.duplicate ? "duplicate" : "published" });
       },

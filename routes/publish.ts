@@ -16,9 +16,15 @@ export interface PublishRouteDeps {
    */
   authorizePublish(c: Context, messages: PublishMessage[]): Promise<void>;
   /**
+   * Before the publisher is called: resolves once the publishes sent before this one on its
+   * connection have their place in the publish order (the relay's pipelining order); undefined
+   * when there is nothing to wait for.
+   */
+  inTurn?(c: Context): Promise<void> | undefined;
+  /**
    * Called as soon as this request's messages have their place in the publish order (the
    * publisher takes it when called), before the broker answers: the relay then lets the next
-   * request pipelined on the connection go ahead.
+   * publish pipelined on the connection take its own.
    */
   ordered?(c: Context): void;
   /** Called after a successful publish (metrics). */
@@ -36,6 +42,8 @@ export function publishRoute(deps: PublishRouteDeps): Hono {
     const body = await readJson(c, deps.maxBodyBytes);
     const { batch, messages } = parsePublishBody(body, { maxBatch: deps.maxBatch, traceparent: c.req.header("traceparent") });
     await deps.authorizePublish(c, messages);
+    const turn = deps.inTurn?.(c);
+    if (turn) await turn;
     const publishing = deps.publisher.publish(messages);
     deps.ordered?.(c);
     const results = await publishing;
