@@ -6,13 +6,9 @@
  * Driven over IPC by bench/run.ts; never started by hand.
  */
 import { io, type Socket } from "socket.io-client";
-import { countSeq, SubTally } from "./sub-tally.js";
+import { countSeq, runSubWorker, SubTally } from "./sub-tally.js";
 import { nowUs } from "./sse-client.js";
-import type { FromSub, SubConnSpec, SubReport, ToSub } from "./sub-worker.js";
-
-const send = (m: FromSub): void => {
-  process.send!(m);
-};
+import type { SubConnSpec } from "./sub-worker.js";
 
 /** One subscriber and what it received (the counters of bench/sse-client.ts's SseConn). */
 class SioConn {
@@ -85,79 +81,10 @@ class SioConn {
   }
 }
 
-let conns: SioConn[] = [];
 const tally = new SubTally<SioConn>();
 
-function connectAll(m: Extract<ToSub, { type: "connect" }>): void {
-  const t0 = Date.now();
-  const url = `http://${m.host}:${m.port}`;
-  let next = 0;
-  let pending = 0;
-  let ready = 0;
-  let failed = 0;
-  let firstError: string | undefined;
-  let finished = false;
-  const done = (): void => {
-    if (finished) return;
-    finished = true;
-    clearTimeout(timer);
-    send({ type: "connected", ready, failed: failed + (m.conns.length - ready - failed), ms: Date.now() - t0, firstError });
-  };
-  const timer = setTimeout(() => {
-    firstError ??= `timed out after ${m.timeoutMs} ms with ${ready}/${m.conns.length} ready`;
-    done();
-  }, m.timeoutMs);
-  const settled = (): void => {
-    pending--;
-    if (ready + failed === m.conns.length) done();
-    else pump();
-  };
-  const pump = (): void => {
-    while (pending < m.concurrency && next < m.conns.length) {
-      const spec = m.conns[next++];
-      pending++;
-      conns.push(
-        new SioConn(
-          url,
-          spec,
-          m.timeoutMs,
-          () => {
-            ready++;
-            settled();
-          },
-          (why) => {
-            failed++;
-            firstError ??= why;
-            settled();
-          },
-        ),
-      );
-    }
-  };
-  if (m.conns.length === 0) done();
-  else pump();
-}
-
-process.on("message", (m: ToSub) => {
-  switch (m.type) {
-    case "connect":
-      connectAll(m);
-      break;
-    case "mark":
-      tally.mark(conns);
-      break;
-    case "progress":
-      send(tally.progress(conns));
-      break;
-    case "report":
-      send(tally.report(conns, m.published, (c) => c.spec.key));
-      break;
-    case "close":
-      for (const c of conns) c.close();
-      conns = [];
-      setTimeout(() => process.exit(0), 50);
-      break;
-  }
+runSubWorker<SioConn>({
+  tally,
+  open: (m, spec, onReady, onFail) => new SioConn(`http://${m.host}:${m.port}`, spec, m.timeoutMs, onReady, onFail),
+  keyOf: (c) => c.spec.key,
 });
-
-process.on("disconnect", () => process.exit(0));

@@ -1,6 +1,6 @@
 import { Histogram } from "./histogram.js";
 import type { ConnStats } from "./sse-client.js";
-import type { FromSub, SubReport } from "./sub-worker.js";
+import type { FromSub, SubConnSpec, SubReport, ToSub } from "./sub-worker.js";
 
 /** What a subscriber worker's connection counts (an SSE stream or a Socket.IO client alike). */
 export interface Tallied extends ConnStats {
@@ -117,4 +117,101 @@ export function countSeq(s: SeqState, q: number): void {
     s.seen[byte] |= bit;
     s.unique++;
   }
+}
+
+type Connect = Extract<ToSub, { type: "connect" }>;
+
+/** A subscriber worker's own part: how to open one connection, and which channel it follows. */
+export interface SubWorkerKind<C extends Tallied & { close(): void }> {
+  tally: SubTally<C>;
+  /** Opens `spec`'s connection; exactly one of `onReady` / `onFail` is called, once. */
+  open(m: Connect, spec: SubConnSpec, onReady: () => void, onFail: (why: string) => void): C;
+  /** The channel index `c` follows (its slot in `published`). */
+  keyOf(c: C): number;
+  /** After `mark` (a connection that records into the histogram it was given gets the new one). */
+  marked?(conns: readonly C[]): void;
+}
+
+/**
+ * The IPC side of a subscriber worker (messages in bench/sub-worker.ts), the same for every
+ * kind of subscriber: the connect ramp (at most `concurrency` opening at once, a deadline of
+ * `timeoutMs`), then mark, progress, report and close.
+ */
+export function runSubWorker<C extends Tallied & { close(): void }>(kind: SubWorkerKind<C>): void {
+  const send = (m: FromSub): void => {
+    process.send!(m);
+  };
+  let conns: C[] = [];
+
+  const connectAll = (m: Connect): void => {
+    const t0 = Date.now();
+    let next = 0;
+    let pending = 0;
+    let ready = 0;
+    let failed = 0;
+    let firstError: string | undefined;
+    let finished = false;
+    const done = (): void => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(timer);
+      send({ type: "connected", ready, failed: failed + (m.conns.length - ready - failed), ms: Date.now() - t0, firstError });
+    };
+    const timer = setTimeout(() => {
+      firstError ??= `timed out after ${m.timeoutMs} ms with ${ready}/${m.conns.length} ready`;
+      done();
+    }, m.timeoutMs);
+    const settled = (): void => {
+      pending--;
+      if (ready + failed === m.conns.length) done();
+      else pump();
+    };
+    const pump = (): void => {
+      while (pending < m.concurrency && next < m.conns.length) {
+        const spec = m.conns[next++];
+        pending++;
+        conns.push(
+          kind.open(
+            m,
+            spec,
+            () => {
+              ready++;
+              settled();
+            },
+            (why) => {
+              failed++;
+              firstError ??= why;
+              settled();
+            },
+          ),
+        );
+      }
+    };
+    if (m.conns.length === 0) done();
+    else pump();
+  };
+
+  process.on("message", (m: ToSub) => {
+    switch (m.type) {
+      case "connect":
+        connectAll(m);
+        break;
+      case "mark":
+        kind.tally.mark(conns);
+        kind.marked?.(conns);
+        break;
+      case "progress":
+        send(kind.tally.progress(conns));
+        break;
+      case "report":
+        send(kind.tally.report(conns, m.published, kind.keyOf));
+        break;
+      case "close":
+        for (const c of conns) c.close();
+        conns = [];
+        setTimeout(() => process.exit(0), 50);
+        break;
+    }
+  });
+  process.on("disconnect", () => process.exit(0));
 }

@@ -119,32 +119,24 @@ export function relayPresent(repoRoot: string): boolean {
 async function startRelay(name: TargetName, o: StartOptions): Promise<Running> {
   if (!relayPresent(o.repoRoot)) throw new Error("relay/main.ts does not exist yet");
   const redis = name === "relay-redis" ? await startRedis() : undefined;
-  const port = await freePort();
   // Every benchmark subscriber connects from loopback: lift the per-address stream limit
   // (a few hundred by default) unless the caller sets it.
-  const env: Record<string, string> = { FANOUT_MAX_CONNECTIONS_PER_IP: "1000000", ...(process.env as Record<string, string>), PORT: String(port), ...o.relayEnv };
-  delete env.REDIS_URL;
-  if (redis) env.REDIS_URL = `redis://127.0.0.1:${redis.port}`;
   // `node --import tsx` = what `npx tsx relay/main.ts` runs, as one process (pid = the relay)
-  const child = spawnWithNofile(process.execPath, [...(o.relayNodeArgs ?? []), "--import", "tsx", "relay/main.ts"], {
+  const srv = await startNodeProcess({
+    what: "relay",
     cwd: o.repoRoot,
-    env,
-    stdio: ["ignore", "pipe", "pipe"],
+    script: "relay/main.ts",
+    nodeArgs: o.relayNodeArgs ?? [],
+    defaults: { FANOUT_MAX_CONNECTIONS_PER_IP: "1000000" },
+    env: o.relayEnv,
+    redis,
+    stopGraceMs: 10000,
   });
-  const log = captureLog(child);
-  try {
-    await waitForPort(port, 30000, "127.0.0.1", () => child.exitCode === null);
-  } catch (e) {
-    await stopChild(child, "SIGKILL");
-    await redis?.stop();
-    throw new Error(`relay did not start: ${(e as Error).message}\n${log().slice(-2000)}`);
-  }
-  // the bash wrapper exec'd node, so child.pid is the relay process itself
   return {
     name,
     host: "127.0.0.1",
-    port,
-    pid: child.pid!,
+    port: srv.port,
+    pid: srv.pid,
     redisPid: redis?.pid,
     subChannel: (c) => `/v1/events?channel=${encodeURIComponent(c)}`,
     subPattern: (p) => `/v1/events?pattern=${encodeURIComponent(p)}`,
@@ -152,11 +144,8 @@ async function startRelay(name: TargetName, o: StartOptions): Promise<Running> {
     pubBody: (c) => `{"channel":${JSON.stringify(c)},"data":{data}}`,
     contentType: "application/json",
     readyEvent: "ready",
-    log,
-    async stop() {
-      await stopChild(child, "SIGTERM", 10000);
-      await redis?.stop();
-    },
+    log: srv.log,
+    stop: srv.stop,
   };
 }
 
@@ -249,32 +238,47 @@ async function startNchan(name: TargetName, o: StartOptions): Promise<Running> {
 }
 
 /**
- * A one-process Node server from this checkout's bench/ (`node --import tsx bench/<script>`), on
- * a free port. Peers, not the relay: `--root` (another checkout's relay) does not move them.
+ * A one-process Node server (`node --import tsx <script>` in `cwd`) on a free port (`PORT`),
+ * with `REDIS_URL` pointing at `redis` or unset; `stop()` stops both. Environment: `defaults`,
+ * then this process's, then `env`.
  */
-async function startNodeScript(script: string, nodeArgs: string[], redis?: Awaited<ReturnType<typeof startRedis>>): Promise<{ pid: number; port: number; log(): string; stop(): Promise<void> }> {
+async function startNodeProcess(o: {
+  what: string;
+  cwd: string;
+  script: string;
+  nodeArgs: string[];
+  defaults?: Record<string, string>;
+  env?: Record<string, string>;
+  redis?: Awaited<ReturnType<typeof startRedis>>;
+  stopGraceMs?: number;
+}): Promise<{ pid: number; port: number; log(): string; stop(): Promise<void> }> {
   const port = await freePort();
-  const env: Record<string, string> = { ...(process.env as Record<string, string>), PORT: String(port) };
+  const env: Record<string, string> = { ...o.defaults, ...(process.env as Record<string, string>), PORT: String(port), ...o.env };
   delete env.REDIS_URL;
-  if (redis) env.REDIS_URL = `redis://127.0.0.1:${redis.port}`;
-  const child = spawnWithNofile(process.execPath, [...nodeArgs, "--import", "tsx", join("bench", script)], { cwd: benchRoot, env, stdio: ["ignore", "pipe", "pipe"] });
+  if (o.redis) env.REDIS_URL = `redis://127.0.0.1:${o.redis.port}`;
+  const child = spawnWithNofile(process.execPath, [...o.nodeArgs, "--import", "tsx", o.script], { cwd: o.cwd, env, stdio: ["ignore", "pipe", "pipe"] });
   const log = captureLog(child);
   try {
     await waitForPort(port, 30000, "127.0.0.1", () => child.exitCode === null);
   } catch (e) {
     await stopChild(child, "SIGKILL");
-    await redis?.stop();
-    throw new Error(`${script} did not start: ${(e as Error).message}\n${log().slice(-2000)}`);
+    await o.redis?.stop();
+    throw new Error(`${o.what} did not start: ${(e as Error).message}\n${log().slice(-2000)}`);
   }
   return {
     pid: child.pid!,
     port,
     log,
     async stop() {
-      await stopChild(child, "SIGTERM", 5000);
-      await redis?.stop();
+      await stopChild(child, "SIGTERM", o.stopGraceMs ?? 5000);
+      await o.redis?.stop();
     },
   };
+}
+
+/** A peer server from this checkout's bench/: `--root` (another checkout's relay) does not move it. */
+function startNodeScript(script: string, nodeArgs: string[], redis?: Awaited<ReturnType<typeof startRedis>>): ReturnType<typeof startNodeProcess> {
+  return startNodeProcess({ what: script, cwd: benchRoot, script: join("bench", script), nodeArgs, redis });
 }
 
 /**
