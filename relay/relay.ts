@@ -38,7 +38,8 @@ import { FanoutError } from "../protocol/errors.js";
 import { RedisInvalidationStore } from "./redis/redis-invalidation-store.js";
 import { MemoryInvalidationStore } from "./memory/memory-invalidation-store.js";
 import type { RelayAuth } from "./auth/relay-auth.js";
-import { hardenServer, publishesInOrder, publishPlaced, publishTurn, serverOptions } from "./http-server.js";
+import { hardenServer, serverOptions } from "./http-server.js";
+import { publishesInOrder, publishPlaced, publishTurn } from "./publish-order.js";
 import { Fleet } from "./ops/fleet.js";
 import type { FleetStore } from "./ops/fleet-store.js";
 import { defaultRelayId } from "./ops/relay-id.js";
@@ -154,7 +155,7 @@ export async function createRelay(config: RelayConfig, opts: { auth?: RelayAuth 
     if (err instanceof FanoutError) metrics.rejected.inc({ code: err.code });
     return res;
   });
-  app.use("*", publishesInOrder);
+  app.use("/v1/publish", publishesInOrder);
   const cors = corsMiddleware(config.corsOrigins);
   if (cors) app.use("/v1/*", cors);
   const store = stores.invalidation;
