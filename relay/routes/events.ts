@@ -221,7 +221,6 @@ function endAtExpiry(conn: SseConnection, endsAt: number | undefined): (endsAt: 
     }
     arm();
   };
-  if (conn.closed) return () => undefined;
   if (endsAt !== undefined) start();
   return (next) => {
     if (endsAt !== undefined && endsAt <= next) return;
