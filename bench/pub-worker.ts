@@ -13,6 +13,7 @@
  */
 import { connect, type Socket } from "node:net";
 import { nowUs } from "./sse-client.js";
+import { PubPhases, RttSample } from "./pub-phases.js";
 
 export interface PubChannel {
   /** Request path with the channel substituted (e.g. /v1/publish, /pub/b17). */
@@ -261,7 +262,7 @@ let finishing = false;
 let startUs = 0;
 let maxLagMs = 0;
 let cpu0 = process.cpuUsage();
-const rtts: number[] = [];
+const rtts = new RttSample();
 let doneSent = false;
 
 function maybeDone(): void {
@@ -269,7 +270,6 @@ function maybeDone(): void {
   if (conns.some((c) => c.inflight.length > 0 || c.reconnecting)) return;
   doneSent = true;
   const cpu = process.cpuUsage(cpu0);
-  rtts.sort((a, b) => a - b);
   send({
     type: "done",
     published,
@@ -281,8 +281,7 @@ function maybeDone(): void {
     elapsedMs: endUs ? (endUs - startUs) / 1000 : 0,
     maxLagMs,
     cpuUs: cpu.user + cpu.system,
-    rttP50Us: rtts.length ? rtts[Math.floor(rtts.length / 2)] : 0,
-    rttMaxUs: rtts.length ? rtts[rtts.length - 1] : 0,
+    ...rtts.figures(),
     reconnects: conns.reduce((n, c) => n + c.reconnects, 0),
     unsent,
   });
@@ -313,7 +312,7 @@ async function start(): Promise<void> {
             failed++;
             firstError ??= `HTTP ${status}`;
           }
-          if (rtts.length < 200_000) rtts.push(rtt);
+          rtts.add(rtt);
         },
         (why) => {
           firstError ??= why;
@@ -325,8 +324,12 @@ async function start(): Promise<void> {
   send({ type: "ready" });
 }
 
-/** The measured window's channels, kept while a warm-up publishes to its own. */
-let measuredChannels: PubChannel[] = [];
+const phases = new PubPhases({
+  channels: () => cfg.channels,
+  setChannels: (channels) => (cfg.channels = channels),
+  reset,
+  go,
+});
 
 /** Every counter back to zero (after a warm-up): the measured window starts clean. */
 function reset(): void {
@@ -338,7 +341,7 @@ function reset(): void {
   firstError = undefined;
   finishing = doneSent = closedLoop = stopped = false;
   startUs = endUs = maxLagMs = unsent = 0;
-  rtts.length = 0;
+  rtts.clear();
   for (const c of conns) {
     c.queue = [];
     c.cursor = 0;
@@ -408,19 +411,7 @@ process.on("message", (m: ToPub) => {
       console.error(`publisher: ${e.message}`);
       process.exit(1);
     });
-  } else if (m.type === "warmup") {
-    // same count and order as the measured channels: connection i carries the same share
-    measuredChannels = cfg.channels;
-    cfg.channels = m.channels;
-    reset();
-    go(m.durationMs);
-  } else if (m.type === "go") {
-    if (measuredChannels.length) {
-      cfg.channels = measuredChannels;
-      measuredChannels = [];
-      reset();
-    }
-    go();
-  }
+  } else if (m.type === "warmup") phases.warmup(m.channels, m.durationMs);
+  else if (m.type === "go") phases.go();
 });
 process.on("disconnect", () => process.exit(0));

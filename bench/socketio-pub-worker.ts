@@ -22,6 +22,7 @@ import { Redis } from "ioredis";
 import { io, type Socket } from "socket.io-client";
 import type { FromPub, ToPub } from "./pub-worker.js";
 import { nowUs } from "./sse-client.js";
+import { PubPhases, RttSample } from "./pub-phases.js";
 
 /**
  * pub-worker's start message plus the Redis the emitter publishes to, and the warm-up's rooms
@@ -51,7 +52,7 @@ let startUs = 0;
 let endUs = 0;
 let maxLagMs = 0;
 let cpu0 = process.cpuUsage();
-const rtts: number[] = [];
+const rtts = new RttSample();
 let finishing = false;
 let doneSent = false;
 let giveUp: NodeJS.Timeout | undefined;
@@ -83,7 +84,7 @@ function emit(idx: number): void {
       ok++;
       published[ch.key]++;
       statuses["redis ok"] = (statuses["redis ok"] ?? 0) + 1;
-      if (!probes.length && rtts.length < 200_000) rtts.push(nowUs() - t);
+      if (!probes.length) rtts.add(nowUs() - t);
       if (finishing) maybeDone();
     },
     (e: Error) => {
@@ -100,7 +101,6 @@ function maybeDone(): void {
   if (doneSent || pending > 0 || probes.some((p) => p.inflight > 0)) return;
   doneSent = true;
   const cpu = process.cpuUsage(cpu0);
-  rtts.sort((a, b) => a - b);
   send({
     type: "done",
     published,
@@ -112,8 +112,7 @@ function maybeDone(): void {
     elapsedMs: (endUs - startUs) / 1000,
     maxLagMs,
     cpuUs: cpu.user + cpu.system,
-    rttP50Us: rtts.length ? rtts[Math.floor(rtts.length / 2)] : 0,
-    rttMaxUs: rtts.length ? rtts[rtts.length - 1] : 0,
+    ...rtts.figures(),
     reconnects: 0,
     unsent: 0,
   });
@@ -130,8 +129,12 @@ function finish(): void {
   }, 10000).unref();
 }
 
-/** The measured window's channels, kept while a warm-up emits to its own. */
-let measuredChannels: typeof cfg.channels = [];
+const phases = new PubPhases({
+  channels: () => cfg.channels,
+  setChannels: (channels) => (cfg.channels = channels),
+  reset,
+  go,
+});
 
 /** Every counter back to zero (after a warm-up): the measured window starts clean. */
 function reset(): void {
@@ -144,7 +147,7 @@ function reset(): void {
   firstError = undefined;
   finishing = doneSent = stopped = false;
   startUs = endUs = maxLagMs = 0;
-  rtts.length = 0;
+  rtts.clear();
   for (const p of probes) {
     p.cursor = 0;
     p.inflight = 0;
@@ -177,7 +180,7 @@ async function start(): Promise<void> {
       s.on("message", (d: { t?: number }) => {
         if (p.inflight === 0) return;
         p.inflight--;
-        if (typeof d?.t === "number" && rtts.length < 200_000) rtts.push(nowUs() - d.t);
+        if (typeof d?.t === "number") rtts.add(nowUs() - d.t);
         if (finishing) maybeDone();
         else flushProbe(p);
       });
@@ -225,18 +228,7 @@ process.on("message", (m: ToSioPub) => {
       console.error(`socket.io publisher: ${e.message}`);
       process.exit(1);
     });
-  } else if (m.type === "warmup") {
-    measuredChannels = cfg.channels;
-    cfg.channels = m.channels;
-    reset();
-    go(m.durationMs);
-  } else if (m.type === "go") {
-    if (measuredChannels.length) {
-      cfg.channels = measuredChannels;
-      measuredChannels = [];
-      reset();
-    }
-    go();
-  }
+  } else if (m.type === "warmup") phases.warmup(m.channels, m.durationMs);
+  else if (m.type === "go") phases.go();
 });
 process.on("disconnect", () => process.exit(0));
