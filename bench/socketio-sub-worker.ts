@@ -6,27 +6,13 @@
  * Driven over IPC by bench/run.ts; never started by hand.
  */
 import { io, type Socket } from "socket.io-client";
-import { countSeq, runSubWorker, SubTally } from "./sub-tally.js";
+import { countSeq, runSubWorker, SubCounters, SubTally } from "./sub-tally.js";
 import { nowUs } from "./sse-client.js";
 import type { SubConnSpec } from "./sub-worker.js";
 
-/** One subscriber and what it received (the counters of bench/sse-client.ts's SseConn). */
-class SioConn {
+/** One Socket.IO subscriber and what it received. */
+class SioConn extends SubCounters {
   readonly s: Socket;
-  ready = false;
-  failed = false;
-  closed = false;
-  received = 0;
-  unique = 0;
-  dup = 0;
-  ooo = 0;
-  gaps = 0;
-  wrongKey = 0;
-  malformed = 0;
-  maxSeq = 0;
-  /** WebSocket frame bytes of message packets (engine.io + socket.io framing, ws header). */
-  wireBytes = 0;
-  seen = new Uint8Array(64);
 
   constructor(
     url: string,
@@ -35,6 +21,8 @@ class SioConn {
     onReady: () => void,
     onFail: (why: string) => void,
   ) {
+    // `wireBytes`: WebSocket frame bytes of message packets (engine.io + socket.io framing, ws header).
+    super();
     this.s = io(url, { transports: ["websocket"], forceNew: true, reconnection: false, timeout: timeoutMs, auth: { channels: [spec.path] } });
     this.s.once("ready", () => {
       if (this.ready || this.failed) return;

@@ -10,7 +10,7 @@
 import { connect, type Socket } from "node:net";
 import { createInflateRaw, type InflateRaw } from "node:zlib";
 import type { Histogram } from "./histogram.js";
-import { countSeq } from "./sub-tally.js";
+import { countSeq, SubCounters } from "./sub-tally.js";
 
 /** Microseconds on CLOCK_MONOTONIC (shared by every process on the machine). */
 export function nowUs(): number {
@@ -70,21 +70,9 @@ export interface SseConnOptions {
   onFail(c: SseConn, why: string): void;
 }
 
-export class SseConn implements ConnStats {
+export class SseConn extends SubCounters {
   sock: Socket;
-  ready = false;
-  failed = false;
-  closed = false;
   status = 0;
-  received = 0;
-  unique = 0;
-  dup = 0;
-  ooo = 0;
-  gaps = 0;
-  wrongKey = 0;
-  malformed = 0;
-  maxSeq = 0;
-  seen = new Uint8Array(64);
   private state = Body.Headers;
   private head = "";
   private sizeLine = "";
@@ -92,13 +80,13 @@ export class SseConn implements ConnStats {
   private crlfLeft = 0;
   private text = "";
   private now = 0;
-  /** Response body bytes as received (compressed or not), after the head. */
-  wireBytes = 0;
   private inflate: InflateRaw | undefined;
   /** gzip member header bytes still to skip. */
   private gzipHeaderLeft = 0;
 
+  /** `wireBytes`: response body bytes as received (compressed or not), after the head. */
   constructor(readonly o: SseConnOptions) {
+    super();
     this.sock = connect({ host: o.host, port: o.port });
     this.sock.setNoDelay(true);
     this.sock.on("connect", () => {

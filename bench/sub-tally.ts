@@ -9,6 +9,24 @@ export interface Tallied extends ConnStats {
   wireBytes: number;
 }
 
+/** The counters every kind of benchmark subscriber keeps, the fields SubTally and countSeq read. */
+export class SubCounters implements Tallied, SeqState {
+  ready = false;
+  failed = false;
+  closed = false;
+  received = 0;
+  unique = 0;
+  dup = 0;
+  ooo = 0;
+  gaps = 0;
+  wrongKey = 0;
+  malformed = 0;
+  maxSeq = 0;
+  seen = new Uint8Array(64);
+  /** Bytes as received on the wire (compressed or framed as the transport sends them). */
+  wireBytes = 0;
+}
+
 /**
  * A subscriber worker's measurement window: `mark` starts it (latency histogram, CPU, wall
  * clock, bytes per connection), `report` sums every ready connection against what was
