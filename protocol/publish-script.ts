@@ -28,10 +28,11 @@ import { firehoseChannel, patternFlagKey, shardChannelPrefix } from "./shard-cha
  * Node form (the relay's group commit on Cluster, nodeScriptCall): ARGV[1] is `node`, then per
  * partition its own call (key count, arg count, keys, args, plain or grouped); KEYS holds only
  * the first call's first key, which routes the call. A script may use undeclared keys of any
- * slot its node owns; each partition's keys are checked first in one EXISTS, which fails as a
+ * slot its node owns; each partition's keys are checked first in one MGET, which fails as a
  * call with those keys declared would (the slot moved: non local key; migrating with keys
  * gone: TRYAGAIN/ASK), and that partition then answers `ELSEWHERE …` with nothing written.
- * The edge functions never use it.
+ * The same MGET reads the partition's secret and pattern flag, and one TIME serves the whole
+ * call. The edge functions never use it.
  *
  * Modes: `classic` PUBLISHes on the channel (Redis, Upstash, Cluster's broadcast);
  * `sharded` (Redis Cluster ≥ 7, one partition per call) SPUBLISHes on the partition's shard
@@ -49,16 +50,21 @@ import { firehoseChannel, patternFlagKey, shardChannelPrefix } from "./shard-cha
  */
 export const PUBLISH_SCRIPT = `
 -- One call's keys and args: KEYS[ko + 1 …] and ARGV[ao + 1 … ao + nargs] (the node form below
--- runs it once per partition, on slices of its ARGV, without copying them).
-local function publish(KEYS, ko, ARGV, ao, nargs)
+-- runs it once per partition, on slices of its ARGV, without copying them). \`known\`, from the
+-- node form only: the call's clock and what its key check already read (the partition's
+-- secret and pattern flag), so that a partition costs no TIME, GET or EXISTS of its own.
+local function publish(KEYS, ko, ARGV, ao, nargs, known)
 local maxlen = ARGV[ao + 1]
 local ttl = tonumber(ARGV[ao + 2])
 local dedupe = ARGV[ao + 3]
 local fresh = ARGV[ao + 4]
 local mode, sprefix, firehose = ARGV[ao + 5], ARGV[ao + 6], ARGV[ao + 7]
 local secrets = {}
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now
+if known then now = known.now else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 local nows = string.format('%.0f', now)
 local out = {}
 local grouped = (nargs - 7) % 6 == 1
@@ -73,7 +79,10 @@ local function trim()
   local minid = string.format('%.0f', now - ttl)
   for skey in pairs(trims) do pcall(redis.call, 'XTRIM', skey, 'MINID', '~', minid) end
 end
-if mode ~= 'classic' then fire = redis.call('EXISTS', KEYS[ko + 3 * n + 1]) == 1 end
+if known then
+  fire = known.fire
+  if known.secret then secrets[KEYS[ko + 3]] = known.secret end
+elseif mode ~= 'classic' then fire = redis.call('EXISTS', KEYS[ko + 3 * n + 1]) == 1 end
 local function one(i)
   local a = ao + 7 + (i - 1) * 6
   local part, ch, ty, data, idem, meta = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6]
@@ -145,9 +154,14 @@ if ARGV[1] ~= 'node' then return publish(KEYS, 0, ARGV, 0, #ARGV) end
 -- declared keys: a partition this node cannot serve now (slot moved or migrating) answers
 -- ELSEWHERE and nothing of it is written, so the caller can send it on its own.
 -- The keys a call will touch: its log and secret keys (one partition's: the same for every
--- message, so listed once), its flag key, and the idempotency keys of messages that have an id
--- (the others are never read). A key listed twice (two messages with one id) is harmless to
--- EXISTS, so there is no table of keys seen: this runs for every partition of every call.
+-- message, so listed once), the idempotency keys of messages that have an id (the others are
+-- never read), and its flag key last. A key listed twice (two messages with one id) is
+-- harmless to MGET, so there is no table of keys seen: this runs for every partition of every
+-- call. The check is an MGET, not an EXISTS, because its reply is of use: the secret (2nd)
+-- and the pattern flag (last), which the partition would otherwise read with a command each
+-- (MGET answers nil for the log, a stream, rather than failing). On a Cluster node every
+-- command a script runs pays the slot check: with single publishes a partition holds one
+-- message, and these reads were 3 of its 7 commands.
 local function touched(ko, nk, ao, na)
   local m = math.floor((na - 7) / 6)
   local out = {ARGV[ko + 1], ARGV[ko + 3]}
@@ -157,17 +171,22 @@ local function touched(ko, nk, ao, na)
   if nk > 3 * m then out[#out + 1] = ARGV[ko + 3 * m + 1] end
   return out
 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local out = {}
 local at = 2
 while at <= #ARGV do
   local nk, na = tonumber(ARGV[at]), tonumber(ARGV[at + 1])
   local ko, ao = at + 1, at + 1 + nk
   at = at + 2 + nk + na
-  local ok, r = pcall(redis.call, 'EXISTS', unpack(touched(ko, nk, ao, na)))
+  local keys = touched(ko, nk, ao, na)
+  local ok, r = pcall(redis.call, 'MGET', unpack(keys))
   if not ok then
     out[#out + 1] = {err = 'ELSEWHERE ' .. (type(r) == 'table' and r.err or tostring(r))}
   else
-    ok, r = pcall(publish, ARGV, ko, ARGV, ao, na)
+    local flagged = nk > 3 * math.floor((na - 7) / 6)
+    local known = {now = now, secret = r[2], fire = flagged and r[#keys] ~= false}
+    ok, r = pcall(publish, ARGV, ko, ARGV, ao, na, known)
     if ok then out[#out + 1] = r else out[#out + 1] = {err = type(r) == 'table' and r.err or tostring(r)} end
   end
 end

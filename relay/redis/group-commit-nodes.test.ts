@@ -6,7 +6,10 @@ import { partitionOf, streamKey } from "../../protocol/partition.js";
 import type { PublishMessage, PublishResult } from "../../protocol/publish-request.js";
 import type { LogSettings } from "../../protocol/publish-script.js";
 import { RedisCluster, redisCli } from "../../test/support/redis-cluster.js";
-import { sleep } from "../../test/support/until.js";
+import { sleep, until } from "../../test/support/until.js";
+import { firehoseChannel, patternFlagKey } from "../../protocol/shard-channels.js";
+import { macKey } from "../../protocol/publish-script.js";
+import { macMatches } from "./envelope-mac.js";
 import { RedisBroker } from "./redis-broker.js";
 
 /**
@@ -158,6 +161,52 @@ describe("group commit per Cluster node", () => {
       const mine = requests.map((r, i) => [r, res[i]] as const).filter(([r]) => r.length === 1 && r[0].channel === chans[p] && r[0].id === undefined);
       const rows = (await logged(s, chans[p])).slice(1).filter(([, d]) => d !== '"x"' && !d.startsWith('"b'));
       expect(rows).toEqual(mine.map(([r, x]) => [x[0].id, r[0].data]));
+    }
+  }, 30_000);
+
+  it("reads each partition's secret and pattern flag in its key check: the partition's MAC on every envelope, the firehose only where flagged", async () => {
+    const s = settings("gn4", "sharded");
+    const b = await broker(s);
+    const chans = Array.from({ length: PARTITIONS }, (_, p) => channelIn(p, "f"));
+    await together(b, chans.map((c) => [{ channel: c, data: "0" }])); // every master knows the script
+    const owner = await Promise.all(chans.map((_, p) => ownerOf(keySlot(tagOf(s, p)))));
+    // Every third partition has a relay holding a pattern (its flag set); partition 1 lost its secret.
+    const flagged = chans.map((_, p) => p % 3 === 0);
+    for (let p = 0; p < PARTITIONS; p++) if (flagged[p]) await redisCli(owner[p].port, ["SET", patternFlagKey(tagOf(s, p)), "1", "PX", "60000"]);
+    await redisCli(owner[1].port, ["DEL", macKey(s.prefix, 1, tagOf(s, 1))]);
+    // A plain subscriber per master on the firehose of every partition it owns.
+    const got: Array<{ p: number; env: { id: string; channel: string; ts: number; mac: string } }> = [];
+    const subs = await Promise.all(
+      [...new Set(owner.map((o) => o.port))].map(async (port) => {
+        const r = new Redis(port, "127.0.0.1");
+        r.on("smessage", (ch: string, msg: string) => got.push({ p: chans.findIndex((_, p) => firehoseChannel(tagOf(s, p)) === ch), env: JSON.parse(msg) }));
+        const mine = chans.map((_, p) => p).filter((p) => owner[p].port === port);
+        for (const p of mine) await r.ssubscribe(firehoseChannel(tagOf(s, p))); // one slot per SSUBSCRIBE
+        return r;
+      }),
+    );
+    try {
+      const calls = b.commit.stats.nodeCalls;
+      const out = await together(b, chans.map((c, p) => [{ channel: c, data: String(p) }]));
+      expect(b.commit.stats.nodeCalls - calls).toBe(3);
+      // Receivers: the firehose subscriber where the flag is set, nobody on the shard channels.
+      expect(out.map((o) => (o.ok ? o.results[0].receivers : -1))).toEqual(flagged.map((f) => (f ? 1 : 0)));
+      const want = flagged.filter(Boolean).length;
+      await until(() => got.length >= want, 5_000, "the flagged partitions' firehose messages");
+      await sleep(100);
+      expect(got.map((g) => g.p).sort((x, y) => x - y)).toEqual(chans.map((_, p) => p).filter((p) => flagged[p]));
+      // Each envelope carries its partition's MAC, under the secret Redis holds for it now
+      // (partition 1's made fresh by this very call).
+      for (const p of [1, ...got.map((g) => g.p)]) {
+        const secret = (await redisCli(owner[p].port, ["GET", macKey(s.prefix, p, tagOf(s, p))])).trim();
+        expect(secret).toMatch(/^[0-9a-f]{40}$/);
+        const g = got.find((x) => x.p === p);
+        const r = out[p].ok ? out[p].results[0] : undefined;
+        if (g) expect(macMatches(secret, g.env.id, g.env.channel, g.env.ts, g.env.mac)).toBe(true);
+        else expect(r?.id).toMatch(/^1-/);
+      }
+    } finally {
+      for (const r of subs) r.disconnect();
     }
   }, 30_000);
 
