@@ -49,39 +49,48 @@ import { firehoseChannel, patternFlagKey, shardChannelPrefix } from "./shard-cha
  * with `mac`; SSE clients never do (their frames are rebuilt by protocol/envelope.ts).
  */
 export const PUBLISH_SCRIPT = `
+-- The call's clock, read once: milliseconds as a number and as text (formatting a float was
+-- the largest single cost the node form paid per partition when each partition read its own).
+local function clock()
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  return now, string.format('%.0f', now)
+end
+-- The logs a call appended to (log key -> its age limit in ms), trimmed by age once each at
+-- the end rather than after every message: one threshold per limit for the whole call, and a
+-- command fewer per message. Housekeeping: a trim that fails never fails the publishes
+-- already written (the next call trims again).
+local function trim(trims, now)
+  local minids = {}
+  for skey, ttl in pairs(trims) do
+    local minid = minids[ttl]
+    if not minid then minid = string.format('%.0f', now - ttl); minids[ttl] = minid end
+    pcall(redis.call, 'XTRIM', skey, 'MINID', '~', minid)
+  end
+end
 -- One call's keys and args: KEYS[ko + 1 …] and ARGV[ao + 1 … ao + nargs] (the node form below
 -- runs it once per partition, on slices of its ARGV, without copying them). \`known\`, from the
--- node form only: the call's clock and what its key check already read (the partition's
--- secret and pattern flag), so that a partition costs no TIME, GET or EXISTS of its own.
+-- node form only, is shared by the call's partitions: its clock, its secrets and logs to trim
+-- (the node form trims once, at the end), and what the partition's key check already read
+-- (its secret, its pattern flag), so that a partition costs no TIME, GET or EXISTS of its own.
 local function publish(KEYS, ko, ARGV, ao, nargs, known)
 local maxlen = ARGV[ao + 1]
 local ttl = tonumber(ARGV[ao + 2])
 local dedupe = ARGV[ao + 3]
 local fresh = ARGV[ao + 4]
 local mode, sprefix, firehose = ARGV[ao + 5], ARGV[ao + 6], ARGV[ao + 7]
-local secrets = {}
-local now
-if known then now = known.now else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now, nows, secrets, trims
+if known then now, nows, secrets, trims = known.now, known.nows, known.secrets, known.trims
+else
+  now, nows = clock()
+  secrets, trims = {}, {}
 end
-local nows = string.format('%.0f', now)
 local out = {}
 local grouped = (nargs - 7) % 6 == 1
 local n = (nargs - 7 - (grouped and 1 or 0)) / 6
 local fire = false
--- The logs this call appended to, trimmed by age once each at the end rather than after every
--- message: one threshold for the whole call, and a command fewer per message. Housekeeping: a
--- trim that fails never fails the publishes already written (the next call trims again).
-local trims = {}
-local function trim()
-  if ttl <= 0 then return end
-  local minid = string.format('%.0f', now - ttl)
-  for skey in pairs(trims) do pcall(redis.call, 'XTRIM', skey, 'MINID', '~', minid) end
-end
 if known then
   fire = known.fire
-  if known.secret then secrets[KEYS[ko + 3]] = known.secret end
 elseif mode ~= 'classic' then fire = redis.call('EXISTS', KEYS[ko + 3 * n + 1]) == 1 end
 local function one(i)
   local a = ao + 7 + (i - 1) * 6
@@ -101,7 +110,7 @@ local function one(i)
     if ty ~= '' then f[#f + 1] = 't'; f[#f + 1] = ty end
     if meta ~= '' then f[#f + 1] = 'm'; f[#f + 1] = meta end
     local sid = redis.call('XADD', skey, 'MAXLEN', '~', maxlen, '*', unpack(f))
-    if ttl > 0 then trims[skey] = true end
+    if ttl > 0 then trims[skey] = ttl end
     local id = part .. '-' .. sid
     local env = '{"id":"' .. id .. '","channel":' .. cjson.encode(ch)
     if ty ~= '' then env = env .. ',"type":' .. cjson.encode(ty) end
@@ -129,7 +138,7 @@ local function one(i)
 end
 if not grouped then
   for i = 1, n do one(i) end
-  trim()
+  if not known then trim(trims, now) end
   return out
 end
 -- Several requests in one call (the relay's group commit): the last ARGV is their message
@@ -144,7 +153,7 @@ for c in string.gmatch(ARGV[ao + nargs], '%d+') do
   end
   at = to
 end
-trim()
+if not known then trim(trims, now) end
 return out
 end
 if ARGV[1] ~= 'node' then return publish(KEYS, 0, ARGV, 0, #ARGV) end
@@ -171,8 +180,8 @@ local function touched(ko, nk, ao, na)
   if nk > 3 * m then out[#out + 1] = ARGV[ko + 3 * m + 1] end
   return out
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now, nows = clock()
+local known = {now = now, nows = nows, secrets = {}, trims = {}}
 local out = {}
 local at = 2
 while at <= #ARGV do
@@ -184,12 +193,13 @@ while at <= #ARGV do
   if not ok then
     out[#out + 1] = {err = 'ELSEWHERE ' .. (type(r) == 'table' and r.err or tostring(r))}
   else
-    local flagged = nk > 3 * math.floor((na - 7) / 6)
-    local known = {now = now, secret = r[2], fire = flagged and r[#keys] ~= false}
+    if r[2] then known.secrets[ARGV[ko + 3]] = r[2] end
+    known.fire = nk > 3 * math.floor((na - 7) / 6) and r[#keys] ~= false
     ok, r = pcall(publish, ARGV, ko, ARGV, ao, na, known)
     if ok then out[#out + 1] = r else out[#out + 1] = {err = type(r) == 'table' and r.err or tostring(r)} end
   end
 end
+trim(known.trims, now)
 return out
 `;
 

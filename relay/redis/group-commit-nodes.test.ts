@@ -10,6 +10,7 @@ import { sleep, until } from "../../test/support/until.js";
 import { firehoseChannel, patternFlagKey } from "../../protocol/shard-channels.js";
 import { macKey } from "../../protocol/publish-script.js";
 import { macMatches } from "./envelope-mac.js";
+import { ZERO, comparePositions, parseMessageId } from "../../protocol/position.js";
 import { RedisBroker } from "./redis-broker.js";
 
 /**
@@ -207,6 +208,27 @@ describe("group commit per Cluster node", () => {
       }
     } finally {
       for (const r of subs) r.disconnect();
+    }
+  }, 30_000);
+
+  it("trims every log a node call appended to by its age limit, and keeps what the call wrote", async () => {
+    const s: LogSettings = { ...settings("gn5", "sharded"), ttlMs: 300 };
+    const b = await broker(s);
+    const chans = Array.from({ length: PARTITIONS }, (_, p) => channelIn(p, "t"));
+    // Redis trims whole nodes (about 100 entries): old enough entries in two logs to fill a few.
+    const aged = [3, 11];
+    for (const p of aged) for (let i = 0; i < 3; i++) await b.publish(Array.from({ length: 100 }, () => ({ channel: chans[p], data: "1" })));
+    const first = await Promise.all(aged.map(async (p) => (await b.read(p, ZERO, 1))[0].pos));
+    await sleep(400);
+    const calls = b.commit.stats.nodeCalls;
+    const out = await together(b, chans.map((c) => [{ channel: c, data: "2" }]));
+    expect(b.commit.stats.nodeCalls - calls).toBe(3);
+    for (const [k, p] of aged.entries()) {
+      const gap = (await b.state(p)).gapBefore;
+      expect(comparePositions(first[k], gap)).toBeLessThan(0);
+      const o = out[p];
+      expect(o.ok).toBe(true);
+      if (o.ok) expect(comparePositions(parseMessageId(o.results[0].id)!.pos, gap)).toBeGreaterThanOrEqual(0); // it may be the first entry left
     }
   }, 30_000);
 
