@@ -41,6 +41,10 @@ describe.each(brokerModes())("edge-fanout publish ($name)", (mode) => {
     const badChannel = await runCli(["publish", "bad\u0001channel", "1", "--url", r.base, "--key", "k-cli"]);
     expect(badChannel.code).toBe(1);
     expect(badChannel.stderr).toMatch(/^error: invalid_channel \(HTTP 400\)/);
+    // A meta key the relay refuses is sent as given, not dropped on the way (`__proto__`).
+    const badMetaKey = await runCli(["publish", "a", "1", "--meta", "__proto__=x", "--url", r.base, "--key", "k-cli"]);
+    expect(badMetaKey.code).toBe(1);
+    expect(badMetaKey.stderr).toMatch(/^error: invalid_meta \(HTTP 400\)/);
 
     expect((await runCli(["publish", "a", "1", "--url", r.base, "--key", "k-cli"])).code).toBe(0);
     expect((await runCli(["publish", "a", "1"], { FANOUT_URL: r.base, FANOUT_PUBLISH_KEY: "k-cli" })).code).toBe(0);

@@ -55,13 +55,15 @@ export const publishCommand: Command = {
 /** `--meta key=value` flags as the envelope's meta (undefined without any); the relay checks keys and values. */
 export function parseMeta(flags: string[] | undefined): Record<string, string> | undefined {
   if (!flags?.length) return undefined;
-  const meta: Record<string, string> = {};
-  for (const f of flags) {
-    const eq = f.indexOf("=");
-    if (eq <= 0) throw new UsageError(`--meta takes key=value, got ${JSON.stringify(f)}`);
-    meta[f.slice(0, eq)] = f.slice(eq + 1);
-  }
-  return meta;
+  // fromEntries, not assignment: `--meta __proto__=x` must reach the relay (which refuses the
+  // key) rather than vanish into the object's prototype and publish without its meta.
+  return Object.fromEntries(
+    flags.map((f) => {
+      const eq = f.indexOf("=");
+      if (eq <= 0) throw new UsageError(`--meta takes key=value, got ${JSON.stringify(f)}`);
+      return [f.slice(0, eq), f.slice(eq + 1)];
+    }),
+  );
 }
 
 /** JSON when it parses, the text itself otherwise (as `redis-cli` takes its arguments). */
