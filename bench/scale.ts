@@ -151,6 +151,11 @@ async function scriptCalls(r: Redis): Promise<number> {
   return calls("evalsha") + calls("eval");
 }
 
+/** Messages per script call; NaN (printed "–") when no call was counted, rather than Infinity. */
+function perCall(messages: number, calls: number): number {
+  return calls > 0 ? messages / calls : NaN;
+}
+
 /** An SSE stream that only counts message frames (their data is an envelope: `{"id":"…`). */
 class FrameCounter {
   count = 0;
@@ -270,7 +275,7 @@ async function runTopology(t: Topology, l: Load, a: ScaleArgs, round: number): P
     return {
       ...base,
       perServerUs,
-      perCall: a.messages / calls1.reduce((s, c, i) => s + c - calls0[i], 0),
+      perCall: perCall(a.messages, calls1.reduce((s, c, i) => s + c - calls0[i], 0)),
       totalUs: perServerUs.reduce((s, x) => s + x, 0),
       busiestUs: Math.max(...perServerUs),
       relayUs: (relayS * 1e6) / a.messages / a.relays,
